@@ -1,0 +1,1 @@
+"""Sinks: where readings are stored (InfluxDB v1/v2, a line-protocol file)."""
