@@ -1,0 +1,1 @@
+"""Protocol collectors. They depend on `dcim`; `dcim` never imports them at module level."""

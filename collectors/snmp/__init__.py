@@ -1,0 +1,1 @@
+"""SNMP collector: pysnmp 7 client, request plan, value decoding, glue."""

@@ -1,0 +1,120 @@
+"""Turn raw SNMP values into vocabulary values. Pure functions, compiled once per field."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from collectors.profile import SnmpField
+from collectors.snmp.client import Absent, SnmpValue
+from dcim.reading import MAX_STRING_VALUE, Value
+
+
+class DecodeError(ValueError):
+    """A raw value that cannot become this field's value (wrong type, out of range)."""
+
+
+Converter = Callable[[SnmpValue], Value | None]
+
+
+def _as_int(raw: SnmpValue) -> int:
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, bytes):
+        # some cards send numbers as DISPLAY-STRINGs ("230", "23.5" handled by float path)
+        text = raw.decode("ascii", "replace").strip()
+        try:
+            return int(text)
+        except ValueError:
+            raise DecodeError(f"expected a number, got {text[:40]!r}") from None
+    raise DecodeError(f"expected a number, got {raw!r}")
+
+
+def _as_number(raw: SnmpValue) -> float:
+    if isinstance(raw, bytes):
+        text = raw.decode("ascii", "replace").strip()
+        try:
+            return float(text)
+        except ValueError:
+            raise DecodeError(f"expected a number, got {text[:40]!r}") from None
+    return float(_as_int(raw))
+
+
+def compile_converter(field: SnmpField) -> Converter:
+    """Build the raw -> value function for one profile field.
+
+    Returns None for values the device marks as missing; raises DecodeError for
+    values that are wrong (type, enum, plausibility range).
+    """
+    missing = frozenset(field.missing)
+    low, high = field.valid_range if field.valid_range else (None, None)
+
+    def check_range(value: float) -> float:
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise DecodeError(f"{value:g} outside plausible range {low:g}..{high:g}")
+        return value
+
+    if field.type == "enum":
+        mapping = dict(field.enum)
+
+        def convert_enum(raw: SnmpValue) -> Value | None:
+            code = _as_int(raw)
+            if code in missing:
+                return None
+            try:
+                return mapping[code]
+            except KeyError:
+                raise DecodeError(f"enum value {code} not in profile mapping") from None
+
+        return convert_enum
+
+    if field.type == "bool":
+        true_values = frozenset(field.true_values)
+
+        def convert_bool(raw: SnmpValue) -> Value | None:
+            code = _as_int(raw)
+            return None if code in missing else code in true_values
+
+        return convert_bool
+
+    if field.type == "string":
+
+        def convert_string(raw: SnmpValue) -> Value | None:
+            if isinstance(raw, bytes):
+                text = raw.decode("utf-8", "replace").strip("\x00 \t\r\n")
+            else:
+                text = str(raw)
+            return text[:MAX_STRING_VALUE]
+
+        return convert_string
+
+    scale, offset = field.scale, field.offset
+    integral = scale == int(scale) and offset == int(offset)
+
+    def convert_number(raw: SnmpValue) -> Value | None:
+        if isinstance(raw, int):
+            if raw in missing:
+                return None
+            value = raw * scale + offset
+        else:
+            value = _as_number(raw) * scale + offset
+        check_range(value)
+        # keep whole numbers whole only when the scaling cannot make fractions
+        return float(value) if not integral else float(round(value))
+
+    return convert_number
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledField:
+    """A profile field ready for the hot path."""
+
+    field: SnmpField
+    oid: tuple[int, ...]
+    unit: str | None
+    convert: Converter
+
+
+def absent_reason(raw: SnmpValue) -> str | None:
+    """Why a var-bind carries no value, or None when it does."""
+    return raw.value if isinstance(raw, Absent) else None

@@ -1,0 +1,366 @@
+"""The inventory and run configuration: one YAML file, validated by pydantic.
+
+sites -> rooms -> rows -> racks, with devices at room, row or rack level (a UPS or
+CRAC serves a room; PDUs and sensors live in racks). `load_config()` returns a
+`Config` or raises `ConfigError` with one message per problem, each naming the
+path in the file and its line.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from types import MappingProxyType
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from dcim.errors import ConfigError
+from dcim.secret import SecretRef
+from dcim.yamlsource import YamlSourceError, format_path, line_of, load_yaml_with_lines
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$"
+Ident = Annotated[str, Field(pattern=ID_PATTERN)]
+
+
+def _to_secret(value: object) -> object:
+    if isinstance(value, dict):
+        return SecretRef.model_validate(value).resolve()
+    return value
+
+
+#: A secret: inline string, `{env: VAR}` or `{file: PATH}`; always a SecretStr after loading.
+Secret = Annotated[SecretStr, BeforeValidator(_to_secret)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeviceKind(StrEnum):
+    UPS = "ups"
+    PDU = "pdu"
+    CRAC = "crac"
+    SENSOR = "sensor"
+    METER = "meter"
+
+
+class SnmpVersion(StrEnum):
+    V1 = "v1"
+    V2C = "v2c"
+    V3 = "v3"
+
+
+class SnmpV3Config(Strict):
+    user: str = Field(min_length=1)
+    auth_protocol: Literal["none", "md5", "sha", "sha224", "sha256", "sha384", "sha512"] = "sha256"
+    auth_key: Secret | None = None
+    priv_protocol: Literal["none", "des", "3des", "aes", "aes128", "aes192", "aes256"] = "aes128"
+    priv_key: Secret | None = None
+    context_name: str = ""
+
+    @model_validator(mode="after")
+    def _keys_match_protocols(self) -> SnmpV3Config:
+        if self.auth_protocol != "none" and self.auth_key is None:
+            msg = f"auth_key is required with auth_protocol {self.auth_protocol}"
+            raise ValueError(msg)
+        if self.priv_protocol != "none":
+            if self.priv_key is None:
+                msg = f"priv_key is required with priv_protocol {self.priv_protocol}"
+                raise ValueError(msg)
+            if self.auth_protocol == "none":
+                msg = "privacy needs authentication: set auth_protocol"
+                raise ValueError(msg)
+        for name in ("auth_key", "priv_key"):
+            key = getattr(self, name)
+            if key is not None and len(key.get_secret_value()) < 8:
+                msg = f"{name} must be at least 8 characters (RFC 3414)"
+                raise ValueError(msg)
+        return self
+
+
+class SnmpConfig(Strict):
+    host: str = Field(min_length=1)
+    port: int = 161
+    version: SnmpVersion = SnmpVersion.V2C
+    community: Secret | None = None
+    v3: SnmpV3Config | None = None
+    timeout_s: float = Field(default=2.0, gt=0, le=60)
+    retries: int = Field(default=1, ge=0, le=10)
+    max_repetitions: int = Field(default=10, ge=1, le=100)
+
+    @field_validator("port")
+    @classmethod
+    def _port_range(cls, port: int) -> int:
+        if not 1 <= port <= 65535:
+            msg = "must be 1..65535"
+            raise ValueError(msg)
+        return port
+
+    @model_validator(mode="after")
+    def _credentials_match_version(self) -> SnmpConfig:
+        if self.version is SnmpVersion.V3:
+            if self.v3 is None:
+                msg = "version v3 needs a v3 section (user, auth and priv settings)"
+                raise ValueError(msg)
+        elif self.community is None:
+            msg = f"version {self.version.value} needs a community"
+            raise ValueError(msg)
+        return self
+
+
+class DeviceConfig(Strict):
+    id: Ident
+    kind: DeviceKind
+    profile: str = Field(min_length=1)
+    vendor: str = ""
+    model: str = ""
+    poll_interval_s: float = Field(default=30.0, ge=1, le=3600)
+    snmp: SnmpConfig | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _has_protocol(self) -> DeviceConfig:
+        if self.snmp is None:
+            msg = "a device needs protocol settings (snmp)"
+            raise ValueError(msg)
+        return self
+
+
+class RackConfig(Strict):
+    id: Ident
+    devices: list[DeviceConfig] = Field(default_factory=list)
+
+
+class RowConfig(Strict):
+    id: Ident
+    racks: list[RackConfig] = Field(default_factory=list)
+    devices: list[DeviceConfig] = Field(default_factory=list)
+
+
+class RoomConfig(Strict):
+    id: Ident
+    rows: list[RowConfig] = Field(default_factory=list)
+    devices: list[DeviceConfig] = Field(default_factory=list)
+
+
+class SiteConfig(Strict):
+    id: Ident
+    name: str = ""
+    rooms: list[RoomConfig] = Field(default_factory=list)
+
+
+class SpoolConfig(Strict):
+    dir: Path | None = None
+    max_mb: float = Field(default=512.0, gt=0)
+
+
+class InfluxSinkConfig(Strict):
+    type: Literal["influxdb"]
+    name: Ident = "influxdb"
+    url: str = Field(pattern=r"^https?://")
+    api: Literal["v1", "v2"] = "v2"
+    database: str | None = None
+    retention_policy: str | None = None
+    bucket: str | None = None
+    org: str | None = None
+    username: str | None = None
+    password: Secret | None = None
+    token: Secret | None = None
+    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    flush_interval_s: float = Field(default=1.0, gt=0, le=60)
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+    spool: SpoolConfig = SpoolConfig()
+
+    @model_validator(mode="after")
+    def _api_fields(self) -> InfluxSinkConfig:
+        if self.api == "v1" and not self.database:
+            msg = "api v1 needs database"
+            raise ValueError(msg)
+        if self.api == "v2" and not (self.bucket and self.org is not None):
+            msg = "api v2 needs bucket and org"
+            raise ValueError(msg)
+        if self.password is not None and self.username is None:
+            msg = "password given without username"
+            raise ValueError(msg)
+        return self
+
+
+class FileSinkConfig(Strict):
+    type: Literal["file"]
+    name: Ident = "file"
+    path: Path
+    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    flush_interval_s: float = Field(default=1.0, gt=0, le=60)
+
+
+SinkConfig = Annotated[InfluxSinkConfig | FileSinkConfig, Field(discriminator="type")]
+
+
+class MonitorConfig(Strict):
+    state_dir: Path = Path("var")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    queue_size: int = Field(default=100_000, ge=100)
+    #: Fraction of each poll interval over which device start times are spread.
+    jitter: float = Field(default=1.0, ge=0, le=1)
+    self_metrics_interval_s: float = Field(default=10.0, ge=1)
+    max_in_flight: int = Field(default=100, ge=1, le=1000)
+
+
+class Config(Strict):
+    monitor: MonitorConfig = MonitorConfig()
+    sites: list[SiteConfig] = Field(min_length=1)
+    sinks: list[SinkConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Config:
+        seen: set[str] = set()
+        for placed in iter_devices(self):
+            if placed.device.id in seen:
+                msg = f"device id {placed.device.id!r} is used twice"
+                raise ValueError(msg)
+            seen.add(placed.device.id)
+        names = [sink.name for sink in self.sinks]
+        if len(names) != len(set(names)):
+            msg = "sink names must be unique"
+            raise ValueError(msg)
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedDevice:
+    """A device with where it sits; `tags` is shared by all its readings."""
+
+    device: DeviceConfig
+    site: str
+    room: str
+    row: str
+    rack: str
+    tags: Mapping[str, str]
+
+
+def _placed(device: DeviceConfig, site: str, room: str, row: str, rack: str) -> PlacedDevice:
+    tags = {
+        **device.tags,
+        "site": site,
+        "room": room,
+        "row": row,
+        "rack": rack,
+        "device": device.id,
+        "kind": device.kind.value,
+        "vendor": device.vendor,
+        "model": device.model,
+    }
+    # empty location levels (a room-level UPS has no row or rack) are not tags
+    clean = {key: value for key, value in tags.items() if value}
+    return PlacedDevice(device, site, room, row, rack, MappingProxyType(clean))
+
+
+def iter_devices(config: Config) -> Iterator[PlacedDevice]:
+    """Every device in inventory order, with its location."""
+    for site in config.sites:
+        for room in site.rooms:
+            for device in room.devices:
+                yield _placed(device, site.id, room.id, "", "")
+            for row in room.rows:
+                for device in row.devices:
+                    yield _placed(device, site.id, room.id, row.id, "")
+                for rack in row.racks:
+                    for device in rack.devices:
+                        yield _placed(device, site.id, room.id, row.id, rack.id)
+
+
+# --- loading -----------------------------------------------------------------
+
+_DEVICE_LISTS = re.compile(r"devices$")
+
+
+def _apply_defaults(data: Any) -> Any:
+    """Merge the top-level `defaults` block into every device (device values win)."""
+    if not isinstance(data, dict) or "defaults" not in data:
+        return data
+    data = copy.deepcopy(data)
+    defaults = data.pop("defaults") or {}
+    if not isinstance(defaults, dict):
+        return data
+
+    def merge(device: Any) -> Any:
+        if not isinstance(device, dict):
+            return device
+        merged = dict(device)
+        for key, value in defaults.items():
+            if key not in merged:
+                merged[key] = copy.deepcopy(value)
+            elif isinstance(value, dict) and isinstance(merged[key], dict):
+                merged[key] = {**value, **merged[key]}
+        return merged
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if _DEVICE_LISTS.search(str(key)) and isinstance(value, list):
+                    node[key] = [merge(item) for item in value]
+                else:
+                    visit(value)
+        elif isinstance(node, list):
+            for item in node:
+                visit(item)
+
+    visit(data)
+    return data
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    text = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        text = text.removeprefix(prefix)
+    return text
+
+
+def _problem_path(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
+    # pydantic puts the discriminator value ('influxdb') into the loc of union members
+    return tuple(part for part in loc if part not in ("influxdb", "file", "function-after"))
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    """Validate config text; raise ConfigError listing every problem with its line."""
+    try:
+        data, lines = load_yaml_with_lines(text, source)
+    except YamlSourceError as exc:
+        raise ConfigError(source, [str(exc).removeprefix(f"{source}: ")]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["the file must be a mapping with at least `sites`"])
+    try:
+        return Config.model_validate(_apply_defaults(data))
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            path = _problem_path(tuple(error["loc"]))
+            line = line_of(lines, path)
+            where = format_path(path) or "(top level)"
+            suffix = f" (line {line})" if line is not None else ""
+            problems.append(f"{where}: {_message(error)}{suffix}")
+        raise ConfigError(source, problems) from None
+
+
+def load_config(path: Path | str) -> Config:
+    """Read and validate a config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read file: {exc.strerror}"]) from None
+    return parse_config(text, str(path))
