@@ -1,0 +1,226 @@
+"""Bounded FIFO of line-protocol batches: on disk (survives restarts) or in memory.
+
+One file per batch, named `<seq>-<lines>.lp`, so restart needs only a directory
+listing. A batch is written to a temp file and renamed into place, so a crash
+never leaves half a batch under a batch name. When full, the OLDEST batches go.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^(\d{16})-(\d+)\.lp$")
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolBatch:
+    """One spooled batch: its sequence number, body and number of lines (points)."""
+
+    seq: int
+    body: bytes
+    lines: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    seq: int
+    lines: int
+    size: int
+
+
+class BatchStore(Protocol):
+    """What the sink worker needs from a spool."""
+
+    @property
+    def size_bytes(self) -> int: ...
+    @property
+    def batches(self) -> int: ...
+    @property
+    def points(self) -> int: ...
+    def append(self, body: bytes, lines: int) -> int: ...
+    def peek(self) -> SpoolBatch | None: ...
+    def remove(self, seq: int) -> bool: ...
+
+
+class _Bounded:
+    """Index and byte accounting shared by both stores."""
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes <= 0:
+            raise ValueError("max_bytes must be positive")
+        self.max_bytes = max_bytes
+        self._index: deque[_Entry] = deque()
+        self._bytes = 0
+        self._points = 0
+        self._next_seq = 1
+        #: Points dropped to respect max_bytes, since this object was created.
+        self.dropped_points = 0
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of line protocol held."""
+        return self._bytes
+
+    @property
+    def batches(self) -> int:
+        """Number of batches held."""
+        return len(self._index)
+
+    @property
+    def points(self) -> int:
+        """Number of lines (points) held."""
+        return self._points
+
+    def _forget(self, entry: _Entry) -> None:
+        self._bytes -= entry.size
+        self._points -= entry.lines
+
+    def _make_room(self, size: int) -> int:
+        """Drop oldest batches until `size` more bytes fit; returns points dropped."""
+        dropped = 0
+        while self._index and self._bytes + size > self.max_bytes:
+            entry = self._index.popleft()
+            self._forget(entry)
+            self._discard(entry)
+            dropped += entry.lines
+        return dropped
+
+    def _discard(self, entry: _Entry) -> None:
+        raise NotImplementedError
+
+    def _store(self, seq: int, lines: int, body: bytes) -> None:
+        raise NotImplementedError
+
+    def append(self, body: bytes, lines: int) -> int:
+        """Add a batch as the newest; returns points dropped (oldest first) to fit it.
+
+        A batch larger than max_bytes on its own is dropped itself.
+        """
+        size = len(body)
+        if size > self.max_bytes:
+            self.dropped_points += lines
+            return lines
+        dropped = self._make_room(size)
+        seq = self._next_seq
+        self._store(seq, lines, body)
+        self._next_seq += 1
+        self._index.append(_Entry(seq, lines, size))
+        self._bytes += size
+        self._points += lines
+        self.dropped_points += dropped
+        return dropped
+
+    def remove(self, seq: int) -> bool:
+        """Remove the oldest batch if it is `seq` (it may have been dropped meanwhile)."""
+        if not self._index or self._index[0].seq != seq:
+            return False
+        entry = self._index.popleft()
+        self._forget(entry)
+        self._discard(entry)
+        return True
+
+
+class MemorySpool(_Bounded):
+    """In-memory store, for a worker without a spool directory: lost on exit."""
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        super().__init__(max_bytes)
+        self._bodies: dict[int, bytes] = {}
+
+    def _store(self, seq: int, lines: int, body: bytes) -> None:
+        self._bodies[seq] = body
+
+    def _discard(self, entry: _Entry) -> None:
+        self._bodies.pop(entry.seq, None)
+
+    def peek(self) -> SpoolBatch | None:
+        """The oldest batch, left in place."""
+        if not self._index:
+            return None
+        entry = self._index[0]
+        return SpoolBatch(entry.seq, self._bodies[entry.seq], entry.lines)
+
+
+class Spool(_Bounded):
+    """Directory of batch files; a new Spool on the same directory resumes in order.
+
+    One process should own a directory at a time. `fsync=True` also survives power
+    loss at the cost of a disk flush per batch; rename alone covers process crashes.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        *,
+        fsync: bool = False,
+    ) -> None:
+        super().__init__(max_bytes)
+        self.directory = Path(directory)
+        self._fsync = fsync
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._load()
+
+    def __repr__(self) -> str:
+        return f"Spool({str(self.directory)!r}, batches={self.batches}, bytes={self.size_bytes})"
+
+    def _path(self, seq: int, lines: int) -> Path:
+        return self.directory / f"{seq:016d}-{lines}.lp"
+
+    def _load(self) -> None:
+        entries = []
+        for path in self.directory.iterdir():
+            if path.name.endswith(".tmp"):
+                path.unlink(missing_ok=True)  # a write interrupted by a crash
+                continue
+            match = _NAME.match(path.name)
+            if match is None:
+                log.warning("spool %s: ignoring unexpected file %s", self.directory, path.name)
+                continue
+            entries.append(_Entry(int(match[1]), int(match[2]), path.stat().st_size))
+        entries.sort(key=lambda e: e.seq)
+        self._index.extend(entries)
+        self._bytes = sum(e.size for e in entries)
+        self._points = sum(e.lines for e in entries)
+        self._next_seq = entries[-1].seq + 1 if entries else 1
+        if entries:
+            log.info(
+                "spool %s: %d batches (%d points) left from a previous run",
+                self.directory,
+                len(entries),
+                self._points,
+            )
+
+    def _store(self, seq: int, lines: int, body: bytes) -> None:
+        tmp = self.directory / f".{seq:016d}.tmp"
+        with tmp.open("wb") as f:
+            f.write(body)
+            if self._fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        tmp.replace(self._path(seq, lines))
+
+    def _discard(self, entry: _Entry) -> None:
+        self._path(entry.seq, entry.lines).unlink(missing_ok=True)
+
+    def peek(self) -> SpoolBatch | None:
+        """The oldest batch, read from disk and left in place."""
+        while self._index:
+            entry = self._index[0]
+            try:
+                body = self._path(entry.seq, entry.lines).read_bytes()
+            except FileNotFoundError:  # removed behind our back: skip it
+                self._index.popleft()
+                self._forget(entry)
+                continue
+            return SpoolBatch(entry.seq, body, entry.lines)
+        return None
