@@ -1,0 +1,1 @@
+"""Device simulators (UPS over SNMP) for development and end-to-end tests."""
