@@ -36,7 +36,7 @@ class Reading:
     value: Value
     unit: str | None
     ts_ns: int
-    tags: Mapping[str, str] = field(default=EMPTY_TAGS)
+    tags: Mapping[str, str] = field(default_factory=lambda: EMPTY_TAGS)
 
     def __post_init__(self) -> None:
         if isinstance(self.value, str) and len(self.value) > MAX_STRING_VALUE:

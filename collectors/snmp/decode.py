@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -40,9 +41,10 @@ def _as_number(raw: SnmpValue) -> float:
     return float(_as_int(raw))
 
 
-def compile_converter(field: SnmpField) -> Converter:
+def compile_converter(field: SnmpField, *, integer_metric: bool = False) -> Converter:
     """Build the raw -> value function for one profile field.
 
+    `integer_metric` keeps unscaled values as int (counters, counts).
     Returns None for values the device marks as missing; raises DecodeError for
     values that are wrong (type, enum, plausibility range).
     """
@@ -89,18 +91,17 @@ def compile_converter(field: SnmpField) -> Converter:
         return convert_string
 
     scale, offset = field.scale, field.offset
-    integral = scale == int(scale) and offset == int(offset)
+    # 194 * 0.1 is 19.400000000000002 but 194 / 10 is 19.4: divide by exact decades
+    divisor = round(1 / scale) if scale < 1 and math.isclose(1 / scale, round(1 / scale)) else None
+    as_int = integer_metric and scale == int(scale) and offset == int(offset)
 
     def convert_number(raw: SnmpValue) -> Value | None:
-        if isinstance(raw, int):
-            if raw in missing:
-                return None
-            value = raw * scale + offset
-        else:
-            value = _as_number(raw) * scale + offset
+        if isinstance(raw, int) and raw in missing:
+            return None
+        number = raw if isinstance(raw, int) else _as_number(raw)
+        value = (number / divisor if divisor else number * scale) + offset
         check_range(value)
-        # keep whole numbers whole only when the scaling cannot make fractions
-        return float(value) if not integral else float(round(value))
+        return int(value) if as_int else float(value)
 
     return convert_number
 

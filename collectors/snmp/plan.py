@@ -48,7 +48,8 @@ class SnmpPlan:
 
 def _compile(field: SnmpField) -> CompiledField:
     spec = load_vocabulary().get(field.metric)
-    return CompiledField(field, parse_oid(field.oid), spec.unit, compile_converter(field))
+    convert = compile_converter(field, integer_metric=spec.type == "int")
+    return CompiledField(field, parse_oid(field.oid), spec.unit, convert)
 
 
 def _chunks(items: Sequence[CompiledField], size: int) -> tuple[tuple[CompiledField, ...], ...]:

@@ -1,0 +1,5 @@
+import sys
+
+from dcim.cli import main
+
+sys.exit(main())

@@ -1,0 +1,161 @@
+"""The `dcim` command: run, validate, poll, simulate, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from dcim.errors import ConfigError, DcimError
+from dcim.inventory import Config, iter_devices, load_config
+from dcim.logsetup import setup_logging
+
+
+def _install_stop_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from collectors.registry import check_profiles
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        return _report_config_error(exc)
+    devices = list(iter_devices(config))
+    problems = check_profiles(devices)
+    if problems:
+        return _report_config_error(ConfigError(str(args.config), problems))
+    sites = len(config.sites)
+    print(
+        f"{args.config}: OK ({sites} site(s), {len(devices)} device(s), {len(config.sinks)} sink(s))"
+    )
+    return 0
+
+
+def _report_config_error(exc: ConfigError) -> int:
+    print(f"{exc.source}: {len(exc.problems)} problem(s):", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return 2
+
+
+async def _run_monitor(config: Config, duration_s: float | None) -> None:
+    from dcim.runner import Monitor
+
+    stop = asyncio.Event()
+    _install_stop_handlers(stop)
+    if duration_s is not None:
+        asyncio.get_running_loop().call_later(duration_s, stop.set)
+    await Monitor(config).run(stop)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from collectors.registry import check_profiles
+
+    try:
+        config = load_config(args.config)
+        problems = check_profiles(list(iter_devices(config)))
+        if problems:
+            raise ConfigError(str(args.config), problems)
+    except ConfigError as exc:
+        return _report_config_error(exc)
+    setup_logging(args.log_level or config.monitor.log_level)
+    asyncio.run(_run_monitor(config, args.duration))
+    return 0
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    from dcim.oneshot import poll_once_and_print
+
+    setup_logging("WARNING")
+    return asyncio.run(poll_once_and_print(args))
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from simulators.cli import run_simulate
+
+    setup_logging(args.log_level or "INFO")
+    return run_simulate(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from dcim.demo import run_demo
+
+    setup_logging(args.log_level or "WARNING")
+    return asyncio.run(run_demo(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dcim", description=__doc__)
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="poll the inventory and write to the configured sinks")
+    run.add_argument("config", type=Path)
+    run.add_argument("--duration", type=float, help="stop after this many seconds")
+    run.set_defaults(func=cmd_run)
+
+    validate = sub.add_parser("validate", help="check a config file without running")
+    validate.add_argument("config", type=Path)
+    validate.set_defaults(func=cmd_validate)
+
+    poll = sub.add_parser("poll", help="poll one SNMP device once and print its readings")
+    poll.add_argument("--host", required=True)
+    poll.add_argument("--port", type=int, default=161)
+    poll.add_argument("--community", default=None, help="v1/v2c community (default: public)")
+    poll.add_argument("--snmp-version", choices=["v1", "v2c", "v3"], default="v2c")
+    poll.add_argument("--v3-user")
+    poll.add_argument("--auth-proto", default="sha256")
+    poll.add_argument("--auth-key-env", help="environment variable holding the v3 auth key")
+    poll.add_argument("--priv-proto", default="aes128")
+    poll.add_argument("--priv-key-env", help="environment variable holding the v3 priv key")
+    poll.add_argument("--profile", default="ups-mib-rfc1628")
+    poll.add_argument("--kind", default=None, help="device kind (default: the profile's)")
+    poll.add_argument("--timeout", type=float, default=2.0)
+    poll.add_argument("--retries", type=int, default=1)
+    poll.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    poll.set_defaults(func=cmd_poll)
+
+    simulate = sub.add_parser("simulate", help="serve simulated devices over SNMP")
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument("--port", type=int, default=1161)
+    simulate.add_argument("--count", type=int, default=1, help="number of simulated UPS")
+    simulate.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
+    simulate.add_argument("--duration", type=float, help="stop after this many seconds")
+    simulate.set_defaults(func=cmd_simulate)
+
+    demo = sub.add_parser("demo", help="simulators + monitor + live view, no server needed")
+    demo.add_argument("--duration", type=float, help="stop after this many seconds")
+    demo.add_argument("--count", type=int, default=3, help="simulated UPS units")
+    demo.add_argument("--interval", type=float, default=5.0, help="poll interval, seconds")
+    demo.add_argument("--output", type=Path, default=Path("var/demo.lp"))
+    demo.add_argument("--influx-url", help="write to this InfluxDB instead of a file")
+    demo.add_argument("--influx-api", choices=["v1", "v2"], default="v1")
+    demo.add_argument("--database", default="dcim")
+    demo.add_argument("--bucket", default="dcim")
+    demo.add_argument("--org", default="")
+    demo.add_argument("--token-env", help="environment variable holding the v2 token")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except DcimError as exc:
+        print(f"dcim: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""The monitor measures itself: queue depths, drops, spool, points written, poll lag."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from dcim.bus import Bus
+from dcim.collector import Emit
+from dcim.poller import DevicePoller
+from dcim.reading import Reading, now_ns
+
+SELF_DEVICE = "dcim"
+
+
+@dataclass(frozen=True, slots=True)
+class SinkCounters:
+    """What a sink reports about itself."""
+
+    points_written: int
+    points_dropped: int
+    spool_bytes: int
+    spool_batches: int
+
+
+def _tags(**extra: str) -> Mapping[str, str]:
+    return MappingProxyType({"instance": socket.gethostname(), **extra})
+
+
+class SelfMetrics:
+    """Collects the monitor's own health every `interval_s` and emits it as readings."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        pollers: Sequence[DevicePoller],
+        sinks: Mapping[str, Callable[[], SinkCounters]],
+        emit: Emit,
+        interval_s: float,
+    ) -> None:
+        self._bus = bus
+        self._pollers = pollers
+        self._sinks = sinks
+        self._emit = emit
+        self.interval_s = interval_s
+        self._consumer_tags = {s.name: _tags(consumer=s.name) for s in bus.subscriptions}
+        self._sink_tags = {name: _tags(sink=name) for name in sinks}
+        self._process_tags = _tags()
+
+    def collect(self) -> list[Reading]:
+        """One snapshot of the monitor's health."""
+        ts = now_ns()
+        out: list[Reading] = []
+        for sub in self._bus.subscriptions:
+            tags = self._consumer_tags.get(sub.name) or _tags(consumer=sub.name)
+            out.append(Reading(SELF_DEVICE, "dcim.queue_depth", sub.queue.qsize(), None, ts, tags))
+            out.append(Reading(SELF_DEVICE, "dcim.queue_dropped", sub.dropped, None, ts, tags))
+        for name, counters_of in self._sinks.items():
+            counters = counters_of()
+            tags = self._sink_tags[name]
+            out.extend(
+                Reading(SELF_DEVICE, metric, value, unit, ts, tags)
+                for metric, value, unit in _sink_values(counters)
+            )
+        lag = max((p.max_lag_s for p in self._pollers), default=0.0)
+        for poller in self._pollers:
+            poller.max_lag_s = 0.0
+        out.append(
+            Reading(SELF_DEVICE, "dcim.poll_lag_s", round(lag, 6), "s", ts, self._process_tags)
+        )
+        return out
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            self._emit(self.collect())
+
+
+def _sink_values(c: SinkCounters) -> Iterable[tuple[str, int, str | None]]:
+    yield "dcim.points_written", c.points_written, None
+    yield "dcim.points_dropped", c.points_dropped, None
+    yield "dcim.spool_bytes", c.spool_bytes, "B"
+    yield "dcim.spool_batches", c.spool_batches, None
