@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -145,10 +146,8 @@ async def run_demo(args: argparse.Namespace) -> int:
     view = LiveView(monitor.subscribe("live-view", maxsize=10_000))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signame in ("SIGINT", "SIGTERM"):
-        import signal
-
-        loop.add_signal_handler(getattr(signal, signame), stop.set)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     if args.duration is not None:
         loop.call_later(args.duration, stop.set)
     consumer = asyncio.create_task(view.consume())
