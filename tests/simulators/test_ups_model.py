@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from simulators.clock import SimClock
@@ -52,9 +54,9 @@ def test_on_battery_runtime_falls_monotonically_to_depletion() -> None:
     states = run(model, 3600 + 2 * 3600, 10)
 
     runtimes = [s.runtime_s for s in states]
-    assert all(b <= a for a, b in zip(runtimes, runtimes[1:], strict=False))
+    assert all(b <= a for a, b in itertools.pairwise(runtimes))
     charges = [s.charge_percent for s in states]
-    assert all(b <= a for a, b in zip(charges, charges[1:], strict=False))
+    assert all(b <= a for a, b in itertools.pairwise(charges))
     assert [s.seconds_on_battery for s in states[:3]] == [10, 20, 30]
     assert all(s.input_lines[0].voltage_v == 0 for s in states)
     assert states[0].input_line_bads == 1
@@ -93,7 +95,7 @@ def test_charge_recovers_when_utility_returns() -> None:
     model.set_utility(True)
     states = run(model, 600 + 8 * 3600, 300)
     charges = [s.charge_percent for s in states]
-    assert all(b >= a for a, b in zip(charges, charges[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(charges))
     assert states[0].battery_current_a > 0  # charging
     assert states[0].battery_voltage_v > 55.0  # bulk charge voltage
     assert charges[-1] > 99
