@@ -43,10 +43,13 @@ class DevicePoller:
         interval_s: float,
         emit: Emit,
         spread: float = 1.0,
+        poll_timeout_s: float | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.collector = collector
         self.interval_s = interval_s
+        # guard against a collector that hangs; protocol timeouts normally fire first
+        self.poll_timeout_s = poll_timeout_s or max(interval_s, 30.0)
         self._emit = emit
         self._offset = (rng or random).uniform(0, interval_s * spread)
         self.state = DeviceState.UNKNOWN
@@ -96,13 +99,15 @@ class DevicePoller:
         ts = now_ns()
         self.polls += 1
         try:
-            async with asyncio.timeout(self.interval_s):
+            async with asyncio.timeout(self.poll_timeout_s):
                 readings = await self.collector.poll()
         except CollectError as exc:
             self._failed(exc, time.perf_counter() - started, ts)
             return
         except TimeoutError:
-            error = CollectError(self.collector.device_id, "poll took longer than its interval")
+            error = CollectError(
+                self.collector.device_id, f"poll took longer than {self.poll_timeout_s:g} s"
+            )
             error.error_class = "timeout"
             self._failed(error, time.perf_counter() - started, ts)
             return

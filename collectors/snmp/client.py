@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pyasn1.type.univ import Null
+from pyasn1.type import univ
 from pysnmp.entity.engine import SnmpEngine
 from pysnmp.entity.rfc3413 import cmdgen
 from pysnmp.hlapi.v3arch.asyncio import (
@@ -84,7 +84,7 @@ _AUTH_INDICATIONS = (
 _GET = cmdgen.GetCommandGenerator()
 _BULK = cmdgen.BulkCommandGeneratorSingleRun()
 _NEXT = cmdgen.NextCommandGeneratorSingleRun()
-_NULL = Null("")
+_NULL = univ.Null("")
 
 
 def to_python(value: Any) -> SnmpValue:
@@ -97,13 +97,13 @@ def to_python(value: Any) -> SnmpValue:
         return Absent.END_OF_MIB_VIEW
     if isinstance(value, rfc1902.IpAddress):
         return ".".join(str(octet) for octet in value.asOctets())
-    if isinstance(value, rfc1902.OctetString):
+    if isinstance(value, univ.OctetString):
         return bytes(value.asOctets())
-    if isinstance(value, rfc1902.ObjectIdentifier):
+    if isinstance(value, univ.ObjectIdentifier):
         return ".".join(str(part) for part in value)
-    if isinstance(value, Null):
-        return Absent.NO_SUCH_OBJECT
-    return int(value)
+    if isinstance(value, univ.Integer):
+        return int(value)
+    return Absent.NO_SUCH_OBJECT  # NULL or a type no profile can use
 
 
 def build_object_names(oids: Sequence[str | Oid]) -> list[tuple[Any, Any]]:
