@@ -1,5 +1,7 @@
 """Device simulators (UPS over SNMP) for development and end-to-end tests.
 
+Example::
+
     from simulators import UpsSimulator, fleet
     async with UpsSimulator(fleet(3), port=0, speed=60) as sim:
         host, port = sim.agent.address
