@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,19 @@ def influxdb1_auth(tmp_path: Path) -> Iterator[InfluxDB1]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def silent_port() -> AsyncIterator[int]:
+    """A loopback port that accepts connections and never answers (a hung server)."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def swallow(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    yield int(server.sockets[0].getsockname()[1])
+    for w in held:
+        w.close()
+    server.close()
+    await server.wait_closed()

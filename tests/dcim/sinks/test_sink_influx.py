@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -95,22 +93,6 @@ async def test_v1_refused_connection_is_unavailable_and_hides_the_password() -> 
             await writer.write(b"m v=1 1")
     assert "hunter2" not in str(info.value)
     assert "hunter2" not in repr(writer)
-
-
-@pytest.fixture
-async def silent_port() -> AsyncIterator[int]:
-    """A loopback port that accepts connections and never answers (a hung server)."""
-    held: list[asyncio.StreamWriter] = []
-
-    async def swallow(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-
-    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
-    yield int(server.sockets[0].getsockname()[1])
-    for w in held:
-        w.close()
-    server.close()
-    await server.wait_closed()
 
 
 @pytest.mark.parametrize("version", [1, 2])

@@ -1,0 +1,266 @@
+"""Drain a queue of readings into a writer in batches, spooling whatever cannot be written.
+
+Order and completeness: a batch goes to the writer only while the spool is empty and
+the sink is up; otherwise it joins the spool behind the older batches, and a replay
+task writes the spool oldest-first with exponential backoff. A batch leaves the spool
+only after the write succeeded; a replay cut short by shutdown is repeated next time,
+which InfluxDB absorbs (a point with the same series and time overwrites itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from dcim.errors import SinkRejectedError, SinkUnavailableError
+from dcim.reading import Reading
+from dcim.sinks.influx import Writer
+from dcim.sinks.lineprotocol import LineEncoder
+from dcim.sinks.spool import BatchStore, MemorySpool, Spool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SinkStats:
+    """Counters of one sink worker (points are lines of line protocol)."""
+
+    points_written: int
+    points_dropped: int
+    spool_bytes: int
+    spool_batches: int
+
+
+class SinkWorker:
+    """Batches readings by size or age and delivers them; see the module doc.
+
+    Without a spool directory, failed batches wait in a bounded in-memory spool,
+    which is lost at exit. The writer belongs to the caller, who closes it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        writer: Writer,
+        source: asyncio.Queue[Reading],
+        spool: Spool | None,
+        *,
+        batch_size: int = 5000,
+        flush_interval_s: float = 1.0,
+        retry_initial_s: float = 1.0,
+        retry_max_s: float = 30.0,
+        encoder: LineEncoder | None = None,
+    ) -> None:
+        if batch_size < 1 or flush_interval_s <= 0 or retry_initial_s <= 0:
+            raise ValueError("batch_size, flush_interval_s and retry_initial_s must be positive")
+        self.name = name
+        self._writer = writer
+        self._source = source
+        self._store: BatchStore = spool if spool is not None else MemorySpool()
+        self._batch_size = batch_size
+        self._flush_interval_s = flush_interval_s
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = max(retry_max_s, retry_initial_s)
+        self._encoder = encoder or LineEncoder()
+        self._buffer: list[str] = []
+        self._inflight: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._down = False
+        self._spool_full_logged = False
+        self._replayed = [0, 0]  # batches, points since the last recovery
+        self._written = 0
+        self._dropped = 0
+        self._run_task: asyncio.Task[None] | None = None
+        self._replay_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def stats(self) -> SinkStats:
+        """A snapshot of the counters."""
+        return SinkStats(
+            points_written=self._written,
+            points_dropped=self._dropped,
+            spool_bytes=self._store.size_bytes,
+            spool_batches=self._store.batches,
+        )
+
+    # --- consuming -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Consume the queue until cancelled; call aclose() afterwards to flush."""
+        if self._closed:
+            raise RuntimeError(f"sink {self.name}: run() after aclose()")
+        self._run_task = asyncio.current_task()
+        self._replay_task = asyncio.create_task(self._replay_loop(), name=f"{self.name} replay")
+        try:
+            while True:
+                await self._collect()
+                await self._flush()
+        finally:
+            self._replay_task.cancel()
+
+    def _add(self, r: Reading) -> None:
+        line = self._encoder.line(r)
+        if line is None:  # non-finite float: line protocol has no way to say it
+            self._dropped += 1
+        else:
+            self._buffer.append(line)
+
+    async def _collect(self) -> None:
+        """Fill the buffer until batch_size, or flush_interval_s after its first reading."""
+        if not self._buffer:
+            self._add(await self._source.get())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._flush_interval_s
+        while len(self._buffer) < self._batch_size:
+            try:
+                self._add(self._source.get_nowait())
+                continue
+            except asyncio.QueueEmpty:
+                pass
+            try:
+                async with asyncio.timeout_at(deadline):
+                    r = await self._source.get()
+            except TimeoutError:
+                return
+            self._add(r)
+
+    async def _settle(self) -> None:
+        """Wait for the direct write in flight, without cancelling it if we are cancelled."""
+        if self._inflight is not None and not self._inflight.done():
+            await asyncio.wait([self._inflight])
+
+    def _take(self) -> tuple[bytes, int]:
+        lines, self._buffer = self._buffer[: self._batch_size], self._buffer[self._batch_size :]
+        return "\n".join(lines).encode(), len(lines)
+
+    async def _flush(self) -> None:
+        # Decide only once the previous write's outcome is known: that keeps the order.
+        await self._settle()
+        if not self._buffer:
+            return
+        body, lines = self._take()  # no await from here on: the batch cannot get lost
+        if self._down or self._store.batches:
+            self._spool(body, lines)
+        else:
+            self._inflight = asyncio.create_task(self._direct(body, lines))
+
+    # --- delivering ------------------------------------------------------------------
+
+    async def _direct(self, body: bytes, lines: int) -> None:
+        try:
+            await self._writer.write(body)
+        except SinkUnavailableError as exc:
+            self._mark_down(str(exc))
+            self._spool(body, lines)
+        except SinkRejectedError as exc:
+            self._rejected(exc, lines)
+        except Exception as exc:  # a writer bug must not lose data: keep it for retry
+            log.exception("sink %s: unexpected write error", self.name)
+            self._mark_down(f"{type(exc).__name__}: {exc}")
+            self._spool(body, lines)
+        else:
+            self._written += lines
+
+    def _spool(self, body: bytes, lines: int) -> None:
+        dropped = self._store.append(body, lines)
+        if dropped:
+            self._dropped += dropped
+            if not self._spool_full_logged:
+                self._spool_full_logged = True
+                log.error("sink %s: spool full, dropping the oldest points", self.name)
+        self._wake.set()
+
+    def _rejected(self, exc: SinkRejectedError, lines: int) -> None:
+        reported = getattr(exc, "dropped_points", None)
+        dropped = lines if reported is None else min(reported, lines)
+        self._dropped += dropped
+        self._written += lines - dropped
+        log.warning(
+            "sink %s: batch of %d points rejected, %d dropped: %s", self.name, lines, dropped, exc
+        )
+
+    def _mark_down(self, reason: str) -> None:
+        if not self._down:
+            self._down = True
+            log.warning("sink %s down, spooling until it recovers: %s", self.name, reason)
+
+    def _mark_up(self) -> None:
+        batches, points = self._replayed
+        if self._down:
+            log.info(
+                "sink %s recovered: %d spooled batches (%d points) replayed",
+                self.name,
+                batches,
+                points,
+            )
+        elif batches:
+            log.info("sink %s: %d spooled batches (%d points) replayed", self.name, batches, points)
+        self._down = False
+        self._spool_full_logged = False
+        self._replayed = [0, 0]
+
+    async def _replay_loop(self) -> None:
+        delay = self._retry_initial_s
+        while True:
+            batch = self._store.peek()
+            if batch is None:
+                self._mark_up()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if self._down:
+                await asyncio.sleep(delay)
+            try:
+                await self._writer.write(batch.body)
+            except SinkUnavailableError as exc:
+                self._mark_down(str(exc))
+                delay = min(delay * 2, self._retry_max_s)
+                continue
+            except SinkRejectedError as exc:
+                self._rejected(exc, batch.lines)
+            except Exception as exc:
+                log.exception("sink %s: unexpected write error", self.name)
+                self._mark_down(f"{type(exc).__name__}: {exc}")
+                delay = min(delay * 2, self._retry_max_s)
+                continue
+            else:
+                self._written += batch.lines
+            self._store.remove(batch.seq)
+            self._replayed[0] += 1
+            self._replayed[1] += batch.lines
+            delay = self._retry_initial_s
+
+    # --- shutting down ---------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Stop consuming and flush what is held: write it, or spool it if that fails.
+
+        Takes at most about two write timeouts; the spool keeps the rest for next start.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        for task in (self._run_task, self._replay_task):
+            if task is not None and task is not asyncio.current_task() and not task.done():
+                task.cancel()
+                await asyncio.wait([task])
+        while True:  # readings already queued would be lost with the process
+            try:
+                self._add(self._source.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+        await self._settle()
+        while self._buffer:
+            body, lines = self._take()
+            if self._down or self._store.batches:
+                self._spool(body, lines)
+            else:
+                await self._direct(body, lines)
+        if isinstance(self._store, MemorySpool) and self._store.points:
+            log.error(
+                "sink %s: %d points held in memory are lost (no spool directory)",
+                self.name,
+                self._store.points,
+            )
