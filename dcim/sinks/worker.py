@@ -93,6 +93,7 @@ class SinkWorker:
             raise RuntimeError(f"sink {self.name}: run() after aclose()")
         self._run_task = asyncio.current_task()
         self._replay_task = asyncio.create_task(self._replay_loop(), name=f"{self.name} replay")
+        self._replay_task.add_done_callback(self._replay_ended)
         try:
             while True:
                 await self._collect()
@@ -200,6 +201,11 @@ class SinkWorker:
         self._down = False
         self._spool_full_logged = False
         self._replayed = [0, 0]
+
+    def _replay_ended(self, task: asyncio.Task[None]) -> None:
+        # Nobody awaits the replay task until aclose(): say at once if it died.
+        if not task.cancelled() and task.exception() is not None:
+            log.error("sink %s: replay stopped", self.name, exc_info=task.exception())
 
     async def _replay_loop(self) -> None:
         delay = self._retry_initial_s

@@ -180,6 +180,24 @@ async def test_shutdown_while_down_spools_all_and_next_worker_replays(
     assert stored(server, db) == [(BASE_MS + i, float(i)) for i in range(130)]
 
 
+async def test_without_spool_dir_an_outage_is_bridged_in_memory(influxdb1_own: InfluxDB1) -> None:
+    server, db = influxdb1_own, "memory"
+    server.create_database(db)
+    queue: asyncio.Queue[Reading] = asyncio.Queue()
+    async with InfluxV1Writer(server.url, db, timeout_s=2.0) as writer:
+        worker = SinkWorker(
+            "m", writer, queue, None, batch_size=10, flush_interval_s=0.05, retry_initial_s=0.05
+        )
+        async with running(worker):
+            server.stop()
+            for i in range(35):
+                queue.put_nowait(reading(i))
+            await until(lambda: worker.stats.spool_batches == 4, "batches held in memory")
+            server.start()
+            await until(lambda: worker.stats.points_written == 35, "the replay")
+    assert stored(server, db) == [(BASE_MS + i, float(i)) for i in range(35)]
+
+
 async def test_aclose_writes_held_batch_when_sink_is_up(
     influxdb1: InfluxDB1, influx_db: str, tmp_path: Path
 ) -> None:
