@@ -57,7 +57,7 @@ def influx_db(influxdb1: InfluxDB1) -> str:
 
 @pytest.fixture(scope="session")
 def victoria_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetrics]:
-    """One victoria-metrics for the session; tests tell their data apart by a unique tag."""
+    """One victoria-metrics for the session: give test data its own measurement or tag."""
     server = VictoriaMetrics(
         _binary("victoria-metrics", "/usr/bin/victoria-metrics"), tmp_path_factory.mktemp("vm")
     )

@@ -116,28 +116,29 @@ def exported(vm: VictoriaMetrics, run: str) -> list[dict[str, Any]]:
 
 async def test_v2_write_to_victoria_metrics(victoria_metrics: VictoriaMetrics) -> None:
     run = uuid.uuid4().hex
+    m = f"t{run}"  # a measurement of its own: the session server is shared with other tests
     now_ms = int(time.time() * 1000)
     async with InfluxV2Writer(
         victoria_metrics.url, "bucket", "org", SecretStr("token-secret")
     ) as writer:
         await writer.write(
             body(
-                reading("ups.load_pct", 41.5, now_ms, run=run, site="dc1"),
-                reading("ups.load_pct", 42.0, now_ms + 1, run=run, site="dc1"),
-                reading("pdu.outlet_power_w", 7, now_ms, run=run, site="dc1"),
+                reading(f"{m}.load_pct", 41.5, now_ms, run=run, site="t 1"),
+                reading(f"{m}.load_pct", 42.0, now_ms + 1, run=run, site="t 1"),
+                reading(f"{m}.power_w", 7, now_ms, run=run, site="t 1"),
             )
         )
         assert "token-secret" not in repr(writer)
     wait_until(lambda: len(exported(victoria_metrics, run)) == 2, 10.0, "exported series")
     series = {s["metric"]["__name__"]: s for s in exported(victoria_metrics, run)}
-    assert series["ups_load_pct"]["metric"] == {
-        "__name__": "ups_load_pct",
+    assert series[f"{m}_load_pct"]["metric"] == {
+        "__name__": f"{m}_load_pct",
         "run": run,
-        "site": "dc1",
+        "site": "t 1",
     }
-    assert series["ups_load_pct"]["values"] == [41.5, 42.0]
-    assert series["ups_load_pct"]["timestamps"] == [now_ms, now_ms + 1]
-    assert series["pdu_outlet_power_w"]["values"] == [7]
+    assert series[f"{m}_load_pct"]["values"] == [41.5, 42.0]
+    assert series[f"{m}_load_pct"]["timestamps"] == [now_ms, now_ms + 1]
+    assert series[f"{m}_power_w"]["values"] == [7]
 
 
 async def test_v2_refused_connection_is_unavailable() -> None:
