@@ -128,7 +128,7 @@ class DeviceConfig(Strict):
     profile: str = Field(min_length=1)
     vendor: str = ""
     model: str = ""
-    poll_interval_s: float = Field(default=30.0, ge=1, le=3600)
+    poll_interval_s: float = Field(default=30.0, ge=0.1, le=86400)
     snmp: SnmpConfig | None = None
     tags: dict[str, str] = Field(default_factory=dict)
 

@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from dcim.bus import Bus, Subscription
-from dcim.inventory import Config, FileSinkConfig, InfluxSinkConfig, iter_devices
+from dcim.inventory import Config, iter_devices
 from dcim.poller import DevicePoller
-from dcim.selfmetrics import SelfMetrics, SinkCounters
+from dcim.selfmetrics import SelfMetrics
+from dcim.sinks.factory import build_sink_worker
+from dcim.sinks.worker import SinkStats
 
 log = logging.getLogger(__name__)
 
@@ -24,45 +25,52 @@ class SinkRunner(Protocol):
 
     async def aclose(self) -> None: ...
 
-    def counters(self) -> SinkCounters: ...
+    @property
+    def stats(self) -> SinkStats: ...
 
 
-@dataclass
 class Monitor:
-    """A configured monitor, ready to run until `stop` is set."""
+    """A configured monitor: sinks and pollers are built here, started by `run()`."""
 
-    config: Config
-    bus: Bus = field(default_factory=Bus)
-    pollers: list[DevicePoller] = field(default_factory=list)
-    sinks: dict[str, SinkRunner] = field(default_factory=dict)
+    def __init__(self, config: Config) -> None:
+        from collectors.registry import CollectorFactory
+
+        self.config = config
+        self.bus = Bus()
+        self.sinks: dict[str, SinkRunner] = {}
+        self.pollers: list[DevicePoller] = []
+        monitor = config.monitor
+        for sink_config in config.sinks:
+            subscription = self.subscribe(f"sink:{sink_config.name}")
+            self.sinks[sink_config.name] = build_sink_worker(
+                sink_config, subscription.queue, monitor.state_dir
+            )
+        self._factory = CollectorFactory(max_in_flight=monitor.max_in_flight)
+        for placed in iter_devices(config):
+            self.pollers.append(
+                DevicePoller(
+                    self._factory.build(placed),
+                    interval_s=placed.device.poll_interval_s,
+                    emit=self.bus.publish,
+                    spread=monitor.jitter,
+                )
+            )
 
     def subscribe(self, name: str, maxsize: int | None = None) -> Subscription:
         """Add a consumer of every reading (a sink, the alert engine, a live view)."""
         return self.bus.subscribe(name, maxsize or self.config.monitor.queue_size)
 
     async def run(self, stop: asyncio.Event) -> None:
-        from collectors.registry import CollectorFactory
-
-        monitor = self.config.monitor
-        for sink_config in self.config.sinks:
-            subscription = self.subscribe(f"sink:{sink_config.name}")
-            self.sinks[sink_config.name] = build_sink(sink_config, subscription, self.config)
-        factory = CollectorFactory(max_in_flight=monitor.max_in_flight)
-        for placed in iter_devices(self.config):
-            collector = factory.build(placed)
-            self.pollers.append(
-                DevicePoller(
-                    collector,
-                    interval_s=placed.device.poll_interval_s,
-                    emit=self.bus.publish,
-                    spread=monitor.jitter,
-                )
-            )
-        counters: dict[str, Callable[[], SinkCounters]] = {
-            name: sink.counters for name, sink in self.sinks.items()
+        """Poll and write until `stop` is set; then flush (or spool) everything held."""
+        counters: dict[str, Callable[[], SinkStats]] = {
+            name: _stats_of(sink) for name, sink in self.sinks.items()
         }
         self_metrics = SelfMetrics(
-            self.bus, self.pollers, counters, self.bus.publish, monitor.self_metrics_interval_s
+            self.bus,
+            self.pollers,
+            counters,
+            self.bus.publish,
+            self.config.monitor.self_metrics_interval_s,
         )
         log.info(
             "monitoring %d devices, writing to %s",
@@ -88,7 +96,11 @@ class Monitor:
                 except Exception:
                     log.exception("sink %s: error while flushing at shutdown", name)
             await _cancel(sink_tasks)
-            factory.close()
+            self._factory.close()
+
+
+def _stats_of(sink: SinkRunner) -> Callable[[], SinkStats]:
+    return lambda: sink.stats
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
@@ -97,12 +109,3 @@ async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-def build_sink(
-    sink_config: InfluxSinkConfig | FileSinkConfig, subscription: Subscription, config: Config
-) -> SinkRunner:
-    """A sink worker for one configured sink, fed by its bus subscription."""
-    from dcim.sinks.factory import build_sink_worker
-
-    return build_sink_worker(sink_config, subscription.queue, config.monitor.state_dir)

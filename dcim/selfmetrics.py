@@ -5,25 +5,15 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 
 from dcim.bus import Bus
 from dcim.collector import Emit
 from dcim.poller import DevicePoller
 from dcim.reading import Reading, now_ns
+from dcim.sinks.worker import SinkStats
 
 SELF_DEVICE = "dcim"
-
-
-@dataclass(frozen=True, slots=True)
-class SinkCounters:
-    """What a sink reports about itself."""
-
-    points_written: int
-    points_dropped: int
-    spool_bytes: int
-    spool_batches: int
 
 
 def _tags(**extra: str) -> Mapping[str, str]:
@@ -37,7 +27,7 @@ class SelfMetrics:
         self,
         bus: Bus,
         pollers: Sequence[DevicePoller],
-        sinks: Mapping[str, Callable[[], SinkCounters]],
+        sinks: Mapping[str, Callable[[], SinkStats]],
         emit: Emit,
         interval_s: float,
     ) -> None:
@@ -79,7 +69,7 @@ class SelfMetrics:
             self._emit(self.collect())
 
 
-def _sink_values(c: SinkCounters) -> Iterable[tuple[str, int, str | None]]:
+def _sink_values(c: SinkStats) -> Iterable[tuple[str, int, str | None]]:
     yield "dcim.points_written", c.points_written, None
     yield "dcim.points_dropped", c.points_dropped, None
     yield "dcim.spool_bytes", c.spool_bytes, "B"

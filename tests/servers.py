@@ -7,6 +7,7 @@ in tests, against a separate process, so they never stall the code under test lo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -17,7 +18,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,20 @@ def wait_until(
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within_s: float, what: str) -> None:
+    """Await `check()` until it is true; TimeoutError naming `what` after `within_s`.
+
+    For state held by another process (a server's stored data), which cannot
+    signal us: poll it, at a pace that does not load the machine.
+    """
+    try:
+        async with asyncio.timeout(within_s):
+            while not await check():  # noqa: ASYNC110 - external state, nothing to await
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        raise TimeoutError(f"timed out after {within_s:.0f}s waiting for {what}") from None
 
 
 class _Process:

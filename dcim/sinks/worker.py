@@ -209,6 +209,7 @@ class SinkWorker:
 
     async def _replay_loop(self) -> None:
         delay = self._retry_initial_s
+        backoff = self._down  # wait before the first try only if the sink is known down
         while True:
             batch = self._store.peek()
             if batch is None:
@@ -216,8 +217,10 @@ class SinkWorker:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            if self._down:
+            if backoff:
+                # only after a failure: replay must outpace new batches once the sink is back
                 await asyncio.sleep(delay)
+            backoff = True
             try:
                 await self._writer.write(batch.body)
             except SinkUnavailableError as exc:
@@ -237,6 +240,7 @@ class SinkWorker:
             self._replayed[0] += 1
             self._replayed[1] += batch.lines
             delay = self._retry_initial_s
+            backoff = False
 
     # --- shutting down ---------------------------------------------------------------
 

@@ -167,7 +167,7 @@ async def test_snmpv3_wrong_key_is_an_auth_error(
         "port": agent.port,
         "version": "v3",
         "v3": v3,
-        "timeout_s": 0.5,
+        "timeout_s": 2,
         "retries": 0,
     }
     collector = factory.build(placed(snmp))
