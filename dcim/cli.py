@@ -91,6 +91,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(args))
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from dcim.bench import run_bench
+
+    setup_logging(args.log_level or "WARNING")
+    return asyncio.run(run_bench(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dcim", description=__doc__)
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -142,6 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--org", default="")
     demo.add_argument("--token-env", help="environment variable holding the v2 token")
     demo.set_defaults(func=cmd_demo)
+    bench = sub.add_parser("bench", help="measure the pipeline (readings/s into a sink)")
+    bench.add_argument("what", choices=["pipeline"])
+    bench.add_argument("--readings", type=int, default=200_000)
+    bench.add_argument("--batch-size", type=int, default=5000)
+    bench.add_argument("--influx-url", help="also write to this InfluxDB")
+    bench.add_argument("--influx-api", choices=["v1", "v2"], default="v1")
+    bench.add_argument("--database", default="dcim_bench")
+    bench.add_argument("--bucket", default="dcim_bench")
+    bench.add_argument("--org", default="")
+    bench.add_argument("--token-env", help="environment variable holding the v2 token")
+    bench.add_argument("--json", action="store_true")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 
