@@ -44,7 +44,10 @@ class SnmpField(_Strict):
     @field_validator("metric")
     @classmethod
     def _in_vocabulary(cls, metric: str) -> str:
-        load_vocabulary().get(metric)
+        try:
+            load_vocabulary().get(metric)
+        except ProfileError as exc:
+            raise ValueError(str(exc)) from None  # pydantic reports it with the path
         return metric
 
 

@@ -91,6 +91,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(args))
 
 
+def cmd_vocabulary(args: argparse.Namespace) -> int:
+    from dcim.vocabulary import load_vocabulary
+
+    del args
+    print("| metric | type | unit | InfluxDB measurement.field | meaning |")
+    print("|---|---|---|---|---|")
+    for spec in load_vocabulary().metrics.values():
+        kind = spec.type + (f" ({', '.join(spec.values)})" if spec.values else "")
+        print(
+            f"| `{spec.name}` | {kind} | {spec.unit or ''} | "
+            f"`{spec.measurement}.{spec.field}` | {spec.description} |"
+        )
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from dcim.bench import run_bench
 
@@ -149,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--org", default="")
     demo.add_argument("--token-env", help="environment variable holding the v2 token")
     demo.set_defaults(func=cmd_demo)
+    vocabulary = sub.add_parser("vocabulary", help="print the metric vocabulary (Markdown)")
+    vocabulary.set_defaults(func=cmd_vocabulary)
+
     bench = sub.add_parser("bench", help="measure the pipeline (readings/s into a sink)")
     bench.add_argument("what", choices=["pipeline"])
     bench.add_argument("--readings", type=int, default=200_000)

@@ -329,3 +329,33 @@ async def test_recovery_is_logged_once(
     assert "down" in messages[0]
     assert "recovered" in messages[1]
     assert [r.value for r in emitted if r.metric == "device.up"] == [False, False, True]
+
+
+async def test_snmpv1_walks_tables_with_getnext(
+    agent: SnmpAgent, factory: CollectorFactory
+) -> None:
+    collector = factory.build(
+        placed(
+            {"host": "127.0.0.1", "port": agent.port, "version": "v1", "community": "public-ups"}
+        )
+    )
+    async with collector:
+        got = by_metric(await collector.poll())
+    assert got[("ups.output_source", "")].value == "normal"
+    assert ("ups.input_voltage_v", "1") in got
+    assert ("ups.load_pct", "1") in got
+
+
+async def test_snmpv1_missing_object_drops_only_that_oid(
+    agent: SnmpAgent, factory: CollectorFactory
+) -> None:
+    # the odd UPS has no battery temperature: v1 answers noSuchName for the whole GET
+    collector = factory.build(
+        placed(
+            {"host": "127.0.0.1", "port": agent.port, "version": "v1", "community": "odd"}, "odd-v1"
+        )
+    )
+    async with collector:
+        got = by_metric(await collector.poll())
+    assert got[("ups.output_source", "")].value == "battery"
+    assert got[("ups.battery_runtime_s", "")].value == 720.0
