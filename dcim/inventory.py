@@ -122,6 +122,70 @@ class SnmpConfig(Strict):
         return self
 
 
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class TlsConfig(Strict):
+    """Client-side TLS: the server's CA, and optionally a client certificate."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    #: Only for lab setups; production checks the server's certificate and name.
+    insecure_skip_verify: bool = False
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            msg = "cert_file and key_file go together"
+            raise ValueError(msg)
+        return self
+
+
+class ModbusConfig(Strict):
+    """A Modbus device: directly on TCP, or behind a gateway (same host:port, own unit id)."""
+
+    host: str = Field(min_length=1)
+    port: Port = 502
+    transport: Literal["tcp", "rtu-over-tcp", "tls"] = "tcp"
+    unit_id: int = Field(default=1, ge=0, le=255)
+    timeout_s: float = Field(default=2.0, gt=0, le=60)
+    retries: int = Field(default=1, ge=0, le=10)
+    #: Requests a gateway may have in flight at once (most serial gateways: 1).
+    max_in_flight: int = Field(default=1, ge=1, le=16)
+    #: Unused registers bridged when merging nearby reads into one request.
+    max_gap: int = Field(default=8, ge=0, le=124)
+    #: Pause after each request, for slow serial lines behind a gateway.
+    pause_s: float = Field(default=0.0, ge=0, le=5)
+    tls: TlsConfig | None = None
+
+
+class MqttDeviceConfig(Strict):
+    """An MQTT-publishing device: which topic(s) carry its data.
+
+    `topic` may be omitted when the profile's topic map resolves devices by
+    named captures (e.g. `{site}/{room}/{rack}/env` -> the rack's sensor).
+    """
+
+    topic: str | None = None
+    #: Seconds without a message before the device counts as silent (device.up=0).
+    stale_after_s: float = Field(default=300.0, gt=0)
+
+
+class MqttBrokerConfig(Strict):
+    """The broker MQTT devices publish to (one per monitor; TLS by default in production)."""
+
+    url: str = Field(pattern=r"^mqtts?://")
+    protocol: Literal["3.1.1", "5"] = "5"
+    client_id: str | None = None
+    username: str | None = None
+    password: Secret | None = None
+    tls: TlsConfig | None = None
+    qos: Literal[0, 1] = 1
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+
+
 class DeviceConfig(Strict):
     id: Ident
     kind: DeviceKind
@@ -130,12 +194,19 @@ class DeviceConfig(Strict):
     model: str = ""
     poll_interval_s: float = Field(default=30.0, ge=0.1, le=86400)
     snmp: SnmpConfig | None = None
+    modbus: ModbusConfig | None = None
+    mqtt: MqttDeviceConfig | None = None
     tags: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _has_protocol(self) -> DeviceConfig:
-        if self.snmp is None:
-            msg = "a device needs protocol settings (snmp)"
+    def _one_protocol(self) -> DeviceConfig:
+        given = [name for name in ("snmp", "modbus", "mqtt") if getattr(self, name) is not None]
+        if len(given) != 1:
+            msg = (
+                "a device needs exactly one protocol section (snmp, modbus or mqtt)"
+                if not given
+                else f"a device takes one protocol section, not {' and '.join(given)}"
+            )
             raise ValueError(msg)
         return self
 
@@ -224,6 +295,7 @@ class Config(Strict):
     monitor: MonitorConfig = MonitorConfig()
     sites: list[SiteConfig] = Field(min_length=1)
     sinks: list[SinkConfig] = Field(default_factory=list)
+    mqtt: MqttBrokerConfig | None = None
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Config:
@@ -233,6 +305,9 @@ class Config(Strict):
                 msg = f"device id {placed.device.id!r} is used twice"
                 raise ValueError(msg)
             seen.add(placed.device.id)
+        if self.mqtt is None and any(p.device.mqtt for p in iter_devices(self)):
+            msg = "MQTT devices need a top-level mqtt section (broker url)"
+            raise ValueError(msg)
         names = [sink.name for sink in self.sinks]
         if len(names) != len(set(names)):
             msg = "sink names must be unique"
