@@ -35,6 +35,7 @@ def test_vocabulary_names_follow_the_pattern_and_map_to_measurements() -> None:
         assert spec.measurement == vocabulary.measurements[group]
         assert spec.type in {"float", "int", "bool", "enum"}, name
         assert spec.description, name
+        assert all(isinstance(v, str) for v in spec.values), name  # YAML reads `off` as false
     assert vocabulary.storage("device.up") == ("dcim_self", "up")
     assert vocabulary.storage("ups.load_pct") == ("ups", "load_pct")
 
