@@ -7,8 +7,10 @@ driven by hand, so no test sleeps.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import shutil
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -23,8 +25,9 @@ from pysnmp.hlapi.v3arch.asyncio import (
     get_cmd,
 )
 
+from simulators.cli import run_simulate
 from simulators.clock import SimClock
-from simulators.runner import UpsSimulator, UpsSpec, fleet
+from simulators.runner import UpsSimulator, UpsSpec, fleet, main
 from simulators.snmp_agent import V3User, serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice
@@ -300,3 +303,20 @@ def test_fleet_naming() -> None:
     assert [s.community_name for s in specs] == ["u1", "u2", "u3", "u4"]
     assert [s.lines for s in specs] == [1, 1, 3, 1]
     assert len({s.seed for s in specs}) == 4
+
+
+async def test_main_prints_where_each_unit_is(capsys: pytest.CaptureFixture[str]) -> None:
+    await main("127.0.0.1", 0, 3, "rack", speed=60.0, duration=0)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines[:3]] == ["rack1", "rack2", "rack3"]
+    assert "community=rack3" in lines[2]
+    assert "(3-phase)" in lines[2]
+
+
+def test_run_simulate_reports_a_taken_port(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        args = argparse.Namespace(host="127.0.0.1", port=port, count=1, speed=1.0, duration=0)
+        assert run_simulate(args) == 1
+    assert "cannot serve" in capsys.readouterr().err
