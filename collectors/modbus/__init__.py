@@ -1,0 +1,1 @@
+"""Modbus collector: pymodbus 3 client, register-map planning, the shared value codec."""
