@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -66,6 +67,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _report_config_error(exc)
     setup_logging(args.log_level or config.monitor.log_level)
+    if args.shard:
+        from dcim.shard import Shard, shard_config
+
+        shard = Shard.parse(args.shard)
+        config = shard_config(config, shard)
+        rooms = [f"{site.id}/{room.id}" for site in config.sites for room in site.rooms]
+        logging.getLogger("dcim").info(
+            "shard %d/%d: rooms %s", shard.index, shard.count, ", ".join(rooms) or "none"
+        )
     asyncio.run(_run_monitor(config, args.duration))
     return 0
 
@@ -121,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="poll the inventory and write to the configured sinks")
     run.add_argument("config", type=Path)
     run.add_argument("--duration", type=float, help="stop after this many seconds")
+    run.add_argument(
+        "--shard", help="I/N: poll only this process's share of the rooms (N processes in all)"
+    )
     run.set_defaults(func=cmd_run)
 
     validate = sub.add_parser("validate", help="check a config file without running")
