@@ -168,6 +168,8 @@ class MqttDeviceConfig(Strict):
     """
 
     topic: str | None = None
+    #: Retained online/offline (last-will) topic of the device, when the profile has none.
+    availability_topic: str | None = None
     #: Seconds without a message before the device counts as silent (device.up=0).
     stale_after_s: float = Field(default=300.0, gt=0)
 
@@ -184,6 +186,18 @@ class MqttBrokerConfig(Strict):
     qos: Literal[0, 1] = 1
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     reconnect_max_s: float = Field(default=30.0, gt=0)
+    #: First reconnect delay; it doubles per failed attempt up to reconnect_max_s.
+    reconnect_min_s: float = Field(default=0.5, gt=0)
+    #: How long the broker keeps our session (subscriptions, queued QoS 1 messages)
+    #: while the monitor is away; needs a stable client_id.
+    session_expiry_s: int = Field(default=86400, ge=0, le=4294967295)
+
+    @model_validator(mode="after")
+    def _password_needs_username(self) -> MqttBrokerConfig:
+        if self.password is not None and self.username is None:
+            msg = "password given without username"
+            raise ValueError(msg)
+        return self
 
 
 class DeviceConfig(Strict):

@@ -1,0 +1,247 @@
+"""A resilient MQTT subscriber over aiomqtt (paho-mqtt underneath).
+
+`MqttSubscriber.run()` connects, subscribes every filter, hands each message to
+a callback, and on any connection loss reconnects with exponential backoff and
+subscribes again. The session is persistent (stable client id, clean session
+off / MQTT 5 session expiry), so the broker queues QoS 1 messages published
+while the monitor was away and delivers them after the reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from dcim.errors import ConfigError
+from dcim.inventory import MqttBrokerConfig, TlsConfig
+
+log = logging.getLogger(__name__)
+
+#: SUBSCRIBE packets carry at most this many filters (keeps each packet small).
+FILTERS_PER_SUBSCRIBE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+
+
+def parse_broker_url(url: str) -> BrokerAddress:
+    """`mqtt://host[:1883]` or `mqtts://host[:8883]`; ConfigError names what is wrong."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ConfigError(url, ["broker url must look like mqtt://host:port or mqtts://host:port"])
+    tls = parts.scheme == "mqtts"
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError:
+        raise ConfigError(url, ["broker url has an invalid port"]) from None
+    return BrokerAddress(unquote(parts.hostname), port, tls)
+
+
+def tls_context(tls: TlsConfig | None) -> ssl.SSLContext:
+    """Client TLS: the given CA (or the system's), optional client certificate."""
+    ca = str(tls.ca_file) if tls and tls.ca_file else None
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+    if tls and tls.cert_file and tls.key_file:
+        context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    if tls and tls.insecure_skip_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def default_client_id() -> str:
+    """Stable across restarts on one host, so the broker finds our session again."""
+    return f"dcim-{socket.gethostname()}"[:64]
+
+
+@dataclass(frozen=True, slots=True)
+class InMessage:
+    """One received message, independent of the MQTT library."""
+
+    topic: str
+    payload: bytes
+    retain: bool
+    qos: int
+    #: MQTT 5 user properties (empty under 3.1.1).
+    user_properties: tuple[tuple[str, str], ...]
+    received_ns: int
+
+
+def _user_properties(message: aiomqtt.Message) -> tuple[tuple[str, str], ...]:
+    properties = message.properties
+    pairs = getattr(properties, "UserProperty", None) if properties is not None else None
+    return tuple((str(k), str(v)) for k, v in pairs) if pairs else ()
+
+
+def _as_message(message: aiomqtt.Message) -> InMessage:
+    payload = message.payload
+    if isinstance(payload, str):
+        payload = payload.encode()
+    elif not isinstance(payload, bytes | bytearray):
+        payload = str(payload).encode() if payload is not None else b""
+    return InMessage(
+        topic=message.topic.value,
+        payload=bytes(payload),
+        retain=bool(message.retain),
+        qos=int(message.qos),
+        user_properties=_user_properties(message),
+        received_ns=time.time_ns(),
+    )
+
+
+class Backoff:
+    """Exponential delays with +-20 % jitter, so many monitors do not reconnect in step."""
+
+    def __init__(self, first_s: float, max_s: float) -> None:
+        self.first_s = first_s
+        self.max_s = max(max_s, first_s)
+        self._next = first_s
+
+    def next_delay(self) -> float:
+        delay = self._next
+        self._next = min(self._next * 2, self.max_s)
+        return delay * random.uniform(0.8, 1.2)
+
+    def reset(self) -> None:
+        self._next = self.first_s
+
+
+def make_client(
+    broker: MqttBrokerConfig,
+    *,
+    client_id: str,
+    persistent: bool = True,
+    will: aiomqtt.Will | None = None,
+) -> aiomqtt.Client:
+    """An aiomqtt client for the broker config (not yet connected)."""
+    address = parse_broker_url(broker.url)
+    v5 = broker.protocol == "5"
+    properties: Properties | None = None
+    if v5:
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = broker.session_expiry_s if persistent else 0
+    use_tls = address.tls or broker.tls is not None
+    password = broker.password.get_secret_value() if broker.password else None
+    return aiomqtt.Client(
+        address.host,
+        address.port,
+        username=broker.username,
+        password=password,
+        identifier=client_id,
+        protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+        # 3.1.1: clean_session; 5: clean_start plus the session expiry above
+        clean_session=None if v5 else not persistent,
+        clean_start=not persistent,
+        properties=properties,
+        keepalive=broker.keepalive_s,
+        will=will,
+        tls_context=tls_context(broker.tls) if use_tls else None,
+        tls_insecure=bool(broker.tls and broker.tls.insecure_skip_verify) if use_tls else None,
+        timeout=10.0,
+    )
+
+
+class MqttSubscriber:
+    """Keeps one subscribing connection alive; counts connects for tests and self-metrics."""
+
+    def __init__(
+        self,
+        broker: MqttBrokerConfig,
+        filters: Sequence[str],
+        *,
+        client_id: str | None = None,
+        on_state: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.broker = broker
+        self.filters = tuple(dict.fromkeys(filters))  # unique, in order
+        self.client_id = client_id or broker.client_id or default_client_id()
+        self.connects = 0
+        self.connected = False
+        self._on_state = on_state
+        self._backoff = Backoff(broker.reconnect_min_s, broker.reconnect_max_s)
+        self._where = f"MQTT broker {broker.url}"
+
+    async def run(self, on_message: Callable[[InMessage], Awaitable[None] | None]) -> None:
+        """Receive until cancelled; connection problems are logged and retried, never raised."""
+        failures = 0
+        while True:
+            client = make_client(self.broker, client_id=self.client_id)
+            try:
+                async with client:
+                    self._set_connected(True)
+                    failures = 0
+                    self._backoff.reset()
+                    await self._subscribe(client)
+                    # the iterator hands out what is already queued before it reports a
+                    # disconnect, so messages acknowledged to the broker are not dropped
+                    async for message in client.messages:
+                        result = on_message(_as_message(message))
+                        if inspect.isawaitable(result):
+                            await result
+            except aiomqtt.MqttError as exc:
+                failures += 1
+                was_connected = self.connected
+                self._set_connected(False)
+                delay = self._backoff.next_delay()
+                level = logging.WARNING if was_connected or failures == 1 else logging.INFO
+                log.log(level, "%s: %s; reconnecting in %.1f s", self._where, _why(exc), delay)
+                await asyncio.sleep(delay)
+            finally:
+                self._set_connected(False)
+
+    async def _subscribe(self, client: aiomqtt.Client) -> None:
+        qos = self.broker.qos
+        for start in range(0, len(self.filters), FILTERS_PER_SUBSCRIBE):
+            chunk: list[tuple[str, int]] = [
+                (topic, int(qos)) for topic in self.filters[start : start + FILTERS_PER_SUBSCRIBE]
+            ]
+            granted = await client.subscribe(chunk)
+            for topic, code in zip((t for t, _ in chunk), granted, strict=False):
+                # SUBACK failure: 0x80 in 3.1.1, 0x80 and above in 5
+                if isinstance(code, ReasonCode):
+                    failed = code.is_failure
+                else:
+                    failed = isinstance(code, int) and code >= 0x80
+                if failed:
+                    log.error("%s: subscription to %s refused (%s)", self._where, topic, code)
+        log.info(
+            "%s: connected as %s, subscribed to %d topic filters",
+            self._where,
+            self.client_id,
+            len(self.filters),
+        )
+
+    def _set_connected(self, connected: bool) -> None:
+        if connected:
+            self.connects += 1
+        if connected != self.connected:
+            self.connected = connected
+            if self._on_state is not None:
+                self._on_state(connected)
+
+
+def _why(exc: aiomqtt.MqttError) -> str:
+    """The failure in an operator's words (never the password)."""
+    text = str(exc) or type(exc).__name__
+    rc = getattr(exc, "rc", None)
+    value = getattr(rc, "value", rc)
+    if value in (4, 5, 134, 135):
+        return f"broker refused the credentials or authorization ({text})"
+    return f"connection failed or lost: {text}"
