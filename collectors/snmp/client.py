@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -22,11 +23,17 @@ from pysnmp.hlapi.v3arch.asyncio import (
     UdpTransportTarget,
     UsmUserData,
 )
-from pysnmp.hlapi.v3arch.asyncio import auth as hlauth
 from pysnmp.hlapi.v3arch.asyncio.cmdgen import LCD
 from pysnmp.proto import errind, rfc1902, rfc1905
 from pysnmp.proto.rfc1902 import ObjectName
 
+from collectors.snmp.security import (
+    AUTH_PROTOCOLS,
+    PRIV_PROTOCOLS,
+    cached_engine_id,
+    discover_engine_id,
+    forget_engine_id,
+)
 from dcim.errors import (
     CollectError,
     DeviceAuthError,
@@ -34,6 +41,8 @@ from dcim.errors import (
     DeviceTimeoutError,
 )
 from dcim.inventory import SnmpConfig, SnmpVersion
+
+log = logging.getLogger(__name__)
 
 Oid = tuple[int, ...]
 
@@ -49,36 +58,18 @@ class Absent(enum.Enum):
 #: A var-bind value converted to plain Python.
 SnmpValue = int | bytes | str | Absent
 
-AUTH_PROTOCOLS: dict[str, Any] = {
-    "none": hlauth.USM_AUTH_NONE,
-    "md5": hlauth.USM_AUTH_HMAC96_MD5,
-    "sha": hlauth.USM_AUTH_HMAC96_SHA,
-    "sha224": hlauth.USM_AUTH_HMAC128_SHA224,
-    "sha256": hlauth.USM_AUTH_HMAC192_SHA256,
-    "sha384": hlauth.USM_AUTH_HMAC256_SHA384,
-    "sha512": hlauth.USM_AUTH_HMAC384_SHA512,
-}
-PRIV_PROTOCOLS: dict[str, Any] = {
-    "none": hlauth.USM_PRIV_NONE,
-    "des": hlauth.USM_PRIV_CBC56_DES,
-    "3des": hlauth.USM_PRIV_CBC168_3DES,
-    "aes": hlauth.USM_PRIV_CFB128_AES,
-    "aes128": hlauth.USM_PRIV_CFB128_AES,
-    "aes192": hlauth.USM_PRIV_CFB192_AES,
-    "aes256": hlauth.USM_PRIV_CFB256_AES,
-}
-
-_AUTH_INDICATIONS = (
-    errind.UnknownUserName,
-    errind.UnknownSecurityName,
-    errind.WrongDigest,
-    errind.DecryptionError,
-    errind.AuthenticationError,
-    errind.AuthenticationFailure,
-    errind.UnsupportedSecurityLevel,
-    errind.UnknownCommunityName,
-    errind.NotInTimeWindow,
-    errind.UnknownEngineID,
+#: pysnmp error indications that mean "credentials refused", with our reason tag.
+_AUTH_REASONS: tuple[tuple[type[Any], str], ...] = (
+    (errind.UnknownUserName, "unknown_user"),
+    (errind.WrongDigest, "wrong_auth"),
+    (errind.AuthenticationError, "wrong_auth"),
+    (errind.AuthenticationFailure, "wrong_auth"),
+    (errind.DecryptionError, "wrong_priv"),
+    (errind.UnsupportedSecurityLevel, "security_level"),
+    (errind.NotInTimeWindow, "time_window"),
+    (errind.UnknownEngineID, "unknown_engine"),
+    (errind.UnknownSecurityName, "unknown_user"),
+    (errind.UnknownCommunityName, "wrong_community"),
 )
 
 _GET = cmdgen.GetCommandGenerator()
@@ -136,7 +127,8 @@ class SnmpEngineHost:
         auth = _auth_data(config)
         context_name = config.v3.context_name.encode() if config.v3 else b""
         addr_name, _ = LCD.configure(self.engine, auth, target, context_name)
-        return SnmpSession(self, device_id, addr_name, context_name)
+        address = (str(target.transport_address[0]), int(target.transport_address[1]))
+        return SnmpSession(self, device_id, addr_name, context_name, config=config, address=address)
 
     def close(self) -> None:
         """Close the engine's transports."""
@@ -161,16 +153,40 @@ def _auth_data(config: SnmpConfig) -> CommunityData | UsmUserData:
     return CommunityData(config.community.get_secret_value(), mpModel=mp_model)
 
 
+class SnmpSecurityError(DeviceAuthError):
+    """The agent refused our credentials; `reason` says how (unknown_user, wrong_auth...).
+
+    Messages name the device, the reason and the SNMPv3 user (not a secret),
+    never a key or community.
+    """
+
+    def __init__(self, device_id: str, reason: str, detail: str) -> None:
+        self.reason = reason
+        super().__init__(device_id, f"{detail} [{reason}]")
+
+
+_Result = tuple[Any, int, int, Any]
+
+
 class SnmpSession:
     """Requests to one device. One request at a time per device is the caller's rule."""
 
     def __init__(
-        self, host: SnmpEngineHost, device_id: str, addr_name: str, context_name: bytes
+        self,
+        host: SnmpEngineHost,
+        device_id: str,
+        addr_name: str,
+        context_name: bytes,
+        *,
+        config: SnmpConfig,
+        address: tuple[str, int],
     ) -> None:
         self._host = host
         self.device_id = device_id
         self._addr_name = addr_name
         self._context_name = context_name
+        self._config = config
+        self.address = address
 
     async def get(self, var_binds: Sequence[tuple[Any, Any]]) -> list[VarBind]:
         """GET prebuilt var-binds in one PDU."""
@@ -189,8 +205,28 @@ class SnmpSession:
     async def _request(
         self, generator: Any, max_repetitions: int | None, var_binds: Sequence[tuple[Any, Any]]
     ) -> list[VarBind]:
+        indication, status, index, vbs = await self._send(generator, max_repetitions, var_binds)
+        probed: bytes | None = None
+        if isinstance(indication, errind.RequestTimedOut):
+            # A silent agent may be dead, or alive and dropping what we send: ask it.
+            probed = await self._discover()
+            if probed is not None and self._engine_changed(probed):
+                indication, status, index, vbs = await self._send(
+                    generator, max_repetitions, var_binds
+                )
+        if isinstance(indication, errind.RequestTimedOut):
+            raise self._timeout_error(probed)
+        if indication:
+            raise _indication_error(self.device_id, indication, self._config)
+        if status:
+            raise SnmpStatusError(self.device_id, status, index)
+        return [VarBind(tuple(name), to_python(value)) for name, value in vbs]
+
+    async def _send(
+        self, generator: Any, max_repetitions: int | None, var_binds: Sequence[tuple[Any, Any]]
+    ) -> _Result:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[Any, int, int, Any]] = loop.create_future()
+        future: asyncio.Future[_Result] = loop.create_future()
 
         def done(
             _engine: Any,
@@ -221,12 +257,60 @@ class SnmpSession:
                     var_binds,
                     done,
                 )
-            indication, status, index, vbs = await future
-        if indication:
-            raise _indication_error(self.device_id, indication)
-        if status:
-            raise SnmpStatusError(self.device_id, status, index)
-        return [VarBind(tuple(name), to_python(value)) for name, value in vbs]
+            return await future
+
+    async def _discover(self) -> bytes | None:
+        return await discover_engine_id(*self.address, timeout_s=self._config.timeout_s)
+
+    def _engine_changed(self, probed: bytes) -> bool:
+        """True when the agent now has another engine id than the one pysnmp cached.
+
+        pysnmp would keep the old id for minutes and drop every answer; forget it
+        so the retry rediscovers. A changed id means a replaced or reset card (or
+        someone else answering), so it is logged.
+        """
+        if self._config.version is not SnmpVersion.V3:
+            return False
+        cached = cached_engine_id(self._host.engine, self.address)
+        if cached is None or cached == probed:
+            return False
+        log.warning(
+            "device %s: SNMP engine id changed from %s to %s (card replaced or reset?); "
+            "rediscovering",
+            self.device_id,
+            cached.hex(),
+            probed.hex(),
+        )
+        return forget_engine_id(self._host.engine, self.address)
+
+    def _timeout_error(self, probed: bytes | None) -> CollectError:
+        tries = self._config.retries + 1
+        if probed is None:
+            return DeviceTimeoutError(
+                self.device_id,
+                f"no answer (timeout after {tries} tries of {self._config.timeout_s} s)",
+            )
+        v3 = self._config.v3
+        if self._config.version is not SnmpVersion.V3:
+            return SnmpSecurityError(
+                self.device_id,
+                "wrong_community",
+                f"agent answers SNMPv3 engine discovery but ignores our SNMP{self._config.version.value} "
+                "requests: wrong community, or this address is not allowed",
+            )
+        assert v3 is not None
+        if v3.priv_protocol != "none":
+            return SnmpSecurityError(
+                self.device_id,
+                "wrong_priv",
+                f"agent answers engine discovery but drops our requests: wrong priv key or "
+                f"priv protocol ({v3.priv_protocol}) for SNMPv3 user {v3.user!r}",
+            )
+        return DeviceTimeoutError(
+            self.device_id,
+            f"no answer to requests (timeout after {tries} tries), though the agent "
+            "answers engine discovery",
+        )
 
 
 class SnmpStatusError(DeviceProtocolError):
@@ -246,14 +330,34 @@ class SnmpStatusError(DeviceProtocolError):
         self.status = status
         self.index = index
         name = self.STATUS_NAMES.get(status, f"error-status {status}")
-        self.error_class = "tooBig" if status == 1 else "status"
+        # authorizationError: the agent knows us but denies access (VACM): an auth problem
+        self.error_class = {1: "tooBig", 16: "auth"}.get(status, "status")
         super().__init__(device_id, f"agent answered {name} (var-bind {index})")
 
 
-def _indication_error(device_id: str, indication: Any) -> CollectError:
+def _indication_error(device_id: str, indication: Any, config: SnmpConfig) -> CollectError:
     text = str(indication)
     if isinstance(indication, errind.RequestTimedOut):
         return DeviceTimeoutError(device_id, "no answer (timeout after retries)")
-    if isinstance(indication, _AUTH_INDICATIONS):
-        return DeviceAuthError(device_id, f"SNMP security: {text}")
+    for kind, reason in _AUTH_REASONS:
+        if isinstance(indication, kind):
+            return SnmpSecurityError(device_id, reason, _security_detail(reason, text, config))
     return DeviceProtocolError(device_id, f"SNMP engine: {text}")
+
+
+def _security_detail(reason: str, text: str, config: SnmpConfig) -> str:
+    """A message for a refused request; names the user, never a key or community."""
+    v3 = config.v3
+    user = repr(v3.user) if v3 is not None else "(none)"
+    details = {
+        "unknown_user": f"agent does not know SNMPv3 user {user}",
+        "wrong_auth": f"authentication failed for SNMPv3 user {user}: wrong auth key or "
+        f"auth protocol ({v3.auth_protocol if v3 else '-'})",
+        "wrong_priv": f"agent could not decrypt our request: wrong priv key or priv protocol "
+        f"({v3.priv_protocol if v3 else '-'}) for SNMPv3 user {user}",
+        "security_level": f"agent refuses this security level for SNMPv3 user {user}",
+        "time_window": "agent says our request is outside its time window (engine boots/time)",
+        "unknown_engine": "agent does not recognise the engine id we used",
+        "wrong_community": "agent refused the community",
+    }
+    return details.get(reason, f"SNMP security: {text}")

@@ -1,0 +1,218 @@
+"""A real net-snmp `snmpd` on a free loopback UDP port, and net-snmp's `snmptrap`, for tests.
+
+Each agent gets its own config, persistent directory and port; nothing touches
+the system snmpd. MIB loading is switched off (Debian ships no IETF MIB files),
+so every OID is numeric.
+
+    agent = Snmpd(binary, workdir, users=[UsmUser("noc", "SHA-256", "auth-pass", "AES", "priv-pass")])
+    agent.start()
+    ... agent.port ...
+    agent.stop()
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+START_TIMEOUT_S = 15.0
+SYS_DESCR = "1.3.6.1.2.1.1.1.0"
+
+#: No MIB files are loaded by the net-snmp tools and agent we start.
+NO_MIBS_ENV = {"MIBS": "", "MIBDIRS": "/nonexistent"}
+
+
+def free_udp_port() -> int:
+    """A UDP port the kernel just had free on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True, slots=True)
+class UsmUser:
+    """A `createUser` line; protocols use net-snmp's names (SHA-256, AES-192-C...)."""
+
+    name: str
+    auth_protocol: str | None = None
+    auth_key: str | None = None
+    priv_protocol: str | None = None
+    priv_key: str | None = None
+
+    @property
+    def level(self) -> str:
+        if self.priv_protocol:
+            return "priv"
+        return "auth" if self.auth_protocol else "noauth"
+
+    def create_line(self) -> str:
+        parts = ["createUser", self.name]
+        if self.auth_protocol:
+            parts += [self.auth_protocol, f'"{self.auth_key}"']
+            if self.priv_protocol:
+                parts += [self.priv_protocol, f'"{self.priv_key}"']
+        return " ".join(parts)
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, **NO_MIBS_ENV}
+
+
+class Snmpd:
+    """One snmpd process; `restart()` keeps the port, `engine_id` may change between starts."""
+
+    def __init__(
+        self,
+        binary: str,
+        workdir: Path,
+        *,
+        users: Sequence[UsmUser] = (),
+        communities: Sequence[str] = ("public",),
+        engine_id: str = "80001f88046463696d30303031",
+    ) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.users = tuple(users)
+        self.communities = tuple(communities)
+        self.engine_id = engine_id
+        self.port = free_udp_port()
+        self.log_path = workdir / "snmpd.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def _config(self) -> str:
+        lines = [
+            f"agentAddress udp:127.0.0.1:{self.port}",
+            f"exactEngineID 0x{self.engine_id}",
+            "sysDescr dcim test agent",
+            # no disk, load or process tables: they are slow and irrelevant here
+            "dontLogTCPWrappersConnects yes",
+        ]
+        for community in self.communities:
+            lines.append(f"rocommunity {community} 127.0.0.1")
+        for user in self.users:
+            lines.append(user.create_line())
+            lines.append(f"rouser {user.name} {user.level}")
+        return "\n".join(lines) + "\n"
+
+    def start(self) -> None:
+        """Start snmpd (fresh persistent state) and wait until it answers a v2c GET."""
+        persist = self.workdir / "persist"
+        # createUser lines are consumed into the persistent store: start clean each time
+        shutil.rmtree(persist, ignore_errors=True)
+        persist.mkdir(parents=True)
+        conf = self.workdir / "snmpd.conf"
+        conf.write_text(self._config())
+        env = {**_env(), "SNMP_PERSISTENT_DIR": str(persist)}
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [self.binary, "-f", "-Lo", "-C", "-c", str(conf), "-p", str(self.workdir / "pid")],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.workdir,
+            )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self._answers():
+            if self._proc.poll() is not None:
+                text = self.log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"snmpd exited with {self._proc.returncode}:\n{text}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"snmpd did not answer on port {self.port}")
+            time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        result = subprocess.run(
+            [
+                "snmpget",
+                "-v2c",
+                "-c",
+                self.communities[0],
+                "-t",
+                "0.2",
+                "-r",
+                "0",
+                f"127.0.0.1:{self.port}",
+                SYS_DESCR,
+            ],
+            capture_output=True,
+            env=_env(),
+            check=False,
+        )
+        return result.returncode == 0
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def restart(self, engine_id: str | None = None) -> None:
+        """Stop and start again on the same port, optionally as a different engine."""
+        self.stop()
+        if engine_id is not None:
+            self.engine_id = engine_id
+        self.start()
+
+
+def snmptrap_args(
+    binary: str,
+    target: tuple[str, int],
+    *,
+    version: str,
+    trap_oid: str,
+    varbinds: Sequence[tuple[str, str, str]] = (),
+    community: str | None = None,
+    v3: UsmUser | None = None,
+    engine_id: str | None = None,
+    enterprise: str = "",
+    generic: int = 6,
+    specific: int = 0,
+) -> list[str]:
+    """The argv of one `snmptrap`; varbinds are (oid, type letter, value).
+
+    For v1, `trap_oid` is ignored: `enterprise` with `generic`/`specific` say which trap.
+    """
+    host = f"udp:{target[0]}:{target[1]}"
+    args = [binary]
+    if version == "1":
+        args += ["-v1", "-c", community or "", host, enterprise, "127.0.0.1"]
+        args += [str(generic), str(specific), ""]
+    elif version == "2c":
+        args += ["-v2c", "-c", community or "", host, "", trap_oid]
+    else:
+        assert v3 is not None
+        args += ["-v3", "-u", v3.name]
+        if engine_id:
+            args += ["-e", engine_id]
+        if v3.priv_protocol:
+            args += ["-l", "authPriv", "-x", v3.priv_protocol, "-X", v3.priv_key or ""]
+        elif v3.auth_protocol:
+            args += ["-l", "authNoPriv"]
+        else:
+            args += ["-l", "noAuthNoPriv"]
+        if v3.auth_protocol:
+            args += ["-a", v3.auth_protocol, "-A", v3.auth_key or ""]
+        args += [host, "", trap_oid]
+    for oid, kind, value in varbinds:
+        args += [oid, kind, value]
+    return args
+
+
+def send_trap(args: Sequence[str]) -> None:
+    """Run one `snmptrap` (it returns once the datagram is sent)."""
+    result = subprocess.run(list(args), capture_output=True, env=_env(), check=False, timeout=10)
+    if result.returncode != 0:
+        raise RuntimeError(f"snmptrap failed ({result.returncode}): {result.stderr.decode()!r}")
