@@ -113,7 +113,7 @@ def _numeric_codec(dtype: DataType, order: Order) -> RawCodec:
 
     def decode(registers: Sequence[int]) -> Raw:
         result: Raw = value.unpack(regs.pack(*registers[:count]))[0]
-        return result
+        return _shortest_float32(result) if code == "f" else result  # type: ignore[arg-type]
 
     def encode(raw: Raw) -> list[int]:
         try:
@@ -123,6 +123,21 @@ def _numeric_codec(dtype: DataType, order: Order) -> RawCodec:
         return list(regs.unpack(data))
 
     return RawCodec(dtype, order, count, decode, encode)
+
+
+_FLOAT32 = struct.Struct(">f")
+
+
+def _shortest_float32(number: float) -> float:
+    """The shortest decimal that is the same float32: 230.1, not 230.10000610351562."""
+    if not math.isfinite(number):
+        return number
+    bits = _FLOAT32.pack(number)
+    for digits in (6, 7, 8):
+        candidate = float(f"{number:.{digits}g}")
+        if _FLOAT32.pack(candidate) == bits:
+            return candidate
+    return number
 
 
 def _exact_int(raw: Raw) -> int:
