@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from collectors.profile import load_snmp_profile
 from collectors.snmp.client import SnmpEngineHost
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.plan import SnmpPlan, plan_profile
+from collectors.snmp.security import warn_weak_security
 from dcim.collector import Collector
 from dcim.errors import ConfigError, ProfileError
-from dcim.inventory import PlacedDevice
+from dcim.inventory import ModbusConfig, PlacedDevice
+
+if TYPE_CHECKING:
+    from collectors.modbus.client import ModbusGateway
+    from collectors.modbus.plan import ModbusPlan
 
 
 class CollectorFactory:
@@ -18,16 +25,45 @@ class CollectorFactory:
         self._max_in_flight = max_in_flight
         self._snmp_host: SnmpEngineHost | None = None
         self._snmp_plans: dict[str, SnmpPlan] = {}
+        # one gateway (connections, request pacing) per host:port, shared by its unit ids
+        self._modbus_gateways: dict[tuple[str, int, str], ModbusGateway] = {}
+        self._modbus_plans: dict[tuple[str, int], ModbusPlan] = {}
 
     def build(self, placed: PlacedDevice) -> Collector:
         device = placed.device
         if device.snmp is not None:
             if self._snmp_host is None:
                 self._snmp_host = SnmpEngineHost(self._max_in_flight)
+            warn_weak_security(device.id, device.snmp)
             return SnmpCollector(
                 placed, self.snmp_plan(device.profile), self._snmp_host, device.snmp
             )
+        if device.modbus is not None:
+            from collectors.modbus.collector import ModbusCollector
+
+            plan = self.modbus_plan(device.profile, device.modbus.max_gap)
+            gateway = self.modbus_gateway(device.modbus)
+            return ModbusCollector(placed, plan, gateway, device.modbus)
         raise ConfigError(device.id, ["no supported protocol section"])
+
+    def modbus_plan(self, profile: str, max_gap: int) -> ModbusPlan:
+        """The request plan of a register map, built once per (profile, max_gap)."""
+        from collectors.modbus.plan import plan_profile as plan_modbus
+        from collectors.modbus.profile import load_modbus_profile
+
+        key = (profile, max_gap)
+        if key not in self._modbus_plans:
+            self._modbus_plans[key] = plan_modbus(load_modbus_profile(profile), max_gap)
+        return self._modbus_plans[key]
+
+    def modbus_gateway(self, config: ModbusConfig) -> ModbusGateway:
+        """The gateway for host:port (the first device's settings apply to all its units)."""
+        from collectors.modbus.client import ModbusGateway
+
+        key = (config.host, config.port, config.transport)
+        if key not in self._modbus_gateways:
+            self._modbus_gateways[key] = ModbusGateway(config)
+        return self._modbus_gateways[key]
 
     def snmp_plan(self, profile: str) -> SnmpPlan:
         """The compiled plan of a profile, built once and shared by its devices."""
@@ -40,6 +76,9 @@ class CollectorFactory:
         if self._snmp_host is not None:
             self._snmp_host.close()
             self._snmp_host = None
+        for gateway in self._modbus_gateways.values():
+            gateway.close()
+        self._modbus_gateways.clear()
 
 
 def check_profiles(devices: list[PlacedDevice]) -> list[str]:
@@ -47,16 +86,21 @@ def check_profiles(devices: list[PlacedDevice]) -> list[str]:
     problems = []
     for placed in devices:
         device = placed.device
-        if device.snmp is None:
+        if device.snmp is None and device.modbus is None:
             continue
         try:
-            profile = load_snmp_profile(device.profile)
+            if device.modbus is not None:
+                from collectors.modbus.profile import load_modbus_profile
+
+                kind = load_modbus_profile(device.profile).kind
+            else:
+                kind = load_snmp_profile(device.profile).kind
         except ProfileError as exc:
             problems.append(f"device {device.id}: profile: {exc}")
             continue
-        if profile.kind != device.kind.value:
+        if kind != device.kind.value:
             problems.append(
-                f"device {device.id}: profile {device.profile} is for kind {profile.kind}, "
+                f"device {device.id}: profile {device.profile} is for kind {kind}, "
                 f"device is {device.kind.value}"
             )
     return problems
