@@ -186,6 +186,8 @@ class UpsModel:
         self._batt_temp_c = 25.0
         self._noise = (0.0, 0.0, 0.0)  # input V, output V, frequency
         self._charge_rate = 0.0  # % per second, last tick
+        #: Load fraction set from outside (a hall model's feed load); None = own drift.
+        self.external_load: float | None = None
         self._update_alarms()
 
     # -- control ---------------------------------------------------------------
@@ -227,6 +229,8 @@ class UpsModel:
         self._load_slow = ou_step(self._load_slow, self.base_load, 0.05, 1800.0, dt=dt, z=g(0, 1))
         self._load_slow = min(max(self._load_slow, 0.02), 1.15)
         self._load = min(max(self._load_slow + g(0, 0.004), 0.01), 1.2)
+        if self.external_load is not None:
+            self._load_slow = self._load = min(max(self.external_load, 0.0), 1.5)
         self._v_drift = ou_step(self._v_drift, 0.0, 2.5, 600.0, dt=dt, z=g(0, 1))
         self._f_drift = ou_step(self._f_drift, 0.0, 0.015, 300.0, dt=dt, z=g(0, 1))
         self._ambient_c = ou_step(self._ambient_c, 25.0, 1.0, 3600.0, dt=dt, z=g(0, 1))

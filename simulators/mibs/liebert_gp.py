@@ -1,0 +1,50 @@
+"""A CRAC/CRAH as Liebert (Vertiv) LIEBERT-GP-ENVIRONMENTAL-MIB and -CONDITIONS-MIB.
+
+Enterprise 476, lgpFoundation 1.3.6.1.4.1.476.1.42.3:
+- lgpEnvTemperatureTableDegC entry .4.1.3.3.1: .3 lgpEnvTemperatureMeasurementDegC,
+  .4 HighThresholdDegC, .5 LowThresholdDegC, .50 MeasurementTenthsDegC; row 1 is
+  the supply (discharge) air, row 2 the return air, as iCOM cards list them.
+- lgpEnvHumidityTableRel entry .4.2.2.3.1: .3 lgpEnvHumidityMeasurementRel (% RH),
+  same rows.
+- lgpEnvStateCoolingCapacity .4.3.9.0: cooling capacity in use, %.
+- lgpConditionsPresent .2.2.0: number of active conditions (1 while the unit has failed).
+"""
+
+from __future__ import annotations
+
+from pysnmp.proto.rfc1902 import Gauge32, Integer32
+
+from simulators.hall.thermal import relative_humidity_pct
+from simulators.mib import Oid, TableBuilder
+from simulators.mibs.base import HallMibDevice
+
+LGP: Oid = (1, 3, 6, 1, 4, 1, 476, 1, 42)
+FOUNDATION: Oid = (*LGP, 3)
+TEMPERATURE_DEG_C: Oid = (*FOUNDATION, 4, 1, 3, 3, 1)
+HUMIDITY_REL: Oid = (*FOUNDATION, 4, 2, 2, 3, 1)
+COOLING_CAPACITY: Oid = (*FOUNDATION, 4, 3, 9)
+CONDITIONS_PRESENT: Oid = (*FOUNDATION, 2, 2)
+SUPPLY, RETURN = 1, 2
+
+
+class LiebertGpDevice(HallMibDevice):
+    sys_object_id = LGP
+    description = "Liebert GP simulator"
+
+    def fill(self, t: TableBuilder) -> None:
+        model = self.view.model
+        crac = model.crac(self.view.device_id)
+        dew = model.room_dew_c(model.topology.cracs[self.view.device_id].room)
+        rows = {
+            SUPPLY: (crac.supply_c, relative_humidity_pct(crac.supply_c, dew), 26, 14),
+            RETURN: (crac.return_c, crac.return_rh, 35, 15),
+        }
+        for index, (temp, rh, high, low) in rows.items():
+            t.cell((*TEMPERATURE_DEG_C, 3), (index,), Integer32(round(temp)))
+            t.cell((*TEMPERATURE_DEG_C, 4), (index,), Integer32(high))
+            t.cell((*TEMPERATURE_DEG_C, 5), (index,), Integer32(low))
+            t.cell((*TEMPERATURE_DEG_C, 50), (index,), Integer32(round(temp * 10)))
+            t.cell((*HUMIDITY_REL, 3), (index,), Integer32(round(rh)))
+        t.scalar(COOLING_CAPACITY, Integer32(round(100 * crac.cooling_w / crac.capacity_w)))
+        failed = self.view.device_id in model.failed_cracs
+        t.scalar(CONDITIONS_PRESENT, Gauge32(1 if failed else 0))
