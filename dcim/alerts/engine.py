@@ -1,0 +1,399 @@
+"""The rule engine: pure and clock-driven. Readings in; transitions and notifications out.
+
+Nothing here does I/O or reads the wall clock: the caller injects `clock` and calls
+`observe()` for readings, `tick()` as time passes, and `take()` for what happened.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from dcim.alerts.kinds.base import DeviceInfo, Evaluator, Explains, Signal
+from dcim.alerts.model import Incident, Level, Notification, Phase, Severity, Transition
+from dcim.alerts.rules import Rule, compile_rule
+from dcim.alerts.silences import Silence
+from dcim.alerts.storms import (
+    DEGRADED_RULE,
+    DEVICE_DOWN_KIND,
+    NOTIFY_FAILED_RULE,
+    parent_of,
+    sites_degraded,
+)
+from dcim.alerts.tracker import Entry, FlapPolicy, RuleInfo, advance, set_raw
+from dcim.reading import Reading
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    #: No alert fires before this many seconds after start (the first full poll round).
+    startup_grace_s: float = 0.0
+    #: A firing alert whose series is silent this many poll intervals is marked stale.
+    stale_intervals: float = 3.0
+    flap: FlapPolicy = field(default_factory=FlapPolicy)
+    degraded_min_devices: int = 3
+    degraded_min_fraction: float = 0.5
+    #: A critical alert unacknowledged this long is escalated (None: never).
+    escalate_after_s: float | None = 900.0
+    default_interval_s: float = 60.0
+
+
+@dataclass(slots=True)
+class EngineOutput:
+    transitions: list[Transition] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
+    #: Incidents whose stored state changed (the store saves these).
+    changed: list[Incident] = field(default_factory=list)
+
+
+class _Route:
+    """An evaluator with its scope test, cached per device when the scope allows it."""
+
+    __slots__ = ("by_device", "evaluator", "per_device", "scope")
+
+    def __init__(self, evaluator: Evaluator) -> None:
+        self.evaluator = evaluator
+        self.scope = evaluator.rule.scope
+        self.per_device = not self.scope.uses_row_tags
+        self.by_device: dict[str, bool] = {}
+
+    def accepts(self, reading: Reading) -> bool:
+        if self.scope.is_everything:
+            return True
+        if not self.per_device:
+            return self.scope.matches(reading.tags)
+        hit = self.by_device.get(reading.device_id)
+        if hit is None:
+            hit = self.by_device[reading.device_id] = self.scope.matches(reading.tags)
+        return hit
+
+
+class RuleEngine:
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        *,
+        clock: Clock,
+        devices: Mapping[str, DeviceInfo] | None = None,
+        settings: EngineSettings | None = None,
+        incidents: Iterable[Incident] = (),
+        silences: Iterable[Silence] = (),
+    ) -> None:
+        self.clock = clock
+        self.settings = settings or EngineSettings()
+        self._devices: Mapping[str, DeviceInfo] = devices or {}
+        self._started = clock()
+        self.grace_end = self._started + self.settings.startup_grace_s
+        self.rules: dict[str, RuleInfo] = {
+            DEGRADED_RULE.id: DEGRADED_RULE,
+            NOTIFY_FAILED_RULE.id: NOTIFY_FAILED_RULE,
+        }
+        self._by_metric: dict[str, list[_Route]] = {}
+        self._every: list[_Route] = []
+        self._timed: list[Evaluator] = []
+        for rule in rules:
+            evaluator = compile_rule(rule)
+            self.rules[rule.id] = RuleInfo.of(rule)
+            route = _Route(evaluator)
+            if evaluator.metrics is None:
+                self._every.append(route)
+            else:
+                for metric in evaluator.metrics:
+                    self._by_metric.setdefault(metric, []).append(route)
+            if evaluator.timed:
+                self._timed.append(evaluator)
+        self._entries: dict[tuple[str, str], Entry] = {}
+        self._by_id: dict[str, Incident] = {}
+        self.silences: dict[str, Silence] = {s.id: s for s in silences}
+        self._out = EngineOutput()
+        self._touched: dict[str, Incident] = {}
+        self._max_interval = max(
+            (d.interval_s for d in self._devices.values()),
+            default=self.settings.default_interval_s,
+        )
+        for incident in incidents:
+            self._restore(incident)
+
+    # --- the Context evaluators see ------------------------------------------
+
+    def level(self, rule_id: str, key: str) -> str | None:
+        entry = self._entries.get((rule_id, key))
+        return entry.raw.name if entry is not None and entry.raw is not None else None
+
+    @property
+    def devices(self) -> Mapping[str, DeviceInfo]:
+        return self._devices
+
+    @property
+    def started_at(self) -> float:
+        return self._started
+
+    # --- input ---------------------------------------------------------------
+
+    def observe(self, reading: Reading) -> None:
+        now = self.clock()
+        for route in (*self._by_metric.get(reading.metric, ()), *self._every):
+            if route.accepts(reading):
+                for signal in route.evaluator.observe(reading, now, self):
+                    self._apply(route.evaluator.rule.id, signal, now)
+
+    def tick(self) -> None:
+        """Let time pass: delays elapse, silent devices go stale, escalations come due."""
+        now = self.clock()
+        for evaluator in self._timed:
+            for signal in evaluator.tick(now, self):
+                self._apply(evaluator.rule.id, signal, now)
+        for entry in list(self._entries.values()):
+            self._advance(entry, now)
+            incident = entry.incident
+            if incident is not None and incident.phase is Phase.FIRING and not incident.stale:
+                self._check_stale(entry, incident, now)
+
+    def set_condition(
+        self, rule_id: str, key: str, level: Level | None, labels: Mapping[str, str], summary: str
+    ) -> None:
+        """Raise or clear an internal condition (e.g. a notification channel failing)."""
+        self._apply(rule_id, Signal(key, level, labels, None, summary), self.clock())
+
+    def acknowledge(self, incident_id: str, by: str, comment: str = "") -> Incident:
+        incident = self._by_id.get(incident_id)
+        if incident is None:
+            raise KeyError(incident_id)
+        incident.ack_by, incident.ack_at, incident.ack_comment = by, self.clock(), comment
+        self._record("acknowledged", incident)
+        return incident
+
+    def add_silence(self, silence: Silence) -> None:
+        self.silences[silence.id] = silence
+
+    def remove_silence(self, silence_id: str) -> Silence:
+        return self.silences.pop(silence_id)
+
+    # --- output --------------------------------------------------------------
+
+    @property
+    def open_incidents(self) -> list[Incident]:
+        """Pending and firing incidents, oldest first."""
+        return sorted(self._by_id.values(), key=lambda inc: inc.started_at)
+
+    def get(self, incident_id: str) -> Incident | None:
+        return self._by_id.get(incident_id)
+
+    def take(self) -> EngineOutput:
+        """Group, notify, and hand over everything that happened since the last call."""
+        now = self.clock()
+        self._group(now)
+        for incident in list(self._touched.values()) + self._firing():
+            self._notify(incident, now)
+        out, self._out = self._out, EngineOutput()
+        out.changed = [inc for inc in self._touched.values() if inc.phase is not Phase.PENDING]
+        self._touched = {}
+        return out
+
+    # --- internals -----------------------------------------------------------
+
+    def _restore(self, incident: Incident) -> None:
+        info = self.rules.get(incident.rule)
+        if info is None:  # its rule is gone from the config: close it, do not leave it firing
+            incident.phase, incident.resolved_at = Phase.RESOLVED, self._started
+            incident.summary += " (rule removed)"
+            self._record("resolved", incident)
+            return
+        level = Level(incident.level, incident.severity, 0.0, info.clear_for_s)
+        fired = incident.fired_at or incident.started_at
+        entry = Entry(info, incident.key, level, fired, incident.started_at, incident)
+        self._entries[incident.dedup_key] = entry
+        self._by_id[incident.id] = incident
+
+    def _apply(self, rule_id: str, signal: Signal, now: float) -> None:
+        key = (rule_id, signal.key)
+        entry = self._entries.get(key)
+        if entry is None:
+            if signal.level is None:
+                return
+            entry = self._entries[key] = Entry(self.rules[rule_id], signal.key)
+        set_raw(entry, signal.level, now)
+        incident = entry.incident
+        if incident is not None:
+            incident.last_seen = now
+            incident.value = signal.value
+            if signal.level is not None:
+                incident.summary = signal.summary
+            if incident.stale:
+                incident.stale = False
+                self._record("fresh", incident)
+        self._advance(entry, now, signal)
+
+    def _advance(self, entry: Entry, now: float, signal: Signal | None = None) -> None:
+        def new_incident(entry: Entry, at: float) -> Incident:
+            assert entry.raw is not None
+            return Incident(
+                id=uuid.uuid4().hex[:12],
+                rule=entry.rule.id,
+                key=entry.key,
+                severity=entry.raw.severity,
+                level=entry.raw.name,
+                phase=Phase.PENDING,
+                labels=dict(signal.labels) if signal else {},
+                summary=signal.summary if signal else "",
+                started_at=at,
+                value=signal.value if signal else None,
+                last_seen=at,
+                fire_alarm=entry.rule.fire_alarm,
+            )
+
+        advance(
+            entry,
+            now,
+            grace_end=self.grace_end,
+            flap=self.settings.flap,
+            new_incident=new_incident,
+            emit=self._record,
+        )
+        incident = entry.incident
+        if entry.raw is None and (incident is None or incident.phase is Phase.RESOLVED):
+            # done: forget the entry but keep its firing history for flap detection
+            if len(entry.firings) == 0:
+                self._entries.pop((entry.rule.id, entry.key), None)
+            else:
+                entry.incident = None
+
+    def _record(self, event: str, incident: Incident) -> None:
+        if event == "pending":
+            self._by_id[incident.id] = incident
+        elif event in ("cancelled", "resolved"):
+            self._by_id.pop(incident.id, None)
+        self._touched[incident.id] = incident
+        self._out.transitions.append(Transition(event, self.clock(), copy.copy(incident)))
+
+    def _check_stale(self, entry: Entry, incident: Incident, now: float) -> None:
+        if entry.rule.kind in (DEVICE_DOWN_KIND, "internal"):
+            return  # their own silence is the condition
+        device = self._devices.get(incident.labels.get("device", ""))
+        interval = device.interval_s if device is not None else self._max_interval
+        if now - incident.last_seen > self.settings.stale_intervals * interval:
+            # missing data is never a recovery: it stays firing, marked stale
+            incident.stale = True
+            self._record("stale", incident)
+
+    def _firing(self) -> list[Incident]:
+        return [inc for inc in self._by_id.values() if inc.phase is Phase.FIRING]
+
+    def _group(self, now: float) -> None:
+        down = [
+            inc for inc in self._by_id.values() if self.rules[inc.rule].kind == DEVICE_DOWN_KIND
+        ]
+        degraded_now = sites_degraded(
+            down,
+            self._devices,
+            min_devices=self.settings.degraded_min_devices,
+            min_fraction=self.settings.degraded_min_fraction,
+        )
+        degraded_sites = {
+            inc.key.removeprefix("site=")
+            for inc in self._by_id.values()
+            if inc.rule == DEGRADED_RULE.id
+        }
+        for site in degraded_sites | set(degraded_now):
+            counts = degraded_now.get(site)
+            level = Level("degraded", Severity.CRITICAL) if counts else None
+            summary = (
+                f"Monitoring degraded at {site}: {counts[0]} of {counts[1]} devices unreachable"
+                if counts
+                else f"Monitoring of {site} recovered"
+            )
+            self._apply(
+                DEGRADED_RULE.id, Signal(f"site={site}", level, {"site": site}, None, summary), now
+            )
+
+        firing = self._firing()
+        degraded = {
+            inc.labels.get("site", ""): inc for inc in firing if inc.rule == DEGRADED_RULE.id
+        }
+        down_by_device = {
+            inc.labels.get("device", ""): inc
+            for inc in firing
+            if self.rules[inc.rule].kind == DEVICE_DOWN_KIND
+        }
+        explainers: list[tuple[Incident, Explains]] = [
+            (inc, explains) for inc in firing for explains in self.rules[inc.rule].explains
+        ]
+        for incident in firing:
+            incident.children.clear()
+        for incident in self._by_id.values():
+            parent = parent_of(
+                incident,
+                self.rules.get(incident.rule),
+                degraded=degraded,
+                down_by_device=down_by_device,
+                explainers=explainers,
+            )
+            parent_id = parent.id if parent is not None else None
+            if parent is not None:
+                parent.children.add(incident.id)
+            if parent_id != incident.parent:
+                incident.parent = parent_id
+                self._record("grouped" if parent_id else "ungrouped", incident)
+
+    def silenced_by(self, incident: Incident, now: float) -> Silence | None:
+        if incident.fire_alarm:
+            return None  # fire alarms can be acknowledged, never silenced
+        for silence in self.silences.values():
+            if silence.active(now) and silence.matches(incident):
+                return silence
+        return None
+
+    def _notify(self, incident: Incident, now: float) -> None:
+        if incident.phase is Phase.RESOLVED:
+            if incident.notified is not None:
+                incident.notified = None
+                self._send("resolved", incident, now)
+            return
+        if incident.phase is not Phase.FIRING:
+            return
+        if incident.parent is not None or self.silenced_by(incident, now) is not None:
+            return
+        if incident.notified != incident.severity:
+            event = "firing" if incident.notified is None else "updated"
+            incident.notified = incident.severity
+            self._send(event, incident, now)
+        after = self.settings.escalate_after_s
+        if (
+            after is not None
+            and incident.severity is Severity.CRITICAL
+            and not incident.acknowledged
+            and not incident.escalated
+            and now - (incident.fired_at or now) >= after
+        ):
+            incident.escalated = True
+            self._record("escalated", incident)
+            self._send("escalated", incident, now)
+
+    def _send(self, event: str, incident: Incident, now: float) -> None:
+        self._touched[incident.id] = incident
+        self._out.notifications.append(
+            Notification(
+                event=event,
+                at=now,
+                incident_id=incident.id,
+                rule=incident.rule,
+                rule_name=self.rules[incident.rule].title if incident.rule in self.rules else "",
+                key=incident.key,
+                severity=incident.severity,
+                phase=incident.phase,
+                summary=incident.summary,
+                labels=dict(incident.labels),
+                started_at=incident.started_at,
+                fired_at=incident.fired_at,
+                resolved_at=incident.resolved_at,
+                acknowledged_by=incident.ack_by,
+                fire_alarm=incident.fire_alarm,
+                flapping=incident.flapping,
+                stale=incident.stale,
+                children=len(incident.children),
+            )
+        )

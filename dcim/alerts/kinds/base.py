@@ -1,0 +1,229 @@
+"""What every rule kind shares: common fields, the signal it produces, its context."""
+
+from __future__ import annotations
+
+import itertools
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from dcim.alerts.model import Level, Severity
+from dcim.alerts.scope import Place, Scope
+from dcim.reading import Reading, Value
+
+RULE_ID_PATTERN = r"^[a-z0-9][a-z0-9_.:-]{0,80}$"
+Seconds = Annotated[float, Field(ge=0)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Explains(Strict):
+    """While this rule fires, matching rules' incidents in the same place are its children."""
+
+    rules: list[str] = Field(min_length=1)  # rule id globs
+    within: Place = "room"
+
+
+class RuleBase(Strict):
+    """Fields every rule has. `for_s` delays assertion, `clear_for_s` delays the clear."""
+
+    id: str = Field(pattern=RULE_ID_PATTERN)
+    name: str = ""
+    description: str = ""
+    #: Where the number comes from (a REFERENCE key such as [H1]); shipped packs always say.
+    source: str = ""
+    scope: Scope = Scope()
+    for_s: Seconds = 0.0
+    clear_for_s: Seconds = 0.0
+    explains: list[Explains] = Field(default_factory=list)
+    #: Fire alarms can be acknowledged but never silenced.
+    fire_alarm: bool = False
+    enabled: bool = True
+
+    @property
+    def title(self) -> str:
+        return self.name or self.id
+
+
+class SeverityRule(RuleBase):
+    """A rule with one severity (state, rate, stale...)."""
+
+    severity: Severity = Severity.WARNING
+
+    def level(self, name: str | None = None) -> Level:
+        return Level(name or self.severity.value, self.severity, self.for_s, self.clear_for_s)
+
+
+class LevelSpec(Strict):
+    """A threshold with its own hysteresis and timing (defaults come from the rule)."""
+
+    value: float
+    hysteresis: float | None = Field(default=None, ge=0)
+    for_s: float | None = Field(default=None, ge=0)
+    clear_for_s: float | None = Field(default=None, ge=0)
+
+
+LevelValue = float | LevelSpec
+
+
+class Levels(Strict):
+    """Four thresholds, as rack PDUs have them [R1]: any subset, in increasing order."""
+
+    low_critical: LevelValue | None = None
+    low_warning: LevelValue | None = None
+    high_warning: LevelValue | None = None
+    high_critical: LevelValue | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Levels:
+        given = [
+            (name, _value(spec))
+            for name in ("low_critical", "low_warning", "high_warning", "high_critical")
+            if (spec := getattr(self, name)) is not None
+        ]
+        if not given:
+            msg = "give at least one of low_critical, low_warning, high_warning, high_critical"
+            raise ValueError(msg)
+        for (name_a, a), (name_b, b) in itertools.pairwise(given):
+            if not a < b:
+                msg = f"{name_a} ({a:g}) must be below {name_b} ({b:g})"
+                raise ValueError(msg)
+        return self
+
+
+def _value(spec: LevelValue) -> float:
+    return spec.value if isinstance(spec, LevelSpec) else float(spec)
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    """One compiled threshold: which side, where, and how far back it clears."""
+
+    level: Level
+    high: bool
+    threshold: float
+    hysteresis: float
+
+
+class Bands:
+    """Four-level threshold logic with per-level hysteresis (deassertion margin) [R1]."""
+
+    _ORDER = (
+        ("high_critical", True, Severity.CRITICAL),
+        ("low_critical", False, Severity.CRITICAL),
+        ("high_warning", True, Severity.WARNING),
+        ("low_warning", False, Severity.WARNING),
+    )
+
+    def __init__(self, levels: Levels, rule: RuleBase, hysteresis: float) -> None:
+        self.bands: list[Band] = []
+        for name, high, severity in self._ORDER:
+            spec = getattr(levels, name)
+            if spec is None:
+                continue
+            full = spec if isinstance(spec, LevelSpec) else LevelSpec(value=float(spec))
+            level = Level(
+                name,
+                severity,
+                rule.for_s if full.for_s is None else full.for_s,
+                rule.clear_for_s if full.clear_for_s is None else full.clear_for_s,
+            )
+            h = hysteresis if full.hysteresis is None else full.hysteresis
+            self.bands.append(Band(level, high, full.value, h))
+        self._by_name = {band.level.name: band for band in self.bands}
+
+    def evaluate(self, value: float, current: str | None) -> Band | None:
+        """The most severe band that is crossed, or still held within its hysteresis."""
+        held = self._by_name.get(current) if current is not None else None
+        for band in self.bands:
+            if (value > band.threshold) if band.high else (value < band.threshold):
+                return band
+            # a level once asserted stays until the value is back past threshold -/+ margin;
+            # a more severe level on the same side holds the lesser one the same way
+            if (
+                held is not None
+                and held.high == band.high
+                and held.level.severity.rank >= band.level.severity.rank
+                and (
+                    value > band.threshold - band.hysteresis
+                    if band.high
+                    else value < band.threshold + band.hysteresis
+                )
+            ):
+                return band
+        return None
+
+    def describe(self, band: Band) -> str:
+        return f"{'above' if band.high else 'below'} {band.threshold:g} ({band.level.name})"
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """An evaluator's verdict for one scope: a level, or None when the condition is clear."""
+
+    key: str
+    level: Level | None
+    labels: Mapping[str, str]
+    value: Value | None = None
+    summary: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """What the engine knows of an inventory device."""
+
+    tags: Mapping[str, str]
+    interval_s: float
+
+
+class Context(Protocol):
+    """What evaluators may ask the engine."""
+
+    def level(self, rule_id: str, key: str) -> str | None:
+        """The level currently asserted for (rule, key): evaluators apply hysteresis to it."""
+        ...
+
+    @property
+    def devices(self) -> Mapping[str, DeviceInfo]: ...
+
+    @property
+    def started_at(self) -> float: ...
+
+
+class Evaluator(ABC):
+    """Compiled rule: turns readings (and the passing of time) into signals."""
+
+    #: Metrics routed to `observe`; None means every reading.
+    metrics: frozenset[str] | None = None
+    #: Whether `tick` needs calling as time passes.
+    timed: bool = False
+
+    def __init__(self, rule: RuleBase) -> None:
+        self.rule = rule
+
+    @abstractmethod
+    def observe(self, reading: Reading, now: float, ctx: Context) -> list[Signal]: ...
+
+    def tick(self, now: float, ctx: Context) -> list[Signal]:
+        del now, ctx
+        return []
+
+
+def number(value: Value) -> float | None:
+    """A reading's value as a float, or None for bools and text."""
+    if isinstance(value, bool | str):
+        return None
+    return float(value)
+
+
+def fmt(value: float, unit: str | None = None) -> str:
+    text = f"{value:.4g}"
+    return f"{text} {unit}" if unit else text
+
+
+Aggregation = Literal["avg", "max", "min", "sum"]
