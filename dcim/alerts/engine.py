@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dcim.alerts.kinds.base import DeviceInfo, Evaluator, Explains, Signal
 from dcim.alerts.model import Incident, Level, Notification, Phase, Severity, Transition
@@ -115,6 +115,9 @@ class RuleEngine:
             (d.interval_s for d in self._devices.values()),
             default=self.settings.default_interval_s,
         )
+        # devices come back one by one within a poll round: keep the degraded incident
+        # (and its children grouped) that long, rather than paging each straggler
+        self.rules[DEGRADED_RULE.id] = replace(DEGRADED_RULE, clear_for_s=self._max_interval)
         for incident in incidents:
             self._restore(incident)
 
@@ -204,7 +207,7 @@ class RuleEngine:
             self._record("resolved", incident)
             return
         level = Level(incident.level, incident.severity, 0.0, info.clear_for_s)
-        fired = incident.fired_at or incident.started_at
+        fired = incident.fired_at if incident.fired_at is not None else incident.started_at
         entry = Entry(info, incident.key, level, fired, incident.started_at, incident)
         self._entries[incident.dedup_key] = entry
         self._by_id[incident.id] = incident
@@ -367,7 +370,8 @@ class RuleEngine:
             and incident.severity is Severity.CRITICAL
             and not incident.acknowledged
             and not incident.escalated
-            and now - (incident.fired_at or now) >= after
+            and incident.fired_at is not None
+            and now - incident.fired_at >= after
         ):
             incident.escalated = True
             self._record("escalated", incident)
