@@ -21,11 +21,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+from servers import find_binary
+
 START_TIMEOUT_S = 15.0
 SYS_DESCR = "1.3.6.1.2.1.1.1.0"
 
 #: No MIB files are loaded by the net-snmp tools and agent we start.
 NO_MIBS_ENV = {"MIBS": "", "MIBDIRS": "/nonexistent"}
+
+
+def require_binary(name: str, default: str) -> str:
+    """Path of a net-snmp binary, or skip (locally) / fail (under CI) saying which is missing."""
+    path = find_binary(name, default)
+    if path is not None:
+        return path
+    reason = f"{name} not found ({default}, ${name.upper()}_BIN, PATH); apt-get install snmpd snmp"
+    if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+        pytest.fail(f"{reason}; CI is set, so a missing binary is a failure")
+    pytest.skip(reason)
 
 
 def free_udp_port() -> int:

@@ -1,0 +1,368 @@
+"""SNMPv3 user-based security on the poll path, against a real net-snmp `snmpd`.
+
+Every auth x priv pair net-snmp 5.9 offers is polled through
+`SnmpEngineHost.session()` (what `SnmpCollector` uses). net-snmp has no 3DES, so
+those pairs run against the bundled pysnmp agent instead (see
+`test_3des_against_the_pysnmp_agent`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pysnmp.entity import config as pysnmp_config
+from snmpd import SYS_DESCR, Snmpd, UsmUser, free_udp_port, require_binary
+
+from collectors.snmp import security
+from collectors.snmp.client import (
+    SnmpEngineHost,
+    SnmpSecurityError,
+    SnmpStatusError,
+    build_object_names,
+)
+from dcim.errors import DeviceAuthError, DeviceTimeoutError
+from dcim.inventory import SnmpConfig
+from simulators import snmp_agent
+from simulators.clock import SimClock
+from simulators.snmp_agent import V3User, serve
+from simulators.ups import UpsModel
+from simulators.ups_mib import UpsDevice
+
+AUTH_KEY = "auth-secret-4711"
+PRIV_KEY = "priv-secret-0815"
+
+#: our config name -> net-snmp's name
+AUTH = {
+    "md5": "MD5",
+    "sha": "SHA",
+    "sha224": "SHA-224",
+    "sha256": "SHA-256",
+    "sha384": "SHA-384",
+    "sha512": "SHA-512",
+}
+PRIV = {
+    "none": None,
+    "des": "DES",
+    "aes128": "AES",
+    "aes192": "AES-192",
+    "aes256": "AES-256",
+    "aes192c": "AES-192-C",
+    "aes256c": "AES-256-C",
+}
+PAIRS = [(auth, priv) for auth in AUTH for priv in PRIV]
+
+
+def user_name(auth: str, priv: str) -> str:
+    return f"u-{auth}-{priv}"
+
+
+def all_users() -> list[UsmUser]:
+    users = [UsmUser("u-noauth")]
+    for auth, priv in PAIRS:
+        net_priv = PRIV[priv]
+        users.append(
+            UsmUser(
+                user_name(auth, priv),
+                AUTH[auth],
+                AUTH_KEY,
+                net_priv,
+                PRIV_KEY if net_priv else None,
+            )
+        )
+    return users
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Snmpd]:
+    """One snmpd with a user for every auth x priv pair."""
+    server = Snmpd(
+        require_binary("snmpd", "/usr/sbin/snmpd"),
+        tmp_path_factory.mktemp("snmpd"),
+        users=all_users(),
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def host() -> AsyncIterator[SnmpEngineHost]:
+    engine_host = SnmpEngineHost()
+    yield engine_host
+    engine_host.close()
+
+
+def v3_config(
+    port: int,
+    user: str,
+    auth: str = "none",
+    priv: str = "none",
+    *,
+    auth_key: str = AUTH_KEY,
+    priv_key: str = PRIV_KEY,
+    timeout_s: float = 1.0,
+) -> SnmpConfig:
+    v3: dict[str, Any] = {"user": user, "auth_protocol": auth, "priv_protocol": "none"}
+    if auth != "none":
+        v3["auth_key"] = auth_key
+    # aes192c/aes256c are not (yet) accepted by the inventory schema: set them after validation
+    late_priv = priv in ("aes192c", "aes256c")
+    if priv != "none":
+        v3["priv_protocol"] = "aes128" if late_priv else priv
+        v3["priv_key"] = priv_key
+    config = SnmpConfig.model_validate(
+        {
+            "host": "127.0.0.1",
+            "port": port,
+            "version": "v3",
+            "v3": v3,
+            "timeout_s": timeout_s,
+            "retries": 0,
+        }
+    )
+    if late_priv:
+        assert config.v3 is not None
+        config = config.model_copy(
+            update={"v3": config.v3.model_copy(update={"priv_protocol": priv})}
+        )
+    return config
+
+
+async def get_sys_descr(host: SnmpEngineHost, device_id: str, config: SnmpConfig) -> object:
+    session = await host.session(device_id, config)
+    answers = await session.get(build_object_names([SYS_DESCR]))
+    return answers[0].value
+
+
+@pytest.mark.parametrize(("auth", "priv"), PAIRS)
+async def test_every_auth_priv_pair_polls_snmpd(
+    agent: Snmpd, host: SnmpEngineHost, auth: str, priv: str
+) -> None:
+    config = v3_config(agent.port, user_name(auth, priv), auth, priv)
+    assert await get_sys_descr(host, "dev-v3", config) == b"dcim test agent"
+
+
+async def test_no_auth_no_priv_polls_snmpd(agent: Snmpd, host: SnmpEngineHost) -> None:
+    config = v3_config(agent.port, "u-noauth")
+    assert await get_sys_descr(host, "dev-v3", config) == b"dcim test agent"
+
+
+def assert_no_secret(exc: BaseException) -> None:
+    for text in (str(exc), repr(exc)):
+        assert AUTH_KEY not in text
+        assert PRIV_KEY not in text
+        assert "wrong-key" not in text
+
+
+async def test_unknown_user_is_a_typed_auth_error(agent: Snmpd, host: SnmpEngineHost) -> None:
+    config = v3_config(agent.port, "nobody", "sha256", "aes128")
+    with pytest.raises(SnmpSecurityError) as info:
+        await get_sys_descr(host, "ups-7", config)
+    assert isinstance(info.value, DeviceAuthError)
+    assert info.value.reason == "unknown_user"
+    assert info.value.error_class == "auth"
+    assert "ups-7" in str(info.value)
+    assert "'nobody'" in str(info.value)
+    assert_no_secret(info.value)
+
+
+async def test_wrong_auth_key_is_a_typed_auth_error(agent: Snmpd, host: SnmpEngineHost) -> None:
+    user = user_name("sha256", "aes128")
+    config = v3_config(agent.port, user, "sha256", "aes128", auth_key="wrong-key-123")
+    with pytest.raises(SnmpSecurityError) as info:
+        await get_sys_descr(host, "ups-7", config)
+    assert info.value.reason == "wrong_auth"
+    assert "ups-7" in str(info.value)
+    assert_no_secret(info.value)
+
+
+async def test_wrong_priv_key_is_told_apart_from_a_dead_agent(
+    agent: Snmpd, host: SnmpEngineHost
+) -> None:
+    # net-snmp drops a request it cannot decrypt without a word; the engine-id
+    # probe shows the agent is alive, so the error says "priv", not "timeout"
+    user = user_name("sha", "aes128")
+    config = v3_config(agent.port, user, "sha", "aes128", priv_key="wrong-key-456", timeout_s=0.5)
+    with pytest.raises(SnmpSecurityError) as info:
+        await get_sys_descr(host, "pdu-3", config)
+    assert info.value.reason == "wrong_priv"
+    assert "pdu-3" in str(info.value)
+    assert_no_secret(info.value)
+
+
+async def test_wrong_aes256_key_extension_is_a_priv_error(
+    agent: Snmpd, host: SnmpEngineHost
+) -> None:
+    # SHA-1 + AES-256: the Cisco key extension differs from net-snmp's default
+    user = user_name("sha", "aes256")
+    config = v3_config(agent.port, user, "sha", "aes256c", timeout_s=0.5)
+    with pytest.raises(SnmpSecurityError) as info:
+        await get_sys_descr(host, "pdu-3", config)
+    assert info.value.reason == "wrong_priv"
+
+
+async def test_lower_security_level_than_required_is_an_auth_status(
+    agent: Snmpd, host: SnmpEngineHost
+) -> None:
+    # the user needs privacy (rouser ... priv): net-snmp answers authorizationError
+    config = v3_config(agent.port, user_name("sha512", "aes256"), "sha512")
+    with pytest.raises(SnmpStatusError) as info:
+        await get_sys_descr(host, "ups-7", config)
+    assert info.value.status == 16
+    assert info.value.error_class == "auth"
+
+
+async def test_dead_agent_is_a_timeout(host: SnmpEngineHost) -> None:
+    config = v3_config(free_udp_port(), "noc", "sha256", "aes128", timeout_s=0.3)
+    with pytest.raises(DeviceTimeoutError) as info:
+        await get_sys_descr(host, "dead-ups", config)
+    assert "dead-ups" in str(info.value)
+    assert_no_secret(info.value)
+
+
+async def test_wrong_community_is_told_apart_from_a_dead_agent(
+    agent: Snmpd, host: SnmpEngineHost
+) -> None:
+    config = SnmpConfig.model_validate(
+        {
+            "host": "127.0.0.1",
+            "port": agent.port,
+            "community": "wrong-key",
+            "timeout_s": 0.5,
+            "retries": 0,
+        }
+    )
+    with pytest.raises(SnmpSecurityError) as info:
+        await get_sys_descr(host, "pdu-9", config)
+    assert info.value.reason == "wrong_community"
+    assert_no_secret(info.value)
+
+
+async def test_engine_id_discovery_probe(agent: Snmpd) -> None:
+    engine_id = await security.discover_engine_id("127.0.0.1", agent.port, timeout_s=1.0)
+    assert engine_id == bytes.fromhex(agent.engine_id)
+    assert await security.discover_engine_id("127.0.0.1", free_udp_port(), timeout_s=0.2) is None
+
+
+async def test_changed_engine_id_is_rediscovered_and_logged(
+    tmp_path: Path, host: SnmpEngineHost, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = UsmUser("noc", "SHA-256", AUTH_KEY, "AES", PRIV_KEY)
+    server = Snmpd(require_binary("snmpd", "/usr/sbin/snmpd"), tmp_path, users=[user])
+    server.start()
+    try:
+        config = v3_config(server.port, "noc", "sha256", "aes128", timeout_s=0.5)
+        session = await host.session("ups-9", config)
+        request = build_object_names([SYS_DESCR])
+        assert (await session.get(request))[0].value == b"dcim test agent"
+        old_engine = server.engine_id
+        # the management card is replaced: same address, same user, new engine id
+        server.restart(engine_id="80001f88046463696d39393939")
+        with caplog.at_level(logging.WARNING, logger="collectors.snmp.client"):
+            assert (await session.get(request))[0].value == b"dcim test agent"
+            assert (await session.get(request))[0].value == b"dcim test agent"
+    finally:
+        server.stop()
+    changed = [r.getMessage() for r in caplog.records if "engine id changed" in r.getMessage()]
+    assert len(changed) == 1, changed
+    assert "ups-9" in changed[0]
+    assert old_engine in changed[0]
+    assert "80001f88046463696d39393939" in changed[0]
+
+
+@pytest.mark.parametrize("auth", list(AUTH))
+async def test_3des_against_the_pysnmp_agent(
+    auth: str, host: SnmpEngineHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """net-snmp 5.9 has no 3DES (draft-reeder): the bundled pysnmp agent stands in.
+
+    The simulator lists no 3DES yet, so the test adds it to the agent's table.
+    """
+    monkeypatch.setitem(snmp_agent.PRIV_PROTOCOLS, "3DES", pysnmp_config.USM_PRIV_CBC168_3DES)
+    device = UpsDevice("ups1", UpsModel(rated_va=3000.0, rated_w=2700.0, seed=1), SimClock())
+    user = V3User("noc3", AUTH_KEY, PRIV_KEY, auth_protocol=AUTH[auth], priv_protocol="3DES")
+    sim = await serve({"ups1": device}, "127.0.0.1", 0, v3_users=[user])
+    try:
+        config = v3_config(sim.port, "noc3", auth, "3des")
+        session = await host.session("ups-3des", config)
+        # upsIdentManufacturer.0 from the simulated UPS-MIB
+        answers = await session.get(build_object_names(["1.3.6.1.2.1.33.1.1.1.0"]))
+        assert isinstance(answers[0].value, bytes)
+        assert answers[0].value
+        wrong = v3_config(sim.port, "noc3", auth, "3des", priv_key="wrong-key-789")
+        with pytest.raises(SnmpSecurityError) as info:
+            await get_sys_descr(host, "ups-3des-bad", wrong)
+        assert info.value.reason == "wrong_priv"
+    finally:
+        sim.close()
+
+
+@pytest.mark.parametrize(
+    ("snmp", "expected"),
+    [
+        ({"community": "public"}, ["SNMPv2c"]),
+        ({"version": "v1", "community": "public"}, ["SNMPv1"]),
+        (
+            {
+                "version": "v3",
+                "v3": {
+                    "user": "u",
+                    "auth_protocol": "md5",
+                    "auth_key": AUTH_KEY,
+                    "priv_protocol": "des",
+                    "priv_key": PRIV_KEY,
+                },
+            },
+            ["MD5", "DES"],
+        ),
+        (
+            {
+                "version": "v3",
+                "v3": {"user": "u", "auth_protocol": "none", "priv_protocol": "none"},
+            },
+            ["noAuthNoPriv"],
+        ),
+        (
+            {
+                "version": "v3",
+                "v3": {
+                    "user": "u",
+                    "auth_protocol": "sha",
+                    "auth_key": AUTH_KEY,
+                    "priv_protocol": "none",
+                },
+            },
+            ["authNoPriv"],
+        ),
+    ],
+)
+def test_weak_security_logs_one_warning_naming_device_and_weakness(
+    snmp: dict[str, Any], expected: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    config = SnmpConfig.model_validate({"host": "10.0.0.5", **snmp})
+    with caplog.at_level(logging.WARNING):
+        assert security.warn_weak_security("ups-old", config)
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1, messages
+    assert "ups-old" in messages[0]
+    for word in expected:
+        assert word in messages[0]
+    assert AUTH_KEY not in messages[0]
+    assert "public" not in messages[0]
+
+
+def test_strong_security_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    config = SnmpConfig.model_validate(
+        {
+            "host": "10.0.0.5",
+            "version": "v3",
+            "v3": {"user": "u", "auth_key": AUTH_KEY, "priv_key": PRIV_KEY},
+        }
+    )
+    with caplog.at_level(logging.WARNING):
+        assert not security.warn_weak_security("ups-new", config)
+    assert caplog.records == []
