@@ -215,6 +215,11 @@ class ModbusSimServer:
         listener: Any = server.transport  # an asyncio.Server for a listening endpoint
         self.port = int(listener.sockets[0].getsockname()[1])
 
+    def kill(self) -> None:
+        """Drop the listener and every connection at once, as a crashed device would."""
+        if self._server is not None:
+            self._server.close()
+
     async def close(self) -> None:
         """Stop listening and drop every client connection."""
         server, self._server = self._server, None

@@ -177,10 +177,11 @@ class ModbusGateway:
         request = asyncio.ensure_future(calls[function](address, count=count, device_id=unit))
         try:
             await asyncio.wait((request, connection.lost), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not request.done():
-                request.cancel()
-        if request.cancelled():
+        except BaseException:  # cancelled from outside: take the request down with us
+            request.cancel()
+            raise
+        if not request.done():
+            request.cancel()
             raise ModbusConnectionLostError(device_id, f"{where}: connection to {self.name} lost")
         try:
             response = request.result()
