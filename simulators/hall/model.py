@@ -161,9 +161,9 @@ class HallModel:
         self._ups_seen: dict[str, tuple[OutputSource, BatteryStatus]] = {}
         self._branch_state: dict[tuple[str, int], str] = {}
 
+        self._ups_states = {k: m.state() for k, m in self.ups_models.items()}
         self._compute_power()
         self.thermal = thermal.initial_state(self._thermal_inputs())
-        self._ups_states = {k: m.state() for k, m in self.ups_models.items()}
         self._ups_seen = {
             k: (s.output_source, s.battery_status) for k, s in self._ups_states.items()
         }
