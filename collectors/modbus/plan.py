@@ -133,6 +133,12 @@ def plan_profile(profile: ModbusProfile, max_gap: int = 8) -> ModbusPlan:
     return ModbusPlan(profile, max_gap, tuple(blocks))
 
 
+def unmerged(plan: ModbusPlan) -> ModbusPlan:
+    """The same fields read one request each: the baseline planning is measured against."""
+    blocks = tuple(_block(b.function, [f]) for b in plan.blocks for f in b.fields)
+    return ModbusPlan(plan.profile, 0, blocks)
+
+
 def _merge(function: Function, fields: list[PlannedField], max_gap: int) -> list[Block]:
     bits = function in BIT_FUNCTIONS
     limit = MAX_BITS if bits else MAX_REGISTERS

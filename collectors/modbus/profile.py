@@ -172,12 +172,17 @@ def parse_modbus_profile(text: str, source: str) -> ModbusProfile:
         raise ProfileError(f"{source}: " + "; ".join(problems)) from None
 
 
+def available_modbus_profiles() -> list[str]:
+    """Names of the shipped register maps."""
+    return sorted(path.stem for path in _modbus_dir().glob("*.yaml"))
+
+
 @cache
 def load_modbus_profile(name: str) -> ModbusProfile:
     """The shipped register map called `name` (profiles/modbus/<name>.yaml)."""
     path = _modbus_dir() / f"{name}.yaml"
     if path.is_file():
         return parse_modbus_profile(path.read_text(encoding="utf-8"), str(path))
-    known = ", ".join(sorted(p.stem for p in _modbus_dir().glob("*.yaml"))) or "none"
+    known = ", ".join(available_modbus_profiles()) or "none"
     msg = f"unknown Modbus profile {name!r} (known: {known})"
     raise ProfileError(msg)
