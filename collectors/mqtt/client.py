@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
+import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -148,7 +149,7 @@ def make_client(
         protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
         # 3.1.1: clean_session; 5: clean_start plus the session expiry above
         clean_session=None if v5 else not persistent,
-        clean_start=not persistent,
+        clean_start=(not persistent) if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
         properties=properties,
         keepalive=broker.keepalive_s,
         will=will,
@@ -185,10 +186,10 @@ class MqttSubscriber:
             client = make_client(self.broker, client_id=self.client_id)
             try:
                 async with client:
-                    self._set_connected(True)
+                    await self._subscribe(client)
+                    self._set_connected(True)  # only now can messages flow
                     failures = 0
                     self._backoff.reset()
-                    await self._subscribe(client)
                     # the iterator hands out what is already queued before it reports a
                     # disconnect, so messages acknowledged to the broker are not dropped
                     async for message in client.messages:

@@ -12,6 +12,7 @@ get `device.up = False`, and `True` again when they speak.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -98,6 +99,7 @@ class MqttCollector:
         self._logged: set[tuple[str, str, str]] = set()
         self._pending: list[Reading] = []
         self._emit: Emit | None = None
+        self._kick = asyncio.Event()
 
     # --- running -------------------------------------------------------------
 
@@ -124,7 +126,11 @@ class MqttCollector:
 
     async def _watch_stale(self) -> None:
         while True:
-            await asyncio.sleep(self._tick_s)
+            # a broker state change wakes us early, so its device.up goes out at once
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._tick_s):
+                    await self._kick.wait()
+            self._kick.clear()
             self.check_stale(time.monotonic())
             self._error_readings()
             await self._flush()
@@ -225,6 +231,7 @@ class MqttCollector:
                 BROKER_DEVICE_ID, "device.up", connected, None, time.time_ns(), self._broker_tags
             )
         )
+        self._kick.set()
 
     # --- bad input -----------------------------------------------------------
 

@@ -189,15 +189,23 @@ def parse_timestamp(raw: object, fmt: str, now_ns: int) -> int:
         except ValueError:
             if fmt == "iso8601":
                 raise FieldError("bad_timestamp", f"{raw[:40]!r} is not ISO 8601") from None
-    seconds = _number(raw)
-    divisor = {"epoch_s": 1.0, "epoch_ms": 1e3, "epoch_us": 1e6, "epoch_ns": 1e9}.get(fmt)
-    if divisor is None:
-        # auto: by magnitude; 1e11 s is the year 5138, 1e11 ms is 1973
-        magnitude = abs(seconds)
-        divisor = 1.0 if magnitude < 1e11 else 1e3 if magnitude < 1e14 else 1e6
-        if magnitude >= 1e17:
-            divisor = 1e9
-    ts_ns = round(seconds / divisor * 1e9)
+    number = _number(raw)
+    multiplier = {"epoch_s": 10**9, "epoch_ms": 10**6, "epoch_us": 10**3, "epoch_ns": 1}.get(fmt)
+    if multiplier is None:
+        # auto, by magnitude: 1e11 s is the year 5138, 1e11 ms is 1973
+        magnitude = abs(number)
+        multiplier = (
+            10**9
+            if magnitude < 1e11
+            else 10**6
+            if magnitude < 1e14
+            else 10**3
+            if magnitude < 1e17
+            else 1
+        )
+    # whole numbers stay exact (epoch ms * 10**6 as a float would not)
+    exact = isinstance(raw, int) or (isinstance(raw, str) and raw.strip().lstrip("-").isdigit())
+    ts_ns = int(raw) * multiplier if exact else round(number * multiplier)  # type: ignore[call-overload]
     return _plausible(ts_ns, now_ns, raw)
 
 
