@@ -11,54 +11,175 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from dcim.errors import ProfileError
 from dcim.vocabulary import load_vocabulary
 from dcim.yamlsource import YamlSourceError, format_path, line_of, load_yaml_with_lines
 
 OID_PATTERN = r"^\d+(\.\d+)+$"
+Oid = Annotated[str, Field(pattern=OID_PATTERN)]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class SnmpField(_Strict):
-    """One metric read from one OID (scalar: full instance OID; table: column OID)."""
+def _known_metric(metric: str) -> str:
+    try:
+        load_vocabulary().get(metric)
+    except ProfileError as exc:
+        raise ValueError(str(exc)) from None  # pydantic reports it with the path
+    return metric
 
-    metric: str
-    oid: str = Field(pattern=OID_PATTERN)
+
+def _check_enum(metric: str, enum: dict[int, str]) -> None:
+    spec = load_vocabulary().get(metric)
+    unknown = sorted(set(enum.values()) - set(spec.values)) if spec.type == "enum" else []
+    if unknown:
+        msg = f"enum values {unknown} are not values of {metric} ({', '.join(spec.values)})"
+        raise ValueError(msg)
+
+
+class Conversion(_Strict):
+    """How one raw value becomes a vocabulary value.
+
+    Numbers: `raw * scale / divisor + offset` (divisor from `divisor_oid` or
+    `decimals_oid` when the field has one), then °F -> °C when `fahrenheit`,
+    then the plausibility check `valid_range`. Raw values listed in `missing`
+    mean "no value here" (unplugged probe, not measured) and are dropped quietly.
+    """
+
     type: Literal["number", "enum", "bool", "string"] = "number"
     scale: float = 1.0
     offset: float = 0.0
     enum: dict[int, str] = Field(default_factory=dict)
     true_values: list[int] = Field(default_factory=lambda: [1])
     valid_range: tuple[float, float] | None = None
-    #: Raw values that mean "not available" on this device (e.g. -1, 2147483647).
-    missing: list[int] = Field(default_factory=list)
+    missing: list[float] = Field(default_factory=list)
+    #: The device reports degrees Fahrenheit; the value is converted to °C.
+    fahrenheit: bool = False
+    #: Fixed tags for this field's readings (e.g. position: inlet).
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class SnmpField(Conversion):
+    """One metric read from one OID (scalar: full instance OID; table: column OID)."""
+
+    metric: str
+    oid: Oid
+    #: Scalars: OIDs tried in order when `oid` has no value (twins in the same unit).
+    fallback_oids: list[Oid] = Field(default_factory=list)
+    #: Tables: a column holding this row's divisor (e.g. APC's scale column).
+    divisor_oid: Oid | None = None
+    #: Tables: a column (same index) holding this row's number of decimal digits.
+    decimals_oid: Oid | None = None
     source: str = ""
 
-    @field_validator("metric")
+    _metric_known = field_validator("metric")(_known_metric)
+
+    @model_validator(mode="after")
+    def _enum_in_vocabulary(self) -> SnmpField:
+        _check_enum(self.metric, self.enum)
+        return self
+
+
+class SnmpVariant(Conversion):
+    """The metric (and conversion) a switched column has for one selector value."""
+
+    metric: str
+
+    _metric_known = field_validator("metric")(_known_metric)
+
+    @model_validator(mode="after")
+    def _enum_in_vocabulary(self) -> SnmpVariant:
+        _check_enum(self.metric, self.enum)
+        return self
+
+
+class SwitchedColumn(_Strict):
+    """A table column whose meaning depends on the row (sensor type, unit column).
+
+    The selector is one named index part (`select_index`) or another column's
+    value (`select_oid`); `variants` maps each selector value to its metric.
+    Rows whose selector has no variant are skipped: the profile does not know them.
+    """
+
+    oid: Oid
+    select_index: str | None = None
+    select_oid: Oid | None = None
+    variants: dict[str, SnmpVariant] = Field(min_length=1)
+    divisor_oid: Oid | None = None
+    decimals_oid: Oid | None = None
+
+    @field_validator("variants", mode="before")
     @classmethod
-    def _in_vocabulary(cls, metric: str) -> str:
-        try:
-            load_vocabulary().get(metric)
-        except ProfileError as exc:
-            raise ValueError(str(exc)) from None  # pydantic reports it with the path
-        return metric
+    def _keys_as_text(cls, variants: Any) -> Any:
+        # YAML keys may be ints (sensor types) or text (units); compare as text
+        if isinstance(variants, dict):
+            return {str(key): value for key, value in variants.items()}
+        return variants
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> SwitchedColumn:
+        if (self.select_index is None) == (self.select_oid is None):
+            msg = "give exactly one of select_index and select_oid"
+            raise ValueError(msg)
+        return self
+
+
+class RowFilter(_Strict):
+    """Drop a row whose column `oid` holds a value not in `values` (e.g. probe offline).
+
+    A row without that column is kept: the device did not say it is unusable.
+    """
+
+    oid: Oid
+    values: list[int] = Field(min_length=1)
 
 
 class SnmpTable(_Strict):
     """Columns of one conceptual table, each row tagged with its index (and label)."""
 
     name: str
+    #: Tag carrying the whole row index (e.g. `outlet`, `sensor`, `line`).
     index_tag: str = "index"
-    label_oid: str | None = Field(default=None, pattern=OID_PATTERN)
+    #: Names of the index parts, one sub-identifier each: each becomes a tag
+    #: (names starting with `_` are only for `select_index`, not tags).
+    index_parts: list[str] = Field(default_factory=list)
+    label_oid: Oid | None = None
     label_tag: str = "label"
-    columns: list[SnmpField] = Field(min_length=1)
+    #: Keep only rows this column allows (e.g. a probe's "online" column).
+    require: RowFilter | None = None
+    columns: list[SnmpField] = Field(default_factory=list)
+    switched: list[SwitchedColumn] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _has_values_and_known_parts(self) -> SnmpTable:
+        if not self.columns and not self.switched:
+            msg = "a table needs columns or switched columns"
+            raise ValueError(msg)
+        for column in self.switched:
+            if column.select_index is not None and column.select_index not in self.index_parts:
+                msg = f"select_index {column.select_index!r} is not in index_parts"
+                raise ValueError(msg)
+        return self
+
+
+class Condition(_Strict):
+    """A scalar whose value switches a profile-wide setting (e.g. the temperature unit)."""
+
+    oid: Oid
+    values: list[int] = Field(min_length=1)
 
 
 class SnmpProfile(_Strict):
@@ -66,7 +187,16 @@ class SnmpProfile(_Strict):
     kind: Literal["ups", "pdu", "crac", "sensor", "meter"]
     description: str = ""
     source: str = ""
-    sys_object_ids: list[str] = Field(default_factory=list)
+    #: sysObjectID prefixes of devices this profile is meant for (discovery).
+    sys_object_ids: list[Oid] = Field(default_factory=list)
+    #: OIDs (subtrees) whose presence shows the device speaks this profile's MIB.
+    probe_oids: list[Oid] = Field(default_factory=list)
+    #: Among profiles whose probes answer, the higher priority wins.
+    priority: int = 0
+    #: Profiles whose scalars and tables this one also polls (e.g. UPS-MIB).
+    include: list[str] = Field(default_factory=list)
+    #: Fields with `fahrenheit: true` are °F only while this scalar says so.
+    fahrenheit_when: Condition | None = None
     scalars: list[SnmpField] = Field(default_factory=list)
     tables: list[SnmpTable] = Field(default_factory=list)
 
@@ -97,11 +227,27 @@ def parse_snmp_profile(text: str, source: str) -> SnmpProfile:
 
 @cache
 def load_snmp_profile(name: str) -> SnmpProfile:
-    """The shipped SNMP profile called `name` (file profiles/snmp/<name>.yaml)."""
+    """The shipped SNMP profile called `name` (file profiles/snmp/<name>.yaml).
+
+    Included profiles are merged in: their scalars and tables follow the profile's own.
+    """
+    return _load(name, ())
+
+
+def _load(name: str, seen: tuple[str, ...]) -> SnmpProfile:
+    if name in seen:
+        msg = f"SNMP profile include loop: {' -> '.join((*seen, name))}"
+        raise ProfileError(msg)
     for directory in _profile_dirs():
         path = directory / "snmp" / f"{name}.yaml"
         if path.is_file():
-            return parse_snmp_profile(path.read_text(encoding="utf-8"), str(path))
+            profile = parse_snmp_profile(path.read_text(encoding="utf-8"), str(path))
+            scalars, tables = list(profile.scalars), list(profile.tables)
+            for included in profile.include:
+                other = _load(included, (*seen, name))
+                scalars.extend(other.scalars)
+                tables.extend(other.tables)
+            return profile.model_copy(update={"scalars": scalars, "tables": tables})
     known = ", ".join(available_profiles("snmp")) or "none"
     msg = f"unknown SNMP profile {name!r} (known: {known})"
     raise ProfileError(msg)

@@ -87,6 +87,13 @@ def cmd_poll(args: argparse.Namespace) -> int:
     return asyncio.run(poll_once_and_print(args))
 
 
+def cmd_discover(args: argparse.Namespace) -> int:
+    from dcim.oneshot import discover_and_print
+
+    setup_logging("WARNING")
+    return asyncio.run(discover_and_print(args))
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from simulators.cli import run_simulate
 
@@ -150,12 +157,23 @@ def build_parser() -> argparse.ArgumentParser:
     poll.add_argument("--auth-key-env", help="environment variable holding the v3 auth key")
     poll.add_argument("--priv-proto", default="aes128")
     poll.add_argument("--priv-key-env", help="environment variable holding the v3 priv key")
-    poll.add_argument("--profile", default="ups-mib-rfc1628")
+    poll.add_argument(
+        "--profile", default="ups-mib-rfc1628", help="profile name, or auto to discover it"
+    )
     poll.add_argument("--kind", default=None, help="device kind (default: the profile's)")
     poll.add_argument("--timeout", type=float, default=2.0)
     poll.add_argument("--retries", type=int, default=1)
     poll.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     poll.set_defaults(func=cmd_poll)
+
+    from dcim.oneshot import add_snmp_options
+
+    discover = sub.add_parser(
+        "discover", help="identify an SNMP device, pick its profile, print an inventory entry"
+    )
+    discover.add_argument("host")
+    add_snmp_options(discover)
+    discover.set_defaults(func=cmd_discover)
 
     simulate = sub.add_parser("simulate", help="serve simulated devices over SNMP")
     simulate.add_argument("--host", default="127.0.0.1")

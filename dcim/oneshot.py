@@ -6,17 +6,30 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
 from dcim.errors import CollectError, ConfigError
-from dcim.inventory import DeviceConfig, PlacedDevice
+from dcim.inventory import DeviceConfig, PlacedDevice, SnmpConfig
 from dcim.reading import Reading
 
 
-def device_from_args(args: argparse.Namespace, kind: str) -> PlacedDevice:
-    """A one-device inventory entry built from command-line options."""
+def add_snmp_options(parser: argparse.ArgumentParser) -> None:
+    """The SNMP connection options `dcim poll` and `dcim discover` share."""
+    parser.add_argument("--port", type=int, default=161)
+    parser.add_argument("--community", default=None, help="v1/v2c community (default: public)")
+    parser.add_argument("--snmp-version", choices=["v1", "v2c", "v3"], default="v2c")
+    parser.add_argument("--v3-user")
+    parser.add_argument("--auth-proto", default="sha256")
+    parser.add_argument("--auth-key-env", help="environment variable holding the v3 auth key")
+    parser.add_argument("--priv-proto", default="aes128")
+    parser.add_argument("--priv-key-env", help="environment variable holding the v3 priv key")
+    parser.add_argument("--timeout", type=float, default=2.0)
+    parser.add_argument("--retries", type=int, default=1)
+
+
+def snmp_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The `snmp` section of an inventory entry, from command-line options."""
     snmp: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
@@ -37,83 +50,108 @@ def device_from_args(args: argparse.Namespace, kind: str) -> PlacedDevice:
         snmp["v3"] = v3
     else:
         snmp["community"] = args.community or os.environ.get("DCIM_SNMP_COMMUNITY", "public")
+    return snmp
+
+
+def device_from_args(args: argparse.Namespace, kind: str, profile: str) -> PlacedDevice:
+    """A one-device inventory entry built from command-line options."""
     device = DeviceConfig.model_validate(
-        {"id": args.host, "kind": kind, "profile": args.profile, "snmp": snmp}
+        {"id": args.host, "kind": kind, "profile": profile, "snmp": snmp_from_args(args)}
     )
     tags = MappingProxyType({"device": device.id, "kind": kind})
     return PlacedDevice(device, "", "", "", "", tags)
 
 
-def _sources(plan: Any) -> Mapping[tuple[str, str], str]:
-    """(metric, table index tag) -> OID text, to report where each value came from."""
-    sources: dict[tuple[str, str], str] = {}
-    for batch in plan.get_batches:
-        for field in batch:
-            sources[(field.field.metric, "")] = field.field.oid
-    for table in plan.tables:
-        for column in table.columns:
-            sources[(column.field.metric, table.index_tag)] = column.field.oid
-    return sources
+def _snmp_config(args: argparse.Namespace) -> SnmpConfig:
+    try:
+        return SnmpConfig.model_validate(snmp_from_args(args))
+    except Exception as exc:  # pydantic ValidationError: bad option values
+        raise ConfigError("command line", [str(exc)]) from None
 
 
-def _source_of(reading: Reading, sources: Mapping[tuple[str, str], str]) -> str:
-    for (metric, index_tag), oid in sources.items():
-        if metric != reading.metric:
-            continue
-        if not index_tag:
-            return f"snmp:{oid}"
-        if index_tag in reading.tags:
-            return f"snmp:{oid}.{reading.tags[index_tag]}"
-    return ""
+async def discover_and_print(args: argparse.Namespace) -> int:
+    """`dcim discover`: identify the device, choose its profile, print an inventory entry."""
+    from collectors.snmp.discovery import discover, inventory_snippet
+
+    config = _snmp_config(args)
+    try:
+        found = await discover(config)
+    except CollectError as exc:
+        print(f"dcim discover: {exc} ({exc.error_class})", file=sys.stderr)
+        return 1
+    if found.profile is None:
+        print(f"dcim discover: {found.host}: {found.reason}", file=sys.stderr)
+        return 2
+    print(inventory_snippet(found, config), end="")
+    return 0
 
 
 async def poll_once_and_print(args: argparse.Namespace) -> int:
     from collectors.profile import load_snmp_profile
     from collectors.registry import CollectorFactory
+    from collectors.snmp.collector import SnmpCollector
 
-    profile = load_snmp_profile(args.profile)
+    name = args.profile
+    if name == "auto":
+        from collectors.snmp.discovery import discover
+
+        try:
+            found = await discover(_snmp_config(args), poll=False)
+        except CollectError as exc:
+            print(f"dcim poll: {exc} ({exc.error_class})", file=sys.stderr)
+            return 1
+        if found.profile is None:
+            print(f"dcim poll: {found.host}: {found.reason}", file=sys.stderr)
+            return 2
+        name = found.profile
+        print(f"# profile {name}: {found.reason}", file=sys.stderr)
+    profile = load_snmp_profile(name)
     try:
-        placed = device_from_args(args, args.kind or profile.kind)
+        placed = device_from_args(args, args.kind or profile.kind, name)
     except Exception as exc:  # pydantic ValidationError: bad option values
         raise ConfigError("command line", [str(exc)]) from None
     factory = CollectorFactory()
     try:
         collector = factory.build(placed)
+        assert isinstance(collector, SnmpCollector)
         async with collector:
-            readings = await collector.poll()
+            sourced = await collector.poll_with_sources()
     except CollectError as exc:
         print(f"dcim poll: {exc} ({exc.error_class})", file=sys.stderr)
         return 1
     finally:
         factory.close()
-    sources = _sources(factory.snmp_plan(args.profile))
     if args.json:
-        for reading in readings:
-            print(
-                json.dumps(
-                    {
-                        "metric": reading.metric,
-                        "value": reading.value,
-                        "unit": reading.unit,
-                        "tags": dict(reading.tags),
-                        "source": _source_of(reading, sources),
-                        "ts": reading.timestamp.isoformat(),
-                    }
-                )
-            )
+        for reading, source in sourced:
+            print(json.dumps(_as_json(reading, source)))
         return 0
+    _print_table(sourced)
+    return 0
+
+
+def _as_json(reading: Reading, source: str) -> dict[str, Any]:
+    return {
+        "metric": reading.metric,
+        "value": reading.value,
+        "unit": reading.unit,
+        "tags": dict(reading.tags),
+        "source": f"snmp:{source}",
+        "ts": reading.timestamp.isoformat(),
+    }
+
+
+def _print_table(sourced: list[tuple[Reading, str]]) -> None:
     rows = [
         (
             r.metric,
             " ".join(f"{k}={v}" for k, v in r.tags.items() if k not in ("device", "kind")),
             str(r.value),
             r.unit or "",
-            _source_of(r, sources),
+            f"snmp:{source}",
         )
-        for r in readings
+        for r, source in sourced
     ]
     header = ("metric", "tags", "value", "unit", "source")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(5)]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
-    return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -12,20 +12,19 @@ from collectors.snmp.client import (
     SnmpEngineHost,
     SnmpSession,
     SnmpStatusError,
+    SnmpValue,
     VarBind,
     build_object_names,
 )
-from collectors.snmp.decode import CompiledField, DecodeError
-from collectors.snmp.plan import SnmpPlan, TablePlan
-from dcim.errors import DeviceProtocolError
+from collectors.snmp.decode import DecodeError, divisor_of, selector_key
+from collectors.snmp.plan import Oid, Output, SnmpPlan, TablePlan, oid_text
+from collectors.snmp.walk import ColumnWalker
 from dcim.inventory import PlacedDevice, SnmpConfig, SnmpVersion
 from dcim.reading import Reading, now_ns
 
 log = logging.getLogger(__name__)
 
-#: Upper bound of GETBULK rounds per table per poll: a runaway agent that never
-#: ends its table cannot keep a poll going forever.
-MAX_TABLE_ROUNDS = 200
+Row = dict[int, SnmpValue]
 
 
 class SnmpCollector:
@@ -40,11 +39,21 @@ class SnmpCollector:
         self._host = host
         self._config = config
         self._session: SnmpSession | None = None
-        self._get_var_binds = [
-            build_object_names([field.oid for field in batch]) for batch in plan.get_batches
-        ]
-        self._row_tags: dict[tuple[str, str, str], Mapping[str, str]] = {}
-        self._reported_bad: set[tuple[tuple[int, ...], str]] = set()
+        self._walker = ColumnWalker(
+            self.device_id,
+            max_repetitions=config.max_repetitions,
+            use_getnext=config.version is SnmpVersion.V1,
+        )
+        self._get_var_binds = [build_object_names(batch) for batch in plan.get_batches]
+        self._row_tags: dict[tuple[str, Oid, str, int], Mapping[str, str]] = {}
+        self._scalar_tags: dict[int, Mapping[str, str]] = {}
+        self._reported_bad: set[tuple[str, str]] = set()
+        self._ts = 0
+
+    @property
+    def max_repetitions(self) -> int:
+        """GETBULK max-repetitions in use now (shrinks when the card struggles)."""
+        return self._walker.max_repetitions
 
     async def __aenter__(self) -> SnmpCollector:
         self._session = await self._host.session(self.device_id, self._config)
@@ -55,19 +64,55 @@ class SnmpCollector:
 
     async def poll(self) -> list[Reading]:
         """One poll cycle; raises CollectError subclasses when the device fails."""
+        return await self._poll(None)
+
+    async def poll_with_sources(self) -> list[tuple[Reading, str]]:
+        """One poll; each reading with the numeric OID its value came from."""
+        sources: list[str] = []
+        readings = await self._poll(sources)
+        return list(zip(readings, sources, strict=True))
+
+    async def _poll(self, sources: list[str] | None) -> list[Reading]:
         session = self._session
         if session is None:
             self._session = session = await self._host.session(self.device_id, self._config)
-        ts = now_ns()
+        # one timestamp per poll, the moment it started (one poll at a time per device)
+        self._ts = now_ns()
         readings: list[Reading] = []
-        for batch, var_binds in zip(self._plan.get_batches, self._get_var_binds, strict=True):
-            answers = await self._get(session, var_binds)
-            by_oid = {vb.oid: vb.value for vb in answers}
-            for field in batch:
-                raw = by_oid.get(field.oid, Absent.NO_SUCH_OBJECT)
-                self._append(readings, field, raw, ts, self.tags)
-        for table in self._plan.tables:
-            await self._walk_table(session, table, ts, readings)
+        values: dict[Oid, SnmpValue] = {}
+        for var_binds in self._get_var_binds:
+            for vb in await self._get(session, var_binds):
+                values[vb.oid] = vb.value
+        plan = self._plan
+        fahrenheit = False
+        if plan.fahrenheit_oid is not None:
+            switch = values.get(plan.fahrenheit_oid)
+            fahrenheit = isinstance(switch, int) and switch in plan.fahrenheit_values
+        for number, scalar in enumerate(plan.scalars):
+            for oid in scalar.oids:
+                raw = values.get(oid, Absent.NO_SUCH_OBJECT)
+                if not isinstance(raw, Absent):
+                    tags = self._scalar_tags.get(number)
+                    if tags is None:
+                        tags = self._scalar_tags[number] = _merge(self.tags, scalar.output.tags)
+                    source = oid_text(oid)
+                    self._emit(
+                        readings,
+                        sources,
+                        scalar.output,
+                        raw,
+                        divisor=1.0,
+                        fahrenheit=fahrenheit,
+                        tags=tags,
+                        source=source,
+                    )
+                    break
+        walked: dict[Oid, dict[Oid, SnmpValue]] = {}
+        for table in plan.tables:
+            missing = [oid for oid in table.walk_oids if oid not in walked]
+            if missing:
+                walked.update(await self._walker.walk(session, missing))
+            self._emit_table(table, walked, fahrenheit, readings, sources)
         return readings
 
     async def _get(self, session: SnmpSession, var_binds: list[tuple[Any, Any]]) -> list[VarBind]:
@@ -84,115 +129,152 @@ class SnmpCollector:
                 del remaining[exc.index - 1]
         return []
 
-    def _append(
+    def _emit(
         self,
         out: list[Reading],
-        field: CompiledField,
-        raw: object,
-        ts: int,
+        sources: list[str] | None,
+        output: Output,
+        raw: SnmpValue,
+        *,
+        divisor: float,
+        fahrenheit: bool,
         tags: Mapping[str, str],
+        source: str,
     ) -> None:
         if isinstance(raw, Absent):
             return
         try:
-            value = field.convert(raw)  # type: ignore[arg-type]
+            value = output.convert(raw, divisor, fahrenheit and output.switchable_fahrenheit)
         except DecodeError as exc:
-            self._report_bad(field, str(exc))
+            self._report_bad(output.metric, source, str(exc))
             return
         if value is None:
             return
-        out.append(Reading(self.device_id, field.field.metric, value, field.unit, ts, tags))
+        out.append(Reading(self.device_id, output.metric, value, output.unit, self._ts, tags))
+        if sources is not None:
+            sources.append(source)
 
-    def _report_bad(self, field: CompiledField, why: str) -> None:
-        key = (field.oid, why)
+    def _report_bad(self, metric: str, source: str, why: str) -> None:
+        key = (source, why)
         if key in self._reported_bad:
             return
         self._reported_bad.add(key)
-        log.warning(
-            "device %s: dropped %s from OID %s: %s",
-            self.device_id,
-            field.field.metric,
-            field.field.oid,
-            why,
-        )
+        log.warning("device %s: dropped %s from OID %s: %s", self.device_id, metric, source, why)
 
-    async def _walk_table(
-        self, session: SnmpSession, table: TablePlan, ts: int, out: list[Reading]
-    ) -> None:
-        columns = table.walk_oids
-        rows: dict[tuple[int, ...], dict[int, object]] = {}
-        cursors: list[tuple[int, ...] | None] = list(columns)
-        use_next = self._config.version is SnmpVersion.V1
-        for _ in range(MAX_TABLE_ROUNDS):
-            active = [i for i, cursor in enumerate(cursors) if cursor is not None]
-            if not active:
-                break
-            request = build_object_names([cursors[i] for i in active])  # type: ignore[misc]
-            repetitions = 1 if use_next else self._config.max_repetitions
-            answers = await (
-                session.get_next(request) if use_next else session.get_bulk(request, repetitions)
-            )
-            self._absorb(answers, active, columns, cursors, rows)
-        else:
-            msg = f"table {table.name} did not end after {MAX_TABLE_ROUNDS} rounds"
-            raise DeviceProtocolError(self.device_id, msg)
-        self._emit_rows(table, rows, ts, out)
-
-    @staticmethod
-    def _absorb(
-        answers: Sequence[VarBind],
-        active: list[int],
-        columns: Sequence[tuple[int, ...]],
-        cursors: list[tuple[int, ...] | None],
-        rows: dict[tuple[int, ...], dict[int, object]],
-    ) -> None:
-        """Spread GETBULK answers (row-major over the active columns) into rows."""
-        width = len(active)
-        for position, vb in enumerate(answers):
-            column = active[position % width]
-            cursor = cursors[column]
-            if cursor is None:
-                continue
-            prefix = columns[column]
-            if (
-                vb.value is Absent.END_OF_MIB_VIEW
-                or vb.oid[: len(prefix)] != prefix
-                or vb.oid <= cursor
-            ):
-                cursors[column] = None  # column finished (or agent went backwards)
-                continue
-            rows.setdefault(vb.oid[len(prefix) :], {})[column] = vb.value
-            cursors[column] = vb.oid
-
-    def _emit_rows(
+    def _emit_table(
         self,
         table: TablePlan,
-        rows: dict[tuple[int, ...], dict[int, object]],
-        ts: int,
+        walked: dict[Oid, dict[Oid, SnmpValue]],
+        fahrenheit: bool,
         out: list[Reading],
+        sources: list[str] | None,
     ) -> None:
-        offset = 1 if table.label_oid else 0
+        rows: dict[Oid, Row] = {}
+        for position, column_oid in enumerate(table.walk_oids):
+            for index, raw in walked.get(column_oid, {}).items():
+                rows.setdefault(index, {})[position] = raw
         for index in sorted(rows):
-            values = rows[index]
-            index_text = ".".join(str(part) for part in index)
+            row = rows[index]
+            if table.require_column is not None:
+                flag = row.get(table.require_column)
+                # a row without the column is kept: only a stated "offline" drops it
+                if flag is not None and (
+                    not isinstance(flag, int) or flag not in table.require_values
+                ):
+                    continue
             label = ""
-            if offset:
-                raw_label = values.get(0)
-                if isinstance(raw_label, bytes):
-                    label = raw_label.decode("utf-8", "replace").strip("\x00 ")
-            tags = self._tags_for_row(table, index_text, label)
-            for position, field in enumerate(table.columns):
-                if position + offset in values:
-                    self._append(out, field, values[position + offset], ts, tags)
+            if table.label_column is not None:
+                label = _label(row.get(table.label_column))
+            index_text = oid_text(index)
+            for column in table.columns:
+                value = row.get(column.column)
+                if value is None:
+                    continue
+                divisor = self._row_divisor(row, column.divisor_column, column.decimals, index_text)
+                if divisor is None:
+                    continue
+                tags = self._tags_for_row(table, index, label, column.output)
+                source = f"{column.oid_text}.{index_text}"
+                self._emit(
+                    out,
+                    sources,
+                    column.output,
+                    value,
+                    divisor=divisor,
+                    fahrenheit=fahrenheit,
+                    tags=tags,
+                    source=source,
+                )
+            for switch in table.switched:
+                switched = row.get(switch.column)
+                if switched is None:
+                    continue
+                if switch.select_part is not None:
+                    key = (
+                        str(index[switch.select_part]) if switch.select_part < len(index) else None
+                    )
+                else:
+                    assert switch.select_column is not None
+                    key = selector_key(row.get(switch.select_column))
+                output = switch.variants.get(key) if key is not None else None
+                if output is None:
+                    continue  # a sensor type or unit this profile does not map
+                divisor = self._row_divisor(row, switch.divisor_column, switch.decimals, index_text)
+                if divisor is None:
+                    continue
+                tags = self._tags_for_row(table, index, label, output)
+                source = f"{switch.oid_text}.{index_text}"
+                self._emit(
+                    out,
+                    sources,
+                    output,
+                    switched,
+                    divisor=divisor,
+                    fahrenheit=fahrenheit,
+                    tags=tags,
+                    source=source,
+                )
 
-    def _tags_for_row(self, table: TablePlan, index: str, label: str) -> Mapping[str, str]:
-        key = (table.name, index, label)
+    def _row_divisor(
+        self, row: Row, column: int | None, decimals: bool, index_text: str
+    ) -> float | None:
+        if column is None:
+            return 1.0
+        raw = row.get(column)
+        if raw is None:
+            return 1.0  # no divisor column on this row: the value is unscaled
+        divisor = divisor_of(raw, decimals=decimals)
+        if divisor is None:
+            self._report_bad("(divisor)", f"row {index_text}", f"unusable divisor {raw!r}")
+        return divisor
+
+    def _tags_for_row(
+        self, table: TablePlan, index: Oid, label: str, output: Output
+    ) -> Mapping[str, str]:
+        key = (table.name, index, label, id(output.tags))
         tags = self._row_tags.get(key)
         if tags is None:
             merged = dict(self.tags)
-            merged[table.index_tag] = index
+            merged[table.index_tag] = oid_text(index)
+            if len(index) == len(table.index_parts):
+                for name, part in zip(table.index_parts, index, strict=True):
+                    if not name.startswith("_"):
+                        merged[name] = str(part)
             if label:
                 merged[table.label_tag] = label
+            merged.update(output.tags)
             tags = MappingProxyType(merged)
             self._row_tags[key] = tags
         return tags
+
+
+def _merge(base: Mapping[str, str], extra: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType({**base, **extra}) if extra else base
+
+
+def _label(raw: SnmpValue | None) -> str:
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", "replace").strip("\x00 \t\r\n")
+    if isinstance(raw, str):
+        return raw.strip()
+    return ""

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from collectors.profile import SnmpField
+from collectors.profile import Conversion, SnmpField
 from collectors.snmp.client import Absent, SnmpValue
 from dcim.reading import MAX_STRING_VALUE, Value
 
@@ -15,7 +15,8 @@ class DecodeError(ValueError):
     """A raw value that cannot become this field's value (wrong type, out of range)."""
 
 
-Converter = Callable[[SnmpValue], Value | None]
+#: raw value, extra divisor (from a divisor/decimals column, else 1), °F flag -> value
+Converter = Callable[[SnmpValue, float, bool], Value | None]
 
 
 def _as_int(raw: SnmpValue) -> int:
@@ -41,7 +42,29 @@ def _as_number(raw: SnmpValue) -> float:
     return float(_as_int(raw))
 
 
-def compile_converter(field: SnmpField, *, integer_metric: bool = False) -> Converter:
+def selector_key(raw: object) -> str | None:
+    """A raw selector value (sensor type, unit text) as the text variants are keyed by."""
+    if isinstance(raw, bool) or raw is None:
+        return None
+    if isinstance(raw, int):
+        return str(raw)
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", "replace").strip("\x00 \t\r\n")
+    if isinstance(raw, str):
+        return raw.strip()
+    return None
+
+
+def divisor_of(raw: object, *, decimals: bool) -> float | None:
+    """A row's extra divisor from its divisor or decimal-digits column (None: unusable)."""
+    if not isinstance(raw, int) or isinstance(raw, bool):
+        return None
+    if decimals:
+        return 10.0**raw if 0 <= raw <= 9 else None
+    return float(raw) if raw > 0 else None
+
+
+def compile_converter(field: Conversion, *, integer_metric: bool = False) -> Converter:
     """Build the raw -> value function for one profile field.
 
     `integer_metric` keeps unscaled values as int (counters, counts).
@@ -59,7 +82,7 @@ def compile_converter(field: SnmpField, *, integer_metric: bool = False) -> Conv
     if field.type == "enum":
         mapping = dict(field.enum)
 
-        def convert_enum(raw: SnmpValue) -> Value | None:
+        def convert_enum(raw: SnmpValue, _divisor: float = 1.0, _f: bool = False) -> Value | None:
             code = _as_int(raw)
             if code in missing:
                 return None
@@ -73,7 +96,7 @@ def compile_converter(field: SnmpField, *, integer_metric: bool = False) -> Conv
     if field.type == "bool":
         true_values = frozenset(field.true_values)
 
-        def convert_bool(raw: SnmpValue) -> Value | None:
+        def convert_bool(raw: SnmpValue, _divisor: float = 1.0, _f: bool = False) -> Value | None:
             code = _as_int(raw)
             return None if code in missing else code in true_values
 
@@ -81,7 +104,7 @@ def compile_converter(field: SnmpField, *, integer_metric: bool = False) -> Conv
 
     if field.type == "string":
 
-        def convert_string(raw: SnmpValue) -> Value | None:
+        def convert_string(raw: SnmpValue, _divisor: float = 1.0, _f: bool = False) -> Value | None:
             if isinstance(raw, bytes):
                 text = raw.decode("utf-8", "replace").strip("\x00 \t\r\n")
             else:
@@ -92,16 +115,23 @@ def compile_converter(field: SnmpField, *, integer_metric: bool = False) -> Conv
 
     scale, offset = field.scale, field.offset
     # 194 * 0.1 is 19.400000000000002 but 194 / 10 is 19.4: divide by exact decades
-    divisor = round(1 / scale) if scale < 1 and math.isclose(1 / scale, round(1 / scale)) else None
+    divisor = round(1 / scale) if scale < 1 and math.isclose(1 / scale, round(1 / scale)) else 1
+    multiplier = 1.0 if divisor != 1 else scale
     as_int = integer_metric and scale == int(scale) and offset == int(offset)
+    always_fahrenheit = field.fahrenheit
 
-    def convert_number(raw: SnmpValue) -> Value | None:
-        if isinstance(raw, int) and raw in missing:
-            return None
+    def convert_number(
+        raw: SnmpValue, extra: float = 1.0, fahrenheit: bool = False
+    ) -> Value | None:
         number = raw if isinstance(raw, int) else _as_number(raw)
-        value = (number / divisor if divisor else number * scale) + offset
+        if number in missing:
+            return None
+        total = divisor * extra
+        value = (number * multiplier / total if total != 1 else number * multiplier) + offset
+        if always_fahrenheit or fahrenheit:
+            value = round((value - 32.0) * 5.0 / 9.0, 2)
         check_range(value)
-        return int(value) if as_int else float(value)
+        return int(value) if as_int and total == 1 else float(value)
 
     return convert_number
 
@@ -114,6 +144,10 @@ class CompiledField:
     oid: tuple[int, ...]
     unit: str | None
     convert: Converter
+
+    @property
+    def metric(self) -> str:
+        return self.field.metric
 
 
 def absent_reason(raw: SnmpValue) -> str | None:

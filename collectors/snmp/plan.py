@@ -1,43 +1,105 @@
-"""Request planning for one SNMP profile: pure, computed once per profile."""
+"""Request planning for one SNMP profile: pure, computed once per profile.
+
+The plan is what the hot path runs: each OID appears once in the GETs or the
+table walks however many fields read it, every conversion is a prebuilt
+function, and table rows pick their metric from prebuilt dictionaries.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
-from collectors.profile import SnmpField, SnmpProfile
-from collectors.snmp.decode import CompiledField, compile_converter
+from collectors.profile import Conversion, SnmpField, SnmpProfile, SnmpTable
+from collectors.snmp.decode import CompiledField, Converter, compile_converter
+from dcim.reading import EMPTY_TAGS
 from dcim.vocabulary import load_vocabulary
 
 #: Var-binds per GET. 40 keeps a response of typical values well under one
 #: Ethernet frame (1472 bytes of UDP payload), so no fragmentation or tooBig.
 MAX_VARBINDS_PER_GET = 40
 
+Oid = tuple[int, ...]
 
-def parse_oid(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split("."))
+
+def parse_oid(text: str) -> Oid:
+    return tuple(int(part) for part in text.strip(".").split("."))
+
+
+def oid_text(oid: Oid) -> str:
+    return ".".join(str(part) for part in oid)
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One metric a value turns into: name, unit, converter and fixed tags."""
+
+    metric: str
+    unit: str | None
+    convert: Converter
+    tags: Mapping[str, str]
+    #: Follows the profile's `fahrenheit_when` scalar instead of a fixed unit.
+    switchable_fahrenheit: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ScalarPlan:
+    """A scalar field: its OID and lower-precision fallbacks, in preference order."""
+
+    oids: tuple[Oid, ...]
+    output: Output
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnPlan:
+    """A table column with a fixed metric; positions index the table's walk columns."""
+
+    column: int
+    oid_text: str
+    output: Output
+    divisor_column: int | None
+    decimals: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchPlan:
+    """A table column whose metric is chosen per row (by index part or another column)."""
+
+    column: int
+    oid_text: str
+    select_part: int | None
+    select_column: int | None
+    variants: Mapping[str, Output]
+    divisor_column: int | None
+    decimals: bool
 
 
 @dataclass(frozen=True, slots=True)
 class TablePlan:
     name: str
     index_tag: str
+    index_parts: tuple[str, ...]
     label_tag: str
-    label_oid: tuple[int, ...] | None
-    columns: tuple[CompiledField, ...]
-
-    @property
-    def walk_oids(self) -> tuple[tuple[int, ...], ...]:
-        """Column OIDs to walk together (label column first when there is one)."""
-        label = (self.label_oid,) if self.label_oid else ()
-        return label + tuple(column.oid for column in self.columns)
+    label_column: int | None
+    require_column: int | None
+    require_values: frozenset[int]
+    #: Every column the table needs (values, labels, selectors, divisors), each once.
+    walk_oids: tuple[Oid, ...]
+    columns: tuple[ColumnPlan, ...]
+    switched: tuple[SwitchPlan, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class SnmpPlan:
     """What one poll of a device with this profile sends."""
 
-    get_batches: tuple[tuple[CompiledField, ...], ...]
+    profile: str
+    #: Unique scalar OIDs (fields, fallbacks, the °F switch) in GET-sized batches.
+    get_batches: tuple[tuple[Oid, ...], ...]
+    scalars: tuple[ScalarPlan, ...]
+    fahrenheit_oid: Oid | None
+    fahrenheit_values: frozenset[int]
     tables: tuple[TablePlan, ...]
 
     @property
@@ -46,27 +108,124 @@ class SnmpPlan:
         return len(self.get_batches) + len(self.tables)
 
 
-def _compile(field: SnmpField) -> CompiledField:
+def _output(conversion: Conversion, metric: str, *, switchable: bool) -> Output:
+    spec = load_vocabulary().get(metric)
+    fixed_unit = conversion
+    if switchable and conversion.fahrenheit:
+        # the °F decision is made per poll from the profile's switch scalar
+        fixed_unit = conversion.model_copy(update={"fahrenheit": False})
+    convert = compile_converter(fixed_unit, integer_metric=spec.type == "int")
+    tags = MappingProxyType(dict(conversion.tags)) if conversion.tags else EMPTY_TAGS
+    return Output(metric, spec.unit, convert, tags, switchable and conversion.fahrenheit)
+
+
+def compile_field(field: SnmpField) -> CompiledField:
+    """A single field compiled on its own (tools and tests)."""
     spec = load_vocabulary().get(field.metric)
     convert = compile_converter(field, integer_metric=spec.type == "int")
     return CompiledField(field, parse_oid(field.oid), spec.unit, convert)
 
 
-def _chunks(items: Sequence[CompiledField], size: int) -> tuple[tuple[CompiledField, ...], ...]:
-    return tuple(tuple(items[start : start + size]) for start in range(0, len(items), size))
+class _Columns:
+    """Assigns each distinct column OID of a table one position."""
+
+    def __init__(self) -> None:
+        self.oids: list[Oid] = []
+
+    def position(self, text: str | None) -> int | None:
+        if text is None:
+            return None
+        oid = parse_oid(text)
+        if oid not in self.oids:
+            self.oids.append(oid)
+        return self.oids.index(oid)
+
+
+def _plan_table(table: SnmpTable, switchable: bool) -> TablePlan:
+    columns = _Columns()
+    label = columns.position(table.label_oid)
+    require = columns.position(table.require.oid if table.require else None)
+    fixed = []
+    for field in table.columns:
+        position = columns.position(field.oid)
+        assert position is not None
+        divisor_text = field.divisor_oid or field.decimals_oid
+        fixed.append(
+            ColumnPlan(
+                column=position,
+                oid_text=oid_text(parse_oid(field.oid)),
+                output=_output(field, field.metric, switchable=switchable),
+                divisor_column=columns.position(divisor_text),
+                decimals=field.decimals_oid is not None,
+            )
+        )
+    switched = []
+    for column in table.switched:
+        position = columns.position(column.oid)
+        assert position is not None
+        divisor_text = column.divisor_oid or column.decimals_oid
+        switched.append(
+            SwitchPlan(
+                column=position,
+                oid_text=oid_text(parse_oid(column.oid)),
+                select_part=(
+                    table.index_parts.index(column.select_index)
+                    if column.select_index is not None
+                    else None
+                ),
+                select_column=columns.position(column.select_oid),
+                variants=MappingProxyType(
+                    {
+                        key: _output(variant, variant.metric, switchable=switchable)
+                        for key, variant in column.variants.items()
+                    }
+                ),
+                divisor_column=columns.position(divisor_text),
+                decimals=column.decimals_oid is not None,
+            )
+        )
+    return TablePlan(
+        name=table.name,
+        index_tag=table.index_tag,
+        index_parts=tuple(table.index_parts),
+        label_tag=table.label_tag,
+        label_column=label,
+        require_column=require,
+        require_values=frozenset(table.require.values if table.require else ()),
+        walk_oids=tuple(columns.oids),
+        columns=tuple(fixed),
+        switched=tuple(switched),
+    )
+
+
+def _batches(oids: Sequence[Oid], size: int) -> tuple[tuple[Oid, ...], ...]:
+    return tuple(tuple(oids[start : start + size]) for start in range(0, len(oids), size))
 
 
 def plan_profile(profile: SnmpProfile, max_varbinds: int = MAX_VARBINDS_PER_GET) -> SnmpPlan:
     """Group scalars into as few GETs as allowed and tables into column walks."""
-    scalars = [_compile(field) for field in profile.scalars]
-    tables = tuple(
-        TablePlan(
-            name=table.name,
-            index_tag=table.index_tag,
-            label_tag=table.label_tag,
-            label_oid=parse_oid(table.label_oid) if table.label_oid else None,
-            columns=tuple(_compile(column) for column in table.columns),
+    switchable = profile.fahrenheit_when is not None
+    get_oids: list[Oid] = []
+
+    def ask(oid: Oid) -> Oid:
+        if oid not in get_oids:
+            get_oids.append(oid)
+        return oid
+
+    scalars = tuple(
+        ScalarPlan(
+            oids=tuple(ask(parse_oid(text)) for text in (field.oid, *field.fallback_oids)),
+            output=_output(field, field.metric, switchable=switchable),
         )
-        for table in profile.tables
+        for field in profile.scalars
     )
-    return SnmpPlan(get_batches=_chunks(scalars, max_varbinds), tables=tables)
+    condition = profile.fahrenheit_when
+    fahrenheit_oid = ask(parse_oid(condition.oid)) if condition else None
+    return SnmpPlan(
+        profile=profile.name,
+        get_batches=_batches(get_oids, max_varbinds),
+        scalars=scalars,
+        fahrenheit_oid=fahrenheit_oid,
+        fahrenheit_values=frozenset(condition.values if condition else ()),
+        tables=tuple(_plan_table(table, switchable) for table in profile.tables),
+    )
