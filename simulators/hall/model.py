@@ -23,7 +23,8 @@ from simulators.ups import BatteryStatus, OutputSource, UpsModel, UpsState, ou_s
 #: A branch breaker opens after this long above its rating (thermal trip, simplified).
 TRIP_DELAY_S = 60.0
 NOMINAL_V = 230.0
-CRAC_FAN_W = 2500.0
+#: Fan power as a share of cooling capacity (EC fans at part load).
+CRAC_FAN_SHARE = 0.02
 CRAC_COP = 3.0
 #: Aspirating-detector stage thresholds in %/m: FAAST factory defaults [REFERENCE F2].
 SMOKE_THRESHOLDS = (("alert", 0.0396), ("action", 0.165), ("fire1", 0.825), ("fire2", 1.65))
@@ -163,6 +164,9 @@ class HallModel:
 
         self._ups_states = {k: m.state() for k, m in self.ups_models.items()}
         self._compute_power()
+        for ups in self.ups_models.values():
+            ups.step(0.0)  # take on the hall's load before anyone reads it
+        self._ups_states = {k: m.state() for k, m in self.ups_models.items()}
         self.thermal = thermal.initial_state(self._thermal_inputs())
         self._ups_seen = {
             k: (s.output_source, s.battery_status) for k, s in self._ups_states.items()
@@ -322,7 +326,7 @@ class HallModel:
             return 0.0
         ups_in = sum(sum(line.power_w for line in s.input_lines) for s in self._ups_states.values())
         cooling = sum(self.crac(c).power_w for c in self.topology.cracs)
-        return ups_in + cooling + 0.02 * self.it_w() + 5000.0
+        return ups_in + cooling + 0.03 * self.it_w()  # + lighting, security, offices
 
     def it_w(self) -> float:
         return sum(f.total_w for f in self.flows.values())
@@ -371,7 +375,7 @@ class HallModel:
             return_rh=thermal.relative_humidity_pct(room, self._dew_c[c.room]),
             cooling_w=cooling,
             capacity_w=c.capacity_w,
-            power_w=(CRAC_FAN_W + cooling / CRAC_COP) if running else 0.0,
+            power_w=(CRAC_FAN_SHARE * c.capacity_w + cooling / CRAC_COP) if running else 0.0,
             fan_pct=(60.0 + 40.0 * cooling / c.capacity_w) if running else 0.0,
         )
 

@@ -14,12 +14,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-#: J/K per room: ~10 min time constant against two CRACs.
-ROOM_HEAT_CAPACITY_J_K = 15e6
+#: Room air, floor and equipment heat capacity, J/K per W of design IT load: a
+#: room sized for its load then has a ~10 min time constant against its CRACs.
+ROOM_J_K_PER_DESIGN_W = 150.0
 #: Rack inlet lag behind the air it draws.
 INLET_TAU_S = 120.0
 #: Heat leaking through the building envelope to the outside.
-ENVELOPE_W_K = 1500.0
+ENVELOPE_W_K = 300.0
 OUTSIDE_C = 22.0
 #: A CRAC moves its full capacity at this supply/return difference.
 CRAC_DESIGN_DELTA_K = 12.0
@@ -134,8 +135,10 @@ def step(state: ThermalState, dt: float, inputs: ThermalInputs) -> ThermalState:
     """Advance temperatures by `dt` seconds under constant `inputs`."""
     sp = inputs.supply_setpoint_c
     heat: dict[str, float] = {}
+    capacity: dict[str, float] = {}
     for rack in inputs.racks:
         heat[rack.room] = heat.get(rack.room, 0.0) + rack.load_w
+        capacity[rack.room] = capacity.get(rack.room, 0.0) + ROOM_J_K_PER_DESIGN_W * rack.design_w
     rooms = dict(state.room_c)
     remaining = dt
     while remaining > 1e-9:
@@ -143,9 +146,7 @@ def step(state: ThermalState, dt: float, inputs: ThermalInputs) -> ThermalState:
         for room, temp in rooms.items():
             cooling = sum(crac_cooling_w(c, temp, sp) for c in inputs.cracs if c.room == room)
             envelope = ENVELOPE_W_K * (temp - OUTSIDE_C)
-            rooms[room] = temp + (heat.get(room, 0.0) - cooling - envelope) * h / (
-                ROOM_HEAT_CAPACITY_J_K
-            )
+            rooms[room] = temp + (heat.get(room, 0.0) - cooling - envelope) * h / capacity[room]
         remaining -= h
     lag = 1.0 - math.exp(-dt / INLET_TAU_S)
     inlets = {}
