@@ -185,10 +185,12 @@ def parse_timestamp(raw: object, fmt: str, now_ns: int) -> int:
     """Nanoseconds since the epoch from a payload timestamp; FieldError when implausible."""
     if isinstance(raw, str) and fmt in ("auto", "iso8601"):
         try:
-            return _iso_ns(raw.strip())
+            iso_ns = _iso_ns(raw.strip())
         except ValueError:
             if fmt == "iso8601":
                 raise FieldError("bad_timestamp", f"{raw[:40]!r} is not ISO 8601") from None
+        else:
+            return _plausible(iso_ns, now_ns, raw)
     number = _number(raw)
     multiplier = {"epoch_s": 10**9, "epoch_ms": 10**6, "epoch_us": 10**3, "epoch_ns": 1}.get(fmt)
     if multiplier is None:
