@@ -194,6 +194,7 @@ def snmptrap_args(
     enterprise: str = "",
     generic: int = 6,
     specific: int = 0,
+    source: str | None = None,
 ) -> list[str]:
     """The argv of one `snmptrap`; varbinds are (oid, type letter, value).
 
@@ -201,8 +202,10 @@ def snmptrap_args(
     """
     host = f"udp:{target[0]}:{target[1]}"
     args = [binary]
+    if source is not None:  # send from this local address (127.0.0.x stand for devices)
+        args.append(f"--clientaddr={source}")
     if version == "1":
-        args += ["-v1", "-c", community or "", host, enterprise, "127.0.0.1"]
+        args += ["-v1", "-c", community or "", host, enterprise, source or "127.0.0.1"]
         args += [str(generic), str(specific), ""]
     elif version == "2c":
         args += ["-v2c", "-c", community or "", host, "", trap_oid]
