@@ -386,7 +386,7 @@ class HallModel:
             return EnvReading(None, None, None, None, None)
         if fault is not None and fault.kind is SensorFault.STUCK and fault.frozen is not None:
             return fault.frozen
-        reading = self._true_env(sensor_id)
+        reading = self.true_env(sensor_id)
         if fault is not None and fault.kind is SensorFault.DRIFT:
             shift = fault.rate_c_per_h * (self.time_s - fault.since_s) / 3600.0
             inlet = (reading.inlet_c or 0.0) + shift
@@ -401,7 +401,7 @@ class HallModel:
             )
         return reading
 
-    def _true_env(self, sensor_id: str) -> EnvReading:
+    def true_env(self, sensor_id: str) -> EnvReading:
         s = self.topology.sensors[sensor_id]
         offset = self._probe_offset[sensor_id]
         dew = self._dew_c.get(s.room, 9.0)
