@@ -213,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--token-env", help="environment variable holding the v2 token")
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(func=cmd_bench)
+    from dcim.grafana.cli import add_grafana_parser
+
+    add_grafana_parser(sub)
     return parser
 
 
