@@ -103,9 +103,11 @@ def test_humidity_and_dew_point_are_consistent(model: HallModel) -> None:
         if s.role != "env":
             continue
         env = model.env(sid)
-        assert env.inlet_c is not None and env.inlet_rh is not None
+        assert env.inlet_c is not None
+        assert env.inlet_rh is not None
         assert env.dew_point_c == pytest.approx(dew_point_c(env.inlet_c, env.inlet_rh), abs=0.01)
-        assert env.outlet_rh is not None and env.outlet_rh < env.inlet_rh  # warmer air, same water
+        assert env.outlet_rh is not None
+        assert env.outlet_rh < env.inlet_rh
     assert relative_humidity_pct(20.0, 20.0) == pytest.approx(100.0)
 
 
@@ -132,7 +134,8 @@ def test_views_answer_vocabulary_metrics(model: HallModel) -> None:
     meter = view_for(model, "meter-1", lambda: None)
     facility = meter.value("meter.power_w", {"scope": "facility"})
     it = meter.value("meter.power_w", {"scope": "it"})
-    assert isinstance(facility, float) and isinstance(it, float)
+    assert isinstance(facility, float)
+    assert isinstance(it, float)
     assert 1.1 < facility / it < 2.0  # a plausible PUE
 
 

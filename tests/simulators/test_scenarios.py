@@ -297,7 +297,8 @@ async def test_sensor_sticks_drifts_drops_out_and_recovers(rig: Rig) -> None:
     rig.at(p, 29 * 60)
     drifted = view.value("sensor.temp_c", {"position": "inlet"})
     truth = rig.site.model.true_env("env-hall-1-A01").inlet_c
-    assert isinstance(drifted, float) and truth is not None
+    assert isinstance(drifted, float)
+    assert truth is not None
     assert drifted - truth == pytest.approx(6.0 * 19 / 60, abs=0.01)  # 6 °C/h for 19 min
     rig.at(p, 31 * 60)
     assert await rig.get("env-hall-1-A01", UIO_TEMP.format(1)) == "-1"
