@@ -379,25 +379,28 @@ class RuleEngine:
 
     def _send(self, event: str, incident: Incident, now: float) -> None:
         self._touched[incident.id] = incident
-        self._out.notifications.append(
-            Notification(
-                event=event,
-                at=now,
-                incident_id=incident.id,
-                rule=incident.rule,
-                rule_name=self.rules[incident.rule].title if incident.rule in self.rules else "",
-                key=incident.key,
-                severity=incident.severity,
-                phase=incident.phase,
-                summary=incident.summary,
-                labels=dict(incident.labels),
-                started_at=incident.started_at,
-                fired_at=incident.fired_at,
-                resolved_at=incident.resolved_at,
-                acknowledged_by=incident.ack_by,
-                fire_alarm=incident.fire_alarm,
-                flapping=incident.flapping,
-                stale=incident.stale,
-                children=len(incident.children),
-            )
+        self._out.notifications.append(self.notification(event, incident, now))
+
+    def notification(self, event: str, incident: Incident, now: float) -> Notification:
+        """A snapshot of `incident` for the channels."""
+        info = self.rules.get(incident.rule)
+        return Notification(
+            event=event,
+            at=now,
+            incident_id=incident.id,
+            rule=incident.rule,
+            rule_name=info.title if info is not None else "",
+            key=incident.key,
+            severity=incident.severity,
+            phase=incident.phase,
+            summary=incident.summary,
+            labels=dict(incident.labels),
+            started_at=incident.started_at,
+            fired_at=incident.fired_at,
+            resolved_at=incident.resolved_at,
+            acknowledged_by=incident.ack_by,
+            fire_alarm=incident.fire_alarm,
+            flapping=incident.flapping,
+            stale=incident.stale,
+            children=len(incident.children),
         )

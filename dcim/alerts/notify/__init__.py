@@ -1,0 +1,1 @@
+"""Notification channels (one module each) and the dispatcher that routes and retries."""

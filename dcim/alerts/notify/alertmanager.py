@@ -1,0 +1,93 @@
+"""Prometheus Alertmanager v2 API: POST /api/v2/alerts, refreshed while firing.
+
+Alertmanager resolves an alert it has not heard of for its resolve timeout, so
+firing alerts are re-posted every `refresh_s` with `endsAt` a few refreshes ahead;
+a resolve is posted with `endsAt` = when it resolved.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import aiohttp
+
+from dcim.alerts.config import AlertmanagerChannel
+from dcim.alerts.model import Notification, Phase
+from dcim.alerts.notify.base import NotifyError
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def to_alert(notification: Notification, now: float, refresh_s: float) -> dict[str, object]:
+    labels = {name: value for name, value in notification.labels.items() if value}
+    labels |= {
+        "alertname": notification.rule,
+        "severity": notification.severity.value,
+        "scope": notification.key,
+        "incident": notification.incident_id,
+    }
+    if notification.fire_alarm:
+        labels["fire_alarm"] = "true"
+    resolved = notification.phase is Phase.RESOLVED
+    ends = notification.resolved_at if resolved and notification.resolved_at else now
+    if not resolved:
+        ends = now + 4 * refresh_s
+    return {
+        "labels": labels,
+        "annotations": {"summary": notification.summary, "rule_name": notification.rule_name},
+        "startsAt": _iso(
+            notification.fired_at if notification.fired_at is not None else notification.started_at
+        ),
+        "endsAt": _iso(ends),
+    }
+
+
+class AlertmanagerNotifier:
+    def __init__(self, config: AlertmanagerChannel) -> None:
+        self.name = config.name
+        self.refresh_s = config.refresh_s
+        self._config = config
+        self._url = config.url.rstrip("/") + "/api/v2/alerts"
+        self._active: dict[str, Notification] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    def resume(self, active: Sequence[Notification]) -> None:
+        self._active.update({n.incident_id: n for n in active})
+
+    async def _post(self, alerts: list[dict[str, object]]) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._config.timeout_s)
+            )
+        body = json.dumps(alerts).encode()
+        headers = {"Content-Type": "application/json"}
+        try:
+            async with self._session.post(self._url, data=body, headers=headers) as resp:
+                if resp.status != 200:
+                    text = (await resp.text())[:200]
+                    raise NotifyError(f"alertmanager {self.name}: HTTP {resp.status}: {text}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise NotifyError(
+                f"alertmanager {self.name}: {exc.__class__.__name__}: {exc}"
+            ) from None
+
+    async def send(self, notification: Notification) -> None:
+        await self._post([to_alert(notification, notification.at, self.refresh_s)])
+        if notification.phase is Phase.RESOLVED:
+            self._active.pop(notification.incident_id, None)
+        else:
+            self._active[notification.incident_id] = notification
+
+    async def refresh(self) -> None:
+        if self._active:
+            now = datetime.now(tz=UTC).timestamp()
+            await self._post([to_alert(n, now, self.refresh_s) for n in self._active.values()])
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

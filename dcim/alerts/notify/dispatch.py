@@ -1,0 +1,135 @@
+"""Routing and delivery: one worker per channel, reading its rows from the outbox.
+
+A failing channel retries with exponential backoff in its own task, so it never
+holds up the others; after `fail_after` failures in a row it reports itself
+(the service raises a 'notification failed' alert that goes to the other channels).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from fnmatch import fnmatchcase
+
+from dcim.alerts.config import RetryPolicy, Route
+from dcim.alerts.model import Notification
+from dcim.alerts.notify.base import Notifier, NotifyError
+from dcim.alerts.store import AlertStore
+from dcim.alerts.storms import NOTIFY_FAILED_RULE
+
+log = logging.getLogger(__name__)
+
+#: Called with (channel, error) when a channel starts failing, (channel, None) when it recovers.
+ChannelHealth = Callable[[str, str | None], None]
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: AlertStore,
+        notifiers: Mapping[str, Notifier],
+        *,
+        routes: Sequence[Route],
+        retry: RetryPolicy,
+        on_health: ChannelHealth,
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.notifiers = dict(notifiers)
+        self.routes = list(routes)
+        self.retry = retry
+        self._on_health = on_health
+        self._clock = clock
+        self._wake = {name: asyncio.Event() for name in self.notifiers}
+        self.failing: dict[str, str] = {}
+        self.delivered = 0
+        #: Hook for latency measurement: called right after a notification left.
+        self.on_delivered: Callable[[str, Notification], None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def route(self, notification: Notification) -> list[str]:
+        """Channels a notification goes to."""
+        if notification.rule == NOTIFY_FAILED_RULE.id:
+            broken = notification.labels.get("channel")
+            return [name for name in self.notifiers if name != broken]
+        if not self.routes:
+            return list(self.notifiers)
+        chosen: list[str] = []
+        for route in self.routes:
+            if (
+                notification.severity in route.severities
+                and notification.event in route.events
+                and any(fnmatchcase(notification.rule, p) for p in route.rules)
+                and route.scope.matches(notification.labels)
+            ):
+                chosen.extend(c for c in route.channels if c not in chosen)
+        return chosen
+
+    def wake(self) -> None:
+        for event in self._wake.values():
+            event.set()
+
+    def start(self) -> None:
+        for name, notifier in self.notifiers.items():
+            self._tasks.append(asyncio.create_task(self._worker(name), name=f"notify {name}"))
+            if hasattr(notifier, "refresh"):
+                self._tasks.append(
+                    asyncio.create_task(self._refresher(notifier), name=f"refresh {name}")
+                )
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        for notifier in self.notifiers.values():
+            await notifier.aclose()
+
+    async def _worker(self, name: str) -> None:
+        notifier, wake = self.notifiers[name], self._wake[name]
+        failures = 0
+        while True:
+            batch = self.store.pending(name)
+            if not batch:
+                wake.clear()
+                batch = self.store.pending(name)  # a row may have landed meanwhile
+                if not batch:
+                    await wake.wait()
+                    continue
+            for seq, notification in batch:
+                while True:
+                    try:
+                        await notifier.send(notification)
+                    except NotifyError as exc:
+                        failures += 1
+                        self.store.failed_attempt(seq)
+                        if failures >= self.retry.fail_after and name not in self.failing:
+                            self.failing[name] = str(exc)
+                            log.warning("channel %s failing: %s", name, exc)
+                            self._on_health(name, str(exc))
+                        delay = min(self.retry.initial_s * 2 ** (failures - 1), self.retry.max_s)
+                        await asyncio.sleep(delay)  # backoff before the next attempt
+                        continue
+                    self.store.delivered(seq, self._clock())
+                    self.delivered += 1
+                    if self.on_delivered is not None:
+                        self.on_delivered(name, notification)
+                    failures = 0
+                    if self.failing.pop(name, None) is not None:
+                        log.warning("channel %s delivers again", name)
+                        self._on_health(name, None)
+                    break
+
+    async def _refresher(self, notifier: Notifier) -> None:
+        refresh = getattr(notifier, "refresh", None)
+        interval = float(getattr(notifier, "refresh_s", 60.0))
+        while refresh is not None:
+            await asyncio.sleep(interval)
+            try:
+                await refresh()
+            except NotifyError as exc:
+                log.warning("%s: refresh failed: %s", notifier.name, exc)

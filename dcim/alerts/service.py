@@ -1,0 +1,250 @@
+"""The alert engine as the monitor runs it: rules + state store + channels + local API.
+
+Integration (the runner):
+
+    alerts = AlertEngine.from_config(config)            # state under monitor.state_dir
+    sub = monitor.subscribe("alerts")
+    task = asyncio.create_task(alerts.run(sub.queue, monitor.bus.publish))
+    ...
+    await alerts.aclose()                                # after cancelling `task`
+
+`run` consumes readings, emits the `alert.event` readings of every transition
+through `emit`, and delivers notifications in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dcim.alerts.clock import wall_clock
+from dcim.alerts.config import AlertsConfig, Channel
+from dcim.alerts.engine import Clock, EngineSettings, RuleEngine
+from dcim.alerts.events import transition_readings
+from dcim.alerts.kinds.base import DeviceInfo
+from dcim.alerts.model import Incident, Level, Severity
+from dcim.alerts.notify.base import Notifier
+from dcim.alerts.notify.dispatch import Dispatcher
+from dcim.alerts.rules import Rule, load_pack, load_rule_file, merge_rules
+from dcim.alerts.silences import Silence
+from dcim.alerts.store import AlertStore
+from dcim.alerts.storms import NOTIFY_FAILED_RULE
+from dcim.alerts.tracker import FlapPolicy
+from dcim.reading import Reading
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from dcim.inventory import Config
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[Sequence[Reading]], None]
+#: Readings taken off the queue before the engine looks at the clock and flushes.
+MAX_BATCH = 5000
+
+
+def build_notifier(channel: Channel) -> Notifier:
+    if channel.type == "webhook":
+        from dcim.alerts.notify.webhook import WebhookNotifier
+
+        return WebhookNotifier(channel)
+    if channel.type == "email":
+        from dcim.alerts.notify.email import EmailNotifier
+
+        return EmailNotifier(channel)
+    from dcim.alerts.notify.alertmanager import AlertmanagerNotifier
+
+    return AlertmanagerNotifier(channel)
+
+
+def load_rules(settings: AlertsConfig) -> list[Rule]:
+    """Shipped packs first, then site rule files (same id: the file wins)."""
+    sets = [load_pack(name) for name in settings.packs]
+    sets += [load_rule_file(path) for path in settings.rule_files]
+    return merge_rules(sets)
+
+
+class AlertEngine:
+    def __init__(
+        self,
+        settings: AlertsConfig,
+        rules: Sequence[Rule],
+        devices: Mapping[str, DeviceInfo],
+        state_dir: Path,
+        *,
+        clock: Clock = wall_clock,
+        notifiers: Mapping[str, Notifier] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.store = AlertStore(Path(state_dir) / settings.db_file)
+        longest_poll = max((d.interval_s for d in devices.values()), default=0.0)
+        grace = settings.startup_grace_s
+        self.engine = RuleEngine(
+            rules,
+            clock=clock,
+            devices=devices,
+            settings=EngineSettings(
+                startup_grace_s=longest_poll if grace is None else grace,
+                stale_intervals=settings.stale_intervals,
+                flap=FlapPolicy(settings.flap.count, settings.flap.window_s, settings.flap.hold_s),
+                degraded_min_devices=settings.degraded.min_devices,
+                degraded_min_fraction=settings.degraded.min_fraction,
+                escalate_after_s=settings.escalate_after_s,
+            ),
+            incidents=self.store.open_incidents(),
+            silences=self.store.silences(clock()),
+        )
+        if notifiers is None:
+            notifiers = {c.name: build_notifier(c) for c in settings.channels}
+        self.dispatcher = Dispatcher(
+            self.store,
+            notifiers,
+            routes=settings.routes,
+            retry=settings.retry,
+            on_health=self._channel_health,
+            clock=clock,
+        )
+        self._resume_refreshing(notifiers)
+        self._emit: Emit | None = None
+        self._api: web.AppRunner | None = None
+        self.api_port: int | None = None
+
+    @classmethod
+    def from_config(
+        cls, config: Config, state_dir: Path | None = None, *, clock: Clock = wall_clock
+    ) -> AlertEngine:
+        """Rules, devices and channels from the monitor config (`alerts:` may be absent)."""
+        from dcim.inventory import iter_devices
+
+        settings = getattr(config, "alerts", None) or AlertsConfig()
+        devices = {
+            placed.device.id: DeviceInfo(placed.tags, placed.device.poll_interval_s)
+            for placed in iter_devices(config)
+        }
+        directory = state_dir if state_dir is not None else config.monitor.state_dir
+        return cls(settings, load_rules(settings), devices, directory, clock=clock)
+
+    # --- running ---------------------------------------------------------------
+
+    async def run(self, source: asyncio.Queue[Reading], emit: Emit) -> None:
+        """Consume readings until cancelled; `emit` receives the alert transition readings."""
+        self._emit = emit
+        self.dispatcher.start()
+        if self.settings.api is not None and self._api is None:
+            from dcim.alerts.api import start_api
+
+            self._api, self.api_port = await start_api(self, self.settings.api)
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while True:
+            try:
+                async with asyncio.timeout(max(0.0, next_tick - loop.time())):
+                    first = await source.get()
+            except TimeoutError:
+                first = None
+            if first is not None:
+                self.engine.observe(first)
+                for _ in range(MAX_BATCH):
+                    if source.empty():
+                        break
+                    self.engine.observe(source.get_nowait())
+            if loop.time() >= next_tick:
+                self.engine.tick()
+                next_tick = loop.time() + self.settings.tick_s
+            self.flush()
+
+    def process(self, readings: Iterable[Reading]) -> None:
+        """Observe readings and flush now (tests, replays)."""
+        for reading in readings:
+            self.engine.observe(reading)
+        self.flush()
+
+    def tick(self) -> None:
+        self.engine.tick()
+        self.flush()
+
+    def flush(self) -> None:
+        """Store what changed with its outbox rows (one transaction), emit, wake channels."""
+        out = self.engine.take()
+        routed = [(ch, n) for n in out.notifications for ch in self.dispatcher.route(n)]
+        if out.changed or routed:
+            self.store.save(out.changed, routed)
+        if routed:
+            self.dispatcher.wake()
+        if out.transitions and self._emit is not None:
+            self._emit(transition_readings(out.transitions))
+
+    async def aclose(self) -> None:
+        if self._api is not None:
+            await self._api.cleanup()
+            self._api = None
+        await self.dispatcher.aclose()
+        self.store.close()
+
+    # --- operator actions (local API, CLI) ---------------------------------------
+
+    def incidents(self) -> list[Incident]:
+        return self.engine.open_incidents
+
+    def acknowledge(self, incident_id: str, by: str, comment: str = "") -> Incident:
+        incident = self.engine.acknowledge(incident_id, by, comment)
+        self.flush()
+        return incident
+
+    def silence(
+        self,
+        matchers: dict[str, str],
+        duration_s: float,
+        by: str,
+        comment: str = "",
+        starts_at: float | None = None,
+    ) -> Silence:
+        start = self.clock() if starts_at is None else starts_at
+        silence = Silence(uuid.uuid4().hex[:12], matchers, start, start + duration_s, by, comment)
+        self.engine.add_silence(silence)
+        self.store.save_silence(silence)
+        return silence
+
+    def unsilence(self, silence_id: str) -> Silence:
+        silence = self.engine.remove_silence(silence_id)
+        self.store.delete_silence(silence_id)
+        self.flush()
+        return silence
+
+    def silences(self) -> list[Silence]:
+        now = self.clock()
+        return [s for s in self.engine.silences.values() if s.ends_at > now]
+
+    # --- internals -------------------------------------------------------------------
+
+    def _channel_health(self, channel: str, error: str | None) -> None:
+        level = Level("failing", Severity.CRITICAL) if error is not None else None
+        summary = (
+            f"notification channel {channel} failing: {error}"
+            if error is not None
+            else f"notification channel {channel} delivers again"
+        )
+        labels = {"channel": channel}
+        self.engine.set_condition(
+            NOTIFY_FAILED_RULE.id, f"channel={channel}", level, labels, summary
+        )
+        self.flush()
+
+    def _resume_refreshing(self, notifiers: Mapping[str, Notifier]) -> None:
+        """Channels that must keep re-sending firing alerts learn them again after a restart."""
+        now = self.clock()
+        announced = [
+            self.engine.notification("firing", inc, now)
+            for inc in self.engine.open_incidents
+            if inc.notified is not None
+        ]
+        for name, notifier in notifiers.items():
+            resume = getattr(notifier, "resume", None)
+            if resume is not None:
+                resume([n for n in announced if name in self.dispatcher.route(n)])

@@ -1,0 +1,169 @@
+"""Alert state in SQLite: incidents, silences and the notification outbox.
+
+A restart must neither re-send a firing alert nor lose a resolve. Incidents carry
+what was last announced (`notified`), and every notification is written to the
+outbox in the same transaction as the incident change; a channel marks its rows
+delivered only after the peer accepted them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import asdict
+from pathlib import Path
+
+from dcim.alerts.model import Incident, Notification, Phase, Severity
+from dcim.alerts.silences import Silence
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY,
+    rule TEXT NOT NULL,
+    key TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_phase ON incidents(phase);
+CREATE TABLE IF NOT EXISTS silences (
+    id TEXT PRIMARY KEY,
+    ends_at REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    delivered_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(channel, delivered_at);
+"""
+
+
+def incident_to_json(incident: Incident) -> str:
+    data = asdict(incident)
+    data["children"] = sorted(incident.children)
+    return json.dumps(data, sort_keys=True)
+
+
+def incident_from_json(text: str) -> Incident:
+    data = json.loads(text)
+    data["severity"] = Severity(data["severity"])
+    data["phase"] = Phase(data["phase"])
+    data["notified"] = Severity(data["notified"]) if data.get("notified") else None
+    data["children"] = set(data.get("children", ()))
+    return Incident(**data)
+
+
+class AlertStore:
+    """One SQLite file; used from the event loop thread only (calls are short)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # an alert change must survive a power cut once we have said it happened
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- incidents and outbox, written together --------------------------------
+
+    def save(
+        self, incidents: Iterable[Incident], outbox: Iterable[tuple[str, Notification]] = ()
+    ) -> None:
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO incidents (id, rule, key, phase, data) VALUES (?,?,?,?,?)",
+                [
+                    (inc.id, inc.rule, inc.key, inc.phase.value, incident_to_json(inc))
+                    for inc in incidents
+                ],
+            )
+            self._db.executemany(
+                "INSERT INTO outbox (channel, payload) VALUES (?, ?)",
+                [(channel, json.dumps(n.to_json())) for channel, n in outbox],
+            )
+
+    def open_incidents(self) -> list[Incident]:
+        rows = self._db.execute(
+            "SELECT data FROM incidents WHERE phase = ?", (Phase.FIRING.value,)
+        ).fetchall()
+        return [incident_from_json(data) for (data,) in rows]
+
+    def recent(self, limit: int = 100) -> list[Incident]:
+        rows = self._db.execute(
+            "SELECT data FROM incidents ORDER BY rowid DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [incident_from_json(data) for (data,) in rows]
+
+    # --- outbox ---------------------------------------------------------------
+
+    def pending(self, channel: str, limit: int = 100) -> list[tuple[int, Notification]]:
+        rows = self._db.execute(
+            "SELECT seq, payload FROM outbox WHERE channel = ? AND delivered_at IS NULL "
+            "ORDER BY seq LIMIT ?",
+            (channel, limit),
+        ).fetchall()
+        return [(seq, Notification.from_json(json.loads(payload))) for seq, payload in rows]
+
+    def delivered(self, seq: int, at: float) -> None:
+        self._db.execute("UPDATE outbox SET delivered_at = ? WHERE seq = ?", (at, seq))
+
+    def failed_attempt(self, seq: int) -> None:
+        self._db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?", (seq,))
+
+    def delivered_count(self, channel: str) -> int:
+        (count,) = self._db.execute(
+            "SELECT COUNT(*) FROM outbox WHERE channel = ? AND delivered_at IS NOT NULL",
+            (channel,),
+        ).fetchone()
+        return int(count)
+
+    # --- silences ---------------------------------------------------------------
+
+    def save_silence(self, silence: Silence) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO silences (id, ends_at, data) VALUES (?, ?, ?)",
+            (silence.id, silence.ends_at, json.dumps(silence.to_json())),
+        )
+
+    def delete_silence(self, silence_id: str) -> None:
+        self._db.execute("DELETE FROM silences WHERE id = ?", (silence_id,))
+
+    def silences(self, now: float) -> list[Silence]:
+        self._db.execute("DELETE FROM silences WHERE ends_at <= ?", (now,))
+        rows = self._db.execute("SELECT data FROM silences").fetchall()
+        return [silence_from_json(json.loads(data)) for (data,) in rows]
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+def silence_from_json(data: dict[str, object]) -> Silence:
+    matchers = data["matchers"]
+    assert isinstance(matchers, dict)
+    return Silence(
+        id=str(data["id"]),
+        matchers={str(k): str(v) for k, v in matchers.items()},
+        starts_at=float(data["starts_at"]),  # type: ignore[arg-type]
+        ends_at=float(data["ends_at"]),  # type: ignore[arg-type]
+        created_by=str(data["created_by"]),
+        comment=str(data.get("comment", "")),
+    )
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
