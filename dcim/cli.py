@@ -130,6 +130,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return asyncio.run(run_bench(args))
 
 
+def cmd_modbus(args: argparse.Namespace) -> int:
+    from collectors.modbus.preview import run_poll, run_preview
+
+    setup_logging(args.log_level or "WARNING")
+    return asyncio.run(run_preview(args) if args.modbus_command == "preview" else run_poll(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dcim", description=__doc__)
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -213,6 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--token-env", help="environment variable holding the v2 token")
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(func=cmd_bench)
+    from collectors.modbus.preview import add_parser as add_modbus_parser
+
+    add_modbus_parser(sub)
+    sub.choices["modbus"].set_defaults(func=cmd_modbus)
     from dcim.grafana.cli import add_grafana_parser
 
     add_grafana_parser(sub)

@@ -32,7 +32,7 @@ from pymodbus.server import ModbusTcpServer, ModbusTlsServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from collectors.modbus.decode import EncodeError
-from collectors.modbus.plan import PlannedField, plan_profile
+from collectors.modbus.plan import MAX_BITS, MAX_REGISTERS, PlannedField, plan_profile
 from collectors.modbus.profile import BIT_FUNCTIONS, load_modbus_profile
 from dcim.reading import Value
 from simulators.source import ValueSource
@@ -139,11 +139,27 @@ def _tables(unit: _Unit) -> tuple[list[SimData], list[SimData], list[SimData], l
     for table in _ORDER:
         span = unit.span(table)
         start, end = span if span else (0, 1)  # an empty table still needs one entry
-        if table in BIT_FUNCTIONS:
-            data = SimData(start, count=end - start, values=False, datatype=DataType.BITS)
-        else:
-            data = SimData(start, count=end - start, values=0, datatype=DataType.REGISTERS)
-        out.append([data])
+        out.append([_table(table, start, end)])
+    return out[0], out[1], out[2], out[3]
+
+
+def _table(table: str, start: int, end: int) -> SimData:
+    # values as a list with count 1: pymodbus' layout check multiplies by count twice
+    if table in BIT_FUNCTIONS:
+        return SimData(start, values=[False] * (end - start), datatype=DataType.BITS)
+    return SimData(start, values=[0] * (end - start), datatype=DataType.REGISTERS)
+
+
+def _catch_all_tables(
+    units: list[_Unit],
+) -> tuple[list[SimData], list[SimData], list[SimData], list[SimData]]:
+    """Tables for the absent-unit answer: from 0 to past every unit's map, plus one
+    full read, so the usual addresses get 0x0B rather than "illegal address"."""
+    out: list[list[SimData]] = []
+    for table in _ORDER:
+        ends = [span[1] for u in units if (span := u.span(table))]
+        reach = MAX_BITS if table in BIT_FUNCTIONS else MAX_REGISTERS
+        out.append([_table(table, 0, min(max(ends, default=0) + reach, 0xFFFF))])
     return out[0], out[1], out[2], out[3]
 
 
@@ -165,10 +181,10 @@ class ModbusSimServer:
             SimDevice(unit, simdata=_tables(u), action=self._action(u))
             for unit, u in self.units.items()
         ]
-        if 0 not in self.units and self.units:
-            # unit 0 is pymodbus' catch-all: answer as a gateway whose target is absent
-            first = next(iter(self.units.values()))
-            devices.append(SimDevice(0, simdata=_tables(first), action=_absent_target))
+        if 0 not in self.units:
+            # unit 0 is pymodbus' catch-all: answer as a gateway whose target is absent,
+            tables = _catch_all_tables(list(self.units.values()))
+            devices.append(SimDevice(0, simdata=tables, action=_absent_target))
         return devices
 
     def _action(self, unit: _Unit) -> Any:
