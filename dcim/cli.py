@@ -193,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--trap", action="append", default=[], metavar="HOST:PORT", help="with --site: send v2c traps here")
     simulate.set_defaults(func=cmd_simulate)
 
+    from dcim.alerts.commands import add_alerts_parser
+
+    add_alerts_parser(sub)
+
     demo = sub.add_parser("demo", help="simulators + monitor + live view, no server needed")
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
     demo.add_argument("--count", type=int, default=3, help="simulated UPS units")

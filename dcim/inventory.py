@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from dcim.alerts.config import AlertsConfig
 from dcim.errors import ConfigError
 from dcim.secret import SecretRef
 from dcim.yamlsource import YamlSourceError, format_path, line_of, load_yaml_with_lines
@@ -310,6 +311,7 @@ class Config(Strict):
     sites: list[SiteConfig] = Field(min_length=1)
     sinks: list[SinkConfig] = Field(default_factory=list)
     mqtt: MqttBrokerConfig | None = None
+    alerts: AlertsConfig | None = None
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Config:
