@@ -34,6 +34,8 @@ from collectors.modbus.plan import plan_profile
 from collectors.modbus.profile import ModbusProfile, load_modbus_profile, parse_modbus_profile
 from collectors.registry import CollectorFactory
 from dcim.errors import CollectError
+from dcim.poller import DevicePoller
+from dcim.reading import Reading
 from simulators.modbus_server import ModbusSimServer, serve
 
 PROFILES = [
@@ -384,3 +386,27 @@ async def test_modbus_tls_with_a_verified_server_certificate(
         await server.close()
     assert len(readings) == 34
     assert load_modbus_profile("sim-ups").name == "sim-ups"
+
+
+async def test_a_dead_unit_never_stops_the_others_in_the_poller(
+    sim: ModbusSimServer, factory: CollectorFactory
+) -> None:
+    emitted: list[Reading] = []
+    pollers = [
+        DevicePoller(
+            build(factory, placed(name, kind, profile, _modbus(sim.port, unit))),
+            interval_s=60,
+            emit=emitted.extend,
+        )
+        for name, kind, profile, unit in [
+            ("ghost", "crac", "sim-crac", 9),
+            ("ups", "ups", "sim-ups", 2),
+        ]
+    ]
+    for poller in pollers:
+        await poller.poll_once()
+    up = {r.device_id: r.value for r in emitted if r.metric == "device.up"}
+    assert up == {"ghost": False, "ups": True}
+    assert pollers[0].last_error is not None
+    assert pollers[0].last_error.error_class == "gateway"
+    assert sum(1 for r in emitted if r.device_id == "ups" and r.metric.startswith("ups.")) == 34
