@@ -111,7 +111,8 @@ class SnmpCollector:
         for table in plan.tables:
             missing = [oid for oid in table.walk_oids if oid not in walked]
             if missing:
-                walked.update(await self._walker.walk(session, missing))
+                answered = bool(values) or bool(walked)
+                walked.update(await self._walker.walk(session, missing, answered=answered))
             self._emit_table(table, walked, fahrenheit, readings, sources)
         return readings
 

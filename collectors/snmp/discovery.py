@@ -32,7 +32,7 @@ SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
 SYS_NAME = "1.3.6.1.2.1.1.5.0"
 
 #: Index tags counted for the summary ("3 phase, 24 outlet").
-COUNTED_TAGS = ("inlet", "phase", "line", "branch", "bank", "outlet", "sensor", "unit", "probe")
+COUNTED_TAGS = ("unit", "inlet", "phase", "line", "branch", "outlet", "sensor", "probe", "point")
 
 #: OIDs per probing GETNEXT: small enough for any card.
 PROBE_BATCH = 16
@@ -190,11 +190,15 @@ async def _count_parts(
     collector = SnmpCollector(placed, plan_profile(profile), engine, config)
     async with collector:
         readings = await collector.poll()
-    seen: dict[str, set[str]] = {}
+    # outlet 1 of PDU 1 and outlet 1 of PDU 2 are two outlets: count each tag
+    # together with the tags above it (unit > inlet > line > outlet...)
+    seen: dict[str, set[tuple[str, ...]]] = {}
     for reading in readings:
+        path: tuple[str, ...] = ()
         for tag in COUNTED_TAGS:
             if tag in reading.tags:
-                seen.setdefault(tag, set()).add(reading.tags[tag])
+                path = (*path, reading.tags[tag])
+                seen.setdefault(tag, set()).add(path)
     counts = Counter({tag: len(values) for tag, values in seen.items()})
     return dict(sorted(counts.items())), len(readings)
 

@@ -36,12 +36,15 @@ class ColumnWalker:
         self.use_getnext = use_getnext
 
     async def walk(
-        self, session: SnmpSession, columns: Sequence[Oid]
+        self, session: SnmpSession, columns: Sequence[Oid], *, answered: bool = False
     ) -> dict[Oid, dict[Oid, SnmpValue]]:
-        """Every (index -> value) of each column, walked side by side."""
+        """Every (index -> value) of each column, walked side by side.
+
+        `answered`: the device already answered in this poll, so a timeout
+        means overload (ask less) rather than a dead device (give up).
+        """
         found: dict[Oid, dict[Oid, SnmpValue]] = {column: {} for column in columns}
         cursors: list[Oid | None] = list(columns)
-        answered = False
         for _ in range(MAX_TABLE_ROUNDS):
             active = [i for i, cursor in enumerate(cursors) if cursor is not None]
             if not active:

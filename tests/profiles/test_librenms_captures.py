@@ -14,6 +14,7 @@ virtual environment made with the distribution's /usr/bin/python3
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -313,6 +314,7 @@ def snmpsim() -> Iterator[Snmpsim]:
             pytest.fail(f"{exc}; CI is set, so a missing snmpsim is a failure")
         pytest.skip(str(exc))
     try:
+        asyncio.run(server.wait_ready("sentry4"))
         yield server
     finally:
         server.stop()
@@ -394,7 +396,6 @@ def coverage_table(outcomes: list[Outcome]) -> str:
 
 
 async def test_every_capture_is_discovered_and_matches_librenms(snmpsim: Snmpsim) -> None:
-    await snmpsim.wait_ready("sentry4")
     outcomes: list[Outcome] = []
     failures: list[str] = []
     for name, (profile, threshold) in DEVICES.items():
@@ -422,3 +423,86 @@ def test_every_capture_has_a_family() -> None:
         pytest.skip(f"peer data not found at {PEER_DATA}")
     names = {path.stem for path in (PEER_DATA / "snmprec").glob("*.snmprec")}
     assert names == set(DEVICES), names ^ set(DEVICES)
+
+
+def test_poll_auto_json_names_oid_index_and_label(
+    snmpsim: Snmpsim, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dcim.cli import main
+
+    args = ["poll", "--host", "127.0.0.1", "--port", str(snmpsim.port)]
+    code = main([*args, "--community", "eatonpdu_2", "--profile", "auto", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "profile eaton-epdu" in err
+    lines = [json.loads(line) for line in out.splitlines()]
+    outlet = next(r for r in lines if r["source"] == "snmp:1.3.6.1.4.1.534.6.6.7.6.4.1.3.0.1")
+    assert outlet["metric"] == "pdu.outlet_current_a"
+    assert outlet["value"] == pytest.approx(0.79)
+    assert outlet["unit"] == "A"
+    assert outlet["tags"]["index"] == "0.1"
+    assert outlet["tags"]["outlet"] == "1"
+    assert outlet["tags"]["label"] == "Power strip + s-rw-lab-rack"
+
+
+def test_discover_prints_a_ready_inventory_entry(
+    snmpsim: Snmpsim, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from dcim.cli import main
+    from dcim.inventory import DeviceConfig
+
+    code = main(["discover", "127.0.0.1", "--port", str(snmpsim.port), "--community", "sentry4"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    found = next(line for line in out.splitlines() if line.startswith("# found:"))
+    assert found == "# found: 2 inlet, 6 line, 12 phase, 2 unit; 34 readings", found
+    entry = yaml.safe_load(out)[0]
+    assert entry["profile"] == "sentry4"
+    assert entry["snmp"]["community"] == {"env": "DCIM_SNMP_COMMUNITY"}  # never the secret
+    os.environ.setdefault("DCIM_SNMP_COMMUNITY", "x")
+    DeviceConfig.model_validate(entry)  # pastes into an inventory as is
+
+
+def test_wrong_community_is_named(snmpsim: Snmpsim, capsys: pytest.CaptureFixture[str]) -> None:
+    from dcim.cli import main
+
+    args = ["discover", "127.0.0.1", "--port", str(snmpsim.port), "--community", "nope"]
+    code = main([*args, "--timeout", "0.3", "--retries", "0"])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert "127.0.0.1" in err
+    assert "community" in err
+
+
+def test_choice_generalises_by_mib_and_falls_back_to_generic_mibs() -> None:
+    from collectors.snmp.discovery import choose_profile, shipped_profiles
+
+    profiles = shipped_profiles()
+    unknown = "1.3.6.1.4.1.99999.1"
+    profile, reason = choose_profile(unknown, set(), profiles)
+    assert profile is None
+    assert "unknown device" in reason
+    assert "UPS-MIB" in reason
+    assert "ENTITY-SENSOR-MIB" in reason
+    profile, _ = choose_profile(unknown, {"1.3.6.1.2.1.33.1.2"}, profiles)
+    assert profile is not None
+    assert profile.name == "ups-mib-rfc1628"
+    profile, _ = choose_profile(unknown, {"1.3.6.1.2.1.99.1.1"}, profiles)
+    assert profile is not None
+    assert profile.name == "entity-sensor"
+    # a vendor MIB answering is not enough without the vendor's sysObjectID
+    profile, _ = choose_profile(unknown, {"1.3.6.1.4.1.318.1.1.26.4"}, profiles)
+    assert profile is None
+    # one APC sysObjectID, four product families: the answering subtree decides
+    apc = "1.3.6.1.4.1.318.1.3.4.99"
+    for subtree, name in [
+        ("1.3.6.1.4.1.318.1.1.26.4", "apc-rpdu2"),
+        ("1.3.6.1.4.1.318.1.1.1.1", "apc-ups"),
+        ("1.3.6.1.4.1.318.1.1.27.1.4.1", "apc-cooling"),
+        ("1.3.6.1.4.1.318.1.1.10.3.13", "apc-ems"),
+    ]:
+        profile, _ = choose_profile(apc, {subtree}, profiles)
+        assert profile is not None
+        assert profile.name == name
