@@ -69,7 +69,10 @@ class SnmpV3Config(Strict):
     user: str = Field(min_length=1)
     auth_protocol: Literal["none", "md5", "sha", "sha224", "sha256", "sha384", "sha512"] = "sha256"
     auth_key: Secret | None = None
-    priv_protocol: Literal["none", "des", "3des", "aes", "aes128", "aes192", "aes256"] = "aes128"
+    # aes192/aes256 use net-snmp's key extension; aes192c/aes256c the Cisco one (Blumenthal)
+    priv_protocol: Literal[
+        "none", "des", "3des", "aes", "aes128", "aes192", "aes256", "aes192c", "aes256c"
+    ] = "aes128"
     priv_key: Secret | None = None
     context_name: str = ""
 
