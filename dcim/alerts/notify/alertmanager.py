@@ -32,9 +32,10 @@ def to_alert(notification: Notification, now: float, refresh_s: float) -> dict[s
     }
     if notification.fire_alarm:
         labels["fire_alarm"] = "true"
-    resolved = notification.phase is Phase.RESOLVED
-    ends = notification.resolved_at if resolved and notification.resolved_at else now
-    if not resolved:
+    if notification.phase is Phase.RESOLVED:
+        # Alertmanager keeps the later end time unless this one is already past
+        ends = min(notification.resolved_at or now, now)
+    else:
         ends = now + 4 * refresh_s
     return {
         "labels": labels,
@@ -76,7 +77,9 @@ class AlertmanagerNotifier:
             ) from None
 
     async def send(self, notification: Notification) -> None:
-        await self._post([to_alert(notification, notification.at, self.refresh_s)])
+        # Alertmanager judges start and end times by its own (wall) clock
+        now = datetime.now(tz=UTC).timestamp()
+        await self._post([to_alert(notification, now, self.refresh_s)])
         if notification.phase is Phase.RESOLVED:
             self._active.pop(notification.incident_id, None)
         else:

@@ -1,0 +1,404 @@
+"""The service with real peers: a local HTTP server checks webhook signatures, aiosmtpd
+receives mail over STARTTLS with auth, a real Alertmanager shows the alerts in its API.
+Also: a failing channel, and a restart that neither re-sends nor loses a resolve."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import json
+import os
+import ssl
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from servers import find_binary, free_port, http, wait_until
+
+from dcim.alerts.clock import ManualClock
+from dcim.alerts.config import AlertsConfig
+from dcim.alerts.kinds.base import DeviceInfo
+from dcim.alerts.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from dcim.alerts.rules import parse_rules
+from dcim.alerts.service import AlertEngine
+from dcim.reading import Reading
+
+HMAC_KEY = "k3y-for-tests-only-0123456789"
+SMTP_PASSWORD = "s3cret-pass"  # noqa: S105 - a throwaway test server's password
+RULES = parse_rules(
+    """
+rules:
+  - id: inlet
+    kind: threshold
+    metric: sensor.temp_c
+    levels: {high_warning: 27, high_critical: 32}
+""",
+    "test",
+)
+TAGS = {"site": "par1", "room": "hall-a", "rack": "a01", "device": "env-1", "kind": "sensor"}
+DEVICES = {"env-1": DeviceInfo(TAGS, 30.0)}
+
+
+def temp(value: float, clock: ManualClock) -> Reading:
+    return Reading("env-1", "sensor.temp_c", value, "degC", int(clock() * 1e9), TAGS)
+
+
+class WebhookReceiver:
+    """A real HTTP server that keeps what it receives; `status` makes it fail on purpose."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.signatures_ok: list[bool] = []
+        self.status = 200
+        self.arrived = asyncio.Condition()
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        if self.status != 200:
+            return web.Response(status=self.status)
+        body = await request.read()
+        signature = request.headers.get(SIGNATURE_HEADER, "")
+        stamp = request.headers.get(TIMESTAMP_HEADER, "")
+        self.signatures_ok.append(verify(HMAC_KEY.encode(), stamp, body, signature))
+        async with self.arrived:
+            self.received.append(json.loads(body))
+            self.arrived.notify_all()
+        return web.Response(status=204)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/hook", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/hook"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def wait_for(self, count: int, within_s: float = 10.0) -> list[dict[str, Any]]:
+        async with asyncio.timeout(within_s), self.arrived:
+            await self.arrived.wait_for(lambda: len(self.received) >= count)
+        return self.received
+
+
+@pytest.fixture
+async def hook() -> AsyncIterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    await receiver.start()
+    yield receiver
+    await receiver.stop()
+
+
+def webhook(name: str, url: str) -> dict[str, Any]:
+    return {"type": "webhook", "name": name, "url": url, "hmac_key": HMAC_KEY}
+
+
+def service(tmp_path: Path, clock: ManualClock, *channels: dict[str, Any]) -> AlertEngine:
+    settings = AlertsConfig.model_validate(
+        {
+            "packs": [],
+            "startup_grace_s": 0,
+            "channels": list(channels),
+            "retry": {"initial_s": 0.02, "max_s": 0.1, "fail_after": 2},
+        }
+    )
+    engine = AlertEngine(settings, RULES, DEVICES, tmp_path, clock=clock)
+    engine.dispatcher.start()
+    return engine
+
+
+async def all_delivered(alerts: AlertEngine, channel: str) -> None:
+    """Wait until the channel marked every outbox row delivered (not just sent)."""
+    done = asyncio.Event()
+
+    def check(name: str, _: object) -> None:
+        if not alerts.store.pending(channel):
+            done.set()
+
+    alerts.dispatcher.on_delivered = check
+    if alerts.store.pending(channel):
+        async with asyncio.timeout(10):
+            await done.wait()
+
+
+async def test_webhook_is_signed_and_carries_the_incident(
+    tmp_path: Path, hook: WebhookReceiver
+) -> None:
+    clock = ManualClock()
+    alerts = service(tmp_path, clock, webhook("hook", hook.url))
+    try:
+        alerts.process([temp(33.0, clock)])
+        (body,) = await hook.wait_for(1)
+        assert (body["event"], body["rule"], body["severity"]) == ("firing", "inlet", "critical")
+        assert body["labels"]["rack"] == "a01"
+        assert hook.signatures_ok == [True]
+        clock.advance(60)
+        alerts.process([temp(20.0, clock)])
+        received = await hook.wait_for(2)
+        assert received[1]["event"] == "resolved"
+        assert received[1]["id"] == body["id"]
+    finally:
+        await alerts.aclose()
+    assert not verify(b"wrong key", "1", b"{}", "sha256=00")
+
+
+async def test_failed_channel_is_retried_and_reported_on_the_working_one(
+    tmp_path: Path, hook: WebhookReceiver
+) -> None:
+    broken = WebhookReceiver()
+    await broken.start()
+    broken.status = 503
+    clock = ManualClock()
+    alerts = service(tmp_path, clock, webhook("pager", broken.url), webhook("chat", hook.url))
+    try:
+        alerts.process([temp(33.0, clock)])
+        received = await hook.wait_for(2)
+        assert [(r["event"], r["rule"]) for r in received] == [
+            ("firing", "inlet"),
+            ("firing", "dcim.notification_failed"),
+        ]
+        assert received[1]["labels"] == {"channel": "pager"}
+        broken.status = 200  # the pager comes back: its backlog goes out, the failure resolves
+        assert [r["rule"] for r in await broken.wait_for(1)] == ["inlet"]
+        received = await hook.wait_for(3)
+        assert (received[2]["event"], received[2]["rule"]) == (
+            "resolved",
+            "dcim.notification_failed",
+        )
+        assert [r["rule"] for r in broken.received] == ["inlet"]  # never told about itself
+    finally:
+        await alerts.aclose()
+        await broken.stop()
+
+
+async def test_restart_neither_resends_nor_loses_a_resolve(
+    tmp_path: Path, hook: WebhookReceiver
+) -> None:
+    clock = ManualClock()
+    first = service(tmp_path, clock, webhook("hook", hook.url))
+    first.process([temp(33.0, clock)])
+    await all_delivered(first, "hook")
+    await first.aclose()  # the monitor stops while the alert fires
+
+    clock.advance(300)
+    second = service(tmp_path, clock, webhook("hook", hook.url))
+    try:
+        assert [i.rule for i in second.incidents()] == ["inlet"]
+        second.process([temp(33.5, clock)])  # still hot: nothing new to say
+        assert second.store.pending("hook") == []
+        hook.status = 503  # the receiver is down when the resolve happens
+        clock.advance(30)
+        second.process([temp(21.0, clock)])
+        assert len(second.store.pending("hook")) == 1
+    finally:
+        await second.aclose()
+
+    hook.status = 200
+    third = service(tmp_path, clock, webhook("hook", hook.url))
+    try:
+        received = await hook.wait_for(2)
+        assert [r["event"] for r in received] == ["firing", "resolved"]
+        assert third.incidents() == []
+    finally:
+        await third.aclose()
+
+
+# --- email: aiosmtpd as a real SMTP server with STARTTLS and AUTH --------------------
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "smtp.crt", directory / "smtp.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((str(session.auth_data.login, "utf-8"), envelope.content))
+        return "250 OK"
+
+
+async def test_email_goes_over_starttls_with_auth(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    cert, key = _self_signed(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+
+    def authenticate(
+        server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+            b"dcim",
+            b"s3cret-pass",
+        )
+        return AuthResult(success=ok, handled=False, auth_data=data)
+
+    inbox = _Inbox()
+    port = free_port()
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=tls,
+        require_starttls=True,
+        authenticator=authenticate,
+        auth_require_tls=True,
+    )
+    controller.start()
+    monkeypatch.setenv("DCIM_TEST_SMTP_PASSWORD", SMTP_PASSWORD)
+    clock = ManualClock()
+    mail = {
+        "type": "email",
+        "name": "mail",
+        "host": "127.0.0.1",
+        "port": port,
+        "ca_file": str(cert),
+        "username": "dcim",
+        "password": {"env": "DCIM_TEST_SMTP_PASSWORD"},
+        "sender": "dcim@example.org",
+        "to": ["oncall@example.org"],
+    }
+    alerts = service(tmp_path, clock, mail)
+    try:
+        alerts.process([temp(33.0, clock)])
+        async with asyncio.timeout(10):
+            while not inbox.messages:  # noqa: ASYNC110 - aiosmtpd runs in its own thread
+                await asyncio.sleep(0.02)
+        login, content = inbox.messages[0]
+        assert login == "dcim"
+        assert b"Subject: [CRITICAL] FIRING: inlet" in content
+        assert SMTP_PASSWORD.encode() not in content
+    finally:
+        await alerts.aclose()
+        controller.stop()
+
+
+# --- a real Alertmanager ------------------------------------------------------------------
+
+
+def _alertmanager_binary() -> str:
+    path = find_binary("prometheus-alertmanager", "/usr/bin/prometheus-alertmanager")
+    if path is not None:
+        return path
+    reason = "prometheus-alertmanager not found (apt-get install prometheus-alertmanager)"
+    if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+        pytest.fail(f"{reason}; CI is set, so a missing server is a failure")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path) -> Iterator[str]:
+    binary = _alertmanager_binary()
+    config = tmp_path / "alertmanager.yml"
+    config.write_text("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "alertmanager.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.path={tmp_path / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError((tmp_path / "alertmanager.log").read_text()[-2000:])
+        try:
+            return http("GET", f"{url}/-/ready", timeout=1.0)[0] == 200
+        except OSError:
+            return False
+
+    try:
+        wait_until(ready, 30, "alertmanager to answer")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+def _am_alerts(url: str) -> list[dict[str, Any]]:
+    status, body = http("GET", f"{url}/api/v2/alerts")
+    assert status == 200, body
+    alerts: list[dict[str, Any]] = json.loads(body)
+    return alerts
+
+
+async def test_alertmanager_receives_and_resolves(tmp_path: Path, alertmanager: str) -> None:
+    clock = ManualClock(dt.datetime.now(dt.UTC).timestamp())
+    alerts = service(tmp_path, clock, {"type": "alertmanager", "name": "am", "url": alertmanager})
+    try:
+        alerts.process([temp(33.0, clock)])
+        async with asyncio.timeout(10):
+            while not await asyncio.to_thread(_am_alerts, alertmanager):  # noqa: ASYNC110 - another process
+                await asyncio.sleep(0.1)
+        (alert,) = await asyncio.to_thread(_am_alerts, alertmanager)
+        assert alert["labels"]["alertname"] == "inlet"
+        assert alert["labels"]["severity"] == "critical"
+        assert alert["labels"]["rack"] == "a01"
+        assert alert["status"]["state"] == "active"
+        clock.advance(1)
+        alerts.process([temp(20.0, clock)])
+
+        async def resolved() -> bool:
+            current = await asyncio.to_thread(_am_alerts, alertmanager)
+            return all(a["status"]["state"] != "active" for a in current) or not current
+
+        try:
+            async with asyncio.timeout(10):
+                while not await resolved():  # noqa: ASYNC110 - another process
+                    await asyncio.sleep(0.1)
+        except TimeoutError:
+            raise AssertionError(await asyncio.to_thread(_am_alerts, alertmanager)) from None
+    finally:
+        await alerts.aclose()
