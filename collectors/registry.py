@@ -9,7 +9,7 @@ from collectors.snmp.client import SnmpEngineHost
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.plan import SnmpPlan, plan_profile
 from collectors.snmp.security import warn_weak_security
-from dcim.collector import Collector
+from dcim.collector import Collector, StreamCollector
 from dcim.errors import ConfigError, ProfileError
 from dcim.inventory import ModbusConfig, PlacedDevice
 
@@ -104,3 +104,14 @@ def check_profiles(devices: list[PlacedDevice]) -> list[str]:
                 f"device is {device.kind.value}"
             )
     return problems
+
+
+def build_streams(config: Config) -> list[StreamCollector]:
+    """Collectors that receive pushed data (SNMP traps, MQTT) for this inventory."""
+    streams: list[StreamCollector] = []
+    devices = list(iter_devices(config))
+    if config.traps is not None:
+        from collectors.snmp.traps import TrapReceiver
+
+        streams.append(TrapReceiver(config.traps, devices))
+    return streams

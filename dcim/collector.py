@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, Self
 
 from dcim.reading import Reading
@@ -29,4 +29,6 @@ class Collector(Protocol):
 class StreamCollector(Protocol):
     """Pushed data (MQTT, SNMP traps): runs until cancelled."""
 
-    async def run(self, emit: Callable[[Sequence[Reading]], Awaitable[None] | None]) -> None: ...
+    async def run(self, emit: Emit) -> None:
+        """Receive and emit readings until cancelled; nothing is emitted after it returns."""
+        ...

@@ -204,6 +204,20 @@ class MqttBrokerConfig(Strict):
         return self
 
 
+class SnmpTrapConfig(Strict):
+    """The SNMP trap receiver: where to listen, which credentials a trap must carry."""
+
+    #: Device id of readings that belong to no inventory device (unknown senders).
+    id: str = Field(default="snmp-trap-receiver", min_length=1)
+    host: str = "0.0.0.0"
+    #: 162 is privileged (root or CAP_NET_BIND_SERVICE); 0 picks a free port (tests).
+    port: int = Field(default=162, ge=0, le=65535)
+    communities: list[Secret] = Field(default_factory=list)
+    v3_users: list[SnmpV3Config] = Field(default_factory=list)
+    #: Seconds between `device.trap_errors` readings (only counters that changed).
+    stats_interval_s: float = Field(default=10.0, gt=0)
+
+
 class DeviceConfig(Strict):
     id: Ident
     kind: DeviceKind
@@ -314,6 +328,7 @@ class Config(Strict):
     sites: list[SiteConfig] = Field(min_length=1)
     sinks: list[SinkConfig] = Field(default_factory=list)
     mqtt: MqttBrokerConfig | None = None
+    traps: SnmpTrapConfig | None = None
     alerts: AlertsConfig | None = None
 
     @model_validator(mode="after")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from dcim.bus import Bus, Subscription
+from dcim.collector import StreamCollector
 from dcim.inventory import Config, iter_devices
 from dcim.poller import DevicePoller
+from dcim.reading import Reading
 from dcim.selfmetrics import SelfMetrics
 from dcim.sinks.factory import build_sink_worker
 from dcim.sinks.worker import SinkStats
@@ -33,7 +35,7 @@ class Monitor:
     """A configured monitor: sinks and pollers are built here, started by `run()`."""
 
     def __init__(self, config: Config) -> None:
-        from collectors.registry import CollectorFactory
+        from collectors.registry import CollectorFactory, build_streams
 
         self.config = config
         self.bus = Bus()
@@ -46,6 +48,7 @@ class Monitor:
                 sink_config, subscription.queue, monitor.state_dir
             )
         self._factory = CollectorFactory(max_in_flight=monitor.max_in_flight)
+        self.streams: list[StreamCollector] = build_streams(config)
         for placed in iter_devices(config):
             self.pollers.append(
                 DevicePoller(
@@ -83,6 +86,10 @@ class Monitor:
         poll_tasks = [
             asyncio.create_task(p.run(), name=f"poll {p.collector.device_id}") for p in self.pollers
         ]
+        poll_tasks.extend(
+            asyncio.create_task(_run_stream(stream, self.bus.publish), name=type(stream).__name__)
+            for stream in self.streams
+        )
         poll_tasks.append(asyncio.create_task(self_metrics.run(), name="self-metrics"))
         try:
             await stop.wait()
@@ -97,6 +104,18 @@ class Monitor:
                     log.exception("sink %s: error while flushing at shutdown", name)
             await _cancel(sink_tasks)
             self._factory.close()
+
+
+async def _run_stream(stream: StreamCollector, emit: Callable[[Sequence[Reading]], None]) -> None:
+    """Run a push collector; if it fails, say so and leave the pollers running."""
+    try:
+        await stream.run(emit)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception(
+            "%s stopped with an error; polled devices are unaffected", type(stream).__name__
+        )
 
 
 def _stats_of(sink: SinkRunner) -> Callable[[], SinkStats]:

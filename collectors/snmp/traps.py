@@ -39,7 +39,7 @@ from pysnmp.proto.secmod.rfc3414.service import UsmSecurityParameters
 from collectors.snmp.client import Absent, to_python
 from collectors.snmp.security import AUTH_PROTOCOLS, PRIV_PROTOCOLS
 from dcim.errors import ProfileError
-from dcim.inventory import PlacedDevice, Secret, SnmpV3Config
+from dcim.inventory import PlacedDevice, SnmpTrapConfig, SnmpV3Config
 from dcim.reading import Reading, now_ns
 from dcim.vocabulary import load_vocabulary
 
@@ -58,20 +58,8 @@ MAX_ENGINES_PER_ADDRESS = 4
 # --- configuration -----------------------------------------------------------------
 
 
-class TrapReceiverConfig(BaseModel):
-    """Where to listen and which credentials a trap must carry."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    #: Device id of readings that belong to no inventory device (unknown senders).
-    id: str = Field(default="snmp-trap-receiver", min_length=1)
-    host: str = "0.0.0.0"
-    #: 162 is privileged; 0 asks the OS for a free port (tests).
-    port: int = Field(default=162, ge=0, le=65535)
-    communities: list[Secret] = Field(default_factory=list)
-    v3_users: list[SnmpV3Config] = Field(default_factory=list)
-    #: Seconds between `device.trap_errors` readings (only counters that changed).
-    stats_interval_s: float = Field(default=10.0, gt=0)
+#: Defined in the inventory schema (dcim must not import pysnmp); the old name stays.
+TrapReceiverConfig = SnmpTrapConfig
 
 
 # --- the trap map (data) ---------------------------------------------------------
