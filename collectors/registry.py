@@ -11,7 +11,7 @@ from collectors.snmp.plan import SnmpPlan, plan_profile
 from collectors.snmp.security import warn_weak_security
 from dcim.collector import Collector, StreamCollector
 from dcim.errors import ConfigError, ProfileError
-from dcim.inventory import ModbusConfig, PlacedDevice
+from dcim.inventory import Config, ModbusConfig, PlacedDevice, iter_devices
 
 if TYPE_CHECKING:
     from collectors.modbus.client import ModbusGateway
