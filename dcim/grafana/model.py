@@ -177,7 +177,7 @@ class Variable:
             "type": self.type,
         }
         if self.type == "query":
-            doc.update(datasource=datasource_ref(), definition=self.query, sort=1)
+            doc.update(datasource=datasource_ref(), sort=1)
             # query variables re-read their values whenever the time range changes
             doc["refresh"] = 2
         if self.all_value is not None:

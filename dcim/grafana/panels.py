@@ -242,7 +242,7 @@ def table(
         custom={"align": "auto", "cellOptions": {"type": "color-text"}, "inspect": False},
         options={
             "cellHeight": "sm",
-            "footer": {"countRows": False, "fields": "", "reducer": ["sum"], "show": False},
+            "footer": {"countRows": False, "fields": [], "reducer": ["sum"], "show": False},
             "showHeader": True,
         },
         transformations=tuple(transformations),
