@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import socket
@@ -423,6 +424,16 @@ def test_every_capture_has_a_family() -> None:
         pytest.skip(f"peer data not found at {PEER_DATA}")
     names = {path.stem for path in (PEER_DATA / "snmprec").glob("*.snmprec")}
     assert names == set(DEVICES), names ^ set(DEVICES)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """`dcim` commands install a log handler on the (captured) stderr: take it off after."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def test_poll_auto_json_names_oid_index_and_label(
