@@ -74,7 +74,7 @@ async def test_mosquitto_sub_receives_sensor_messages(broker: Mosquitto) -> None
         "s1/#",
         "-v",
         "-C",
-        "24",
+        "40",
         "-W",
         "20",
         stdout=asyncio.subprocess.PIPE,
