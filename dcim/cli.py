@@ -188,9 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--count", type=int, default=1, help="number of simulated UPS")
     simulate.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
     simulate.add_argument("--duration", type=float, help="stop after this many seconds")
-    simulate.add_argument("--site", type=Path, help="serve a whole site inventory (see simulators/sites)")
+    simulate.add_argument(
+        "--site", type=Path, help="serve a whole site inventory (see simulators/sites)"
+    )
     simulate.add_argument("--scenario", help="with --site: play a scenario (name or file)")
-    simulate.add_argument("--trap", action="append", default=[], metavar="HOST:PORT", help="with --site: send v2c traps here")
+    simulate.add_argument(
+        "--trap",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="with --site: send v2c traps here",
+    )
     simulate.set_defaults(func=cmd_simulate)
 
     from dcim.alerts.commands import add_alerts_parser
