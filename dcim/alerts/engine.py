@@ -7,6 +7,7 @@ Nothing here does I/O or reads the wall clock: the caller injects `clock` and ca
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -50,6 +51,36 @@ class EngineOutput:
     changed: list[Incident] = field(default_factory=list)
 
 
+_GLOB = re.compile(r"[*?\[]")
+_PLACES = ("device", "rack", "row", "room", "site")
+
+
+class _Routes:
+    """Routes of one metric: indexed by an exact place when the scope names one, so a
+    reading meets only the rules of its own rack, row... plus the unpinned ones."""
+
+    def __init__(self) -> None:
+        self.pinned: dict[tuple[str, str], list[_Route]] = {}
+        self.general: list[_Route] = []
+
+    def add(self, route: _Route) -> None:
+        key = route.pinned
+        if key is None:
+            self.general.append(route)
+        else:
+            self.pinned.setdefault(key, []).append(route)
+
+    def candidates(self, reading: Reading) -> list[_Route]:
+        found = list(self.general)
+        if self.pinned:
+            tags = reading.tags
+            for level in _PLACES:
+                value = reading.device_id if level == "device" else tags.get(level)
+                if value is not None:
+                    found.extend(self.pinned.get((level, value), ()))
+        return found
+
+
 class _Route:
     """An evaluator with its scope test, cached per device when the scope allows it."""
 
@@ -60,6 +91,15 @@ class _Route:
         self.scope = evaluator.rule.scope
         self.per_device = not self.scope.uses_row_tags
         self.by_device: dict[str, bool] = {}
+
+    @property
+    def pinned(self) -> tuple[str, str] | None:
+        """(level, value) when the scope names one exact place: used to index routes."""
+        for level in ("device", "rack", "row", "room", "site"):
+            patterns = getattr(self.scope, level)
+            if patterns is not None and len(patterns) == 1 and not _GLOB.search(patterns[0]):
+                return (level, patterns[0])
+        return None
 
     def accepts(self, reading: Reading) -> bool:
         if self.scope.is_everything:
@@ -92,7 +132,7 @@ class RuleEngine:
             DEGRADED_RULE.id: DEGRADED_RULE,
             NOTIFY_FAILED_RULE.id: NOTIFY_FAILED_RULE,
         }
-        self._by_metric: dict[str, list[_Route]] = {}
+        self._by_metric: dict[str, _Routes] = {}
         self._every: list[_Route] = []
         self._timed: list[Evaluator] = []
         for rule in rules:
@@ -103,7 +143,7 @@ class RuleEngine:
                 self._every.append(route)
             else:
                 for metric in evaluator.metrics:
-                    self._by_metric.setdefault(metric, []).append(route)
+                    self._by_metric.setdefault(metric, _Routes()).add(route)
             if evaluator.timed:
                 self._timed.append(evaluator)
         self._entries: dict[tuple[str, str], Entry] = {}
@@ -139,7 +179,9 @@ class RuleEngine:
 
     def observe(self, reading: Reading) -> None:
         now = self.clock()
-        for route in (*self._by_metric.get(reading.metric, ()), *self._every):
+        routes = self._by_metric.get(reading.metric)
+        candidates = routes.candidates(reading) if routes is not None else []
+        for route in (*candidates, *self._every):
             if route.accepts(reading):
                 for signal in route.evaluator.observe(reading, now, self):
                     self._apply(route.evaluator.rule.id, signal, now)
