@@ -1,9 +1,9 @@
 """Every panel's query, variables expanded for the real site, against a real influxd.
 
 InfluxDB is filled the way production fills it: simulated UPS units served
-over SNMP, polled by the monitor, written by its InfluxDB sink. Kinds without
-a simulator yet (PDU, CRAC, sensors, meters: `simulators/hall/` is being
-built) and sources no component writes yet are listed in PENDING; a panel
+over SNMP, polled by the monitor, written by its InfluxDB sink. Kinds this
+test does not simulate yet (PDU, CRAC, sensors, meters: the hall simulator in
+`simulators/hall/`), traps and alert points are listed in PENDING; a panel
 that reads only pending measurements may come back empty and is reported by
 name, every other panel must return data.
 """
@@ -47,7 +47,7 @@ PENDING: dict[str, str] = {
     "sensor": "sensors: hall simulator not yet run by this test",
     "meter": "meters: hall simulator not yet run by this test",
     "alert": "the alert engine (dcim/alerts) does not write `alert` points yet",
-    "event": "no trap receiver writes event.trap yet",
+    "event": "traps: the trap receiver is not run by this test",
 }
 SITE = "demo"
 UPS_COMMUNITIES = ("ups1", "ups2", "ups3", "ups4")
