@@ -163,6 +163,21 @@ class ModbusConfig(Strict):
     pause_s: float = Field(default=0.0, ge=0, le=5)
     tls: TlsConfig | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _tls_port(cls, data: Any) -> Any:
+        # Modbus/TCP over TLS has its own well-known port
+        if isinstance(data, dict) and data.get("transport") == "tls" and "port" not in data:
+            return {**data, "port": 802}
+        return data
+
+    @model_validator(mode="after")
+    def _tls_needs_tls_transport(self) -> ModbusConfig:
+        if self.tls is not None and self.transport != "tls":
+            msg = f"a tls section needs transport tls, not {self.transport}"
+            raise ValueError(msg)
+        return self
+
 
 class MqttDeviceConfig(Strict):
     """An MQTT-publishing device: which topic(s) carry its data.

@@ -112,3 +112,15 @@ async def test_the_server_sees_as_many_requests_as_the_plan_says() -> None:
         factory.close()
         await server.close()
     assert seen == {"sim-crac": (19, 4), "sim-ups": (25, 1), "sim-power-meter": (15, 2)}
+
+
+def test_modbus_config_tls_port_and_section() -> None:
+    from pydantic import ValidationError
+
+    from dcim.inventory import ModbusConfig
+
+    assert ModbusConfig(host="gw", transport="tls").port == 802
+    assert ModbusConfig(host="gw").port == 502
+    assert ModbusConfig(host="gw", transport="tls", port=8802).port == 8802
+    with pytest.raises(ValidationError, match="a tls section needs transport tls"):
+        ModbusConfig.model_validate({"host": "gw", "tls": {"insecure_skip_verify": True}})
