@@ -12,7 +12,7 @@ SERVER_BINARIES := /usr/bin/influxd /usr/bin/victoria-metrics /usr/bin/snmpwalk 
 	/usr/sbin/mosquitto /usr/bin/mosquitto_sub /usr/bin/mbpoll /lib/nut/snmp-ups /sbin/upsd \
 	/usr/bin/upsc /usr/bin/prometheus-alertmanager
 
-.PHONY: demo test check servers clean
+.PHONY: demo test check servers clean dashboards
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ check: $(BIN)/.installed
 
 test: $(BIN)/.installed servers check
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+dashboards: $(BIN)/.installed
+	$(BIN)/dcim grafana export dashboards --config dcim/examples/site.yaml
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache
