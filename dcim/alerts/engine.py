@@ -178,6 +178,8 @@ class RuleEngine:
     # --- input ---------------------------------------------------------------
 
     def observe(self, reading: Reading) -> None:
+        if reading.metric.startswith("alert."):
+            return  # our own transitions come back through the bus: never proof of life
         now = self.clock()
         routes = self._by_metric.get(reading.metric)
         candidates = routes.candidates(reading) if routes is not None else []

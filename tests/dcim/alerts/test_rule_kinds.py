@@ -467,3 +467,8 @@ def test_pending_then_cancelled_is_visible_but_never_fires() -> None:
 def test_startup_grace_holds_everything_until_the_first_poll_round() -> None:
     seen = play(inlet(), temps((5, 33)), 60, settings=EngineSettings(startup_grace_s=30))
     assert seen == [(30, "firing", "high_critical")]
+
+
+def test_alert_readings_coming_back_through_the_bus_are_not_proof_of_life() -> None:
+    steps = [At(0, "device.up", True)] + [At(t, "alert.event", "firing") for t in range(5, 60, 5)]
+    assert play(STALE, steps, 40, devices=DEVICES) == [(31, "firing", "no_data")]
