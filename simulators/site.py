@@ -8,18 +8,24 @@
 
 SNMP devices are grouped by the host:port their inventory entry names (one
 agent, one UDP port per group, community = the inventory community or the
-device id). Devices that speak Modbus or MQTT are exposed as `ValueSource`s
-(`site.sources`) for those front ends.
+device id). Modbus devices are grouped the same way: one Modbus TCP server per
+host:port (a gateway), each device answering on its `unit_id` with its register
+map. MQTT sensors publish to the broker URL given to `start(mqtt_url=...)`;
+without one they are only listed. Every front end reads the same `HallModel`,
+so a scenario shows up on SNMP, Modbus and MQTT at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from dcim.inventory import Config, load_config
+from collectors.modbus.profile import load_modbus_profile
+from dcim.errors import ProfileError
+from dcim.inventory import Config, PlacedDevice, load_config
 from simulators.clock import SimClock
 from simulators.hall.model import HallModel
 from simulators.hall.topology import Topology, TopologyError, build_topology
@@ -31,8 +37,12 @@ from simulators.mibs.base import HallMibDevice
 from simulators.mibs.hall_ups import HallTime, HallUpsDevice
 from simulators.mibs.liebert_gp import LiebertGpDevice
 from simulators.mibs.raritan_pdu2 import RaritanPdu2Device
+from simulators.modbus_server import ModbusSimServer, RequestHook
+from simulators.mqtt_publisher import KINDS, MqttSensor, PublisherStats, run_publishers
 from simulators.snmp_agent import SnmpAgent
 from simulators.traps import TrapSender
+
+log = logging.getLogger(__name__)
 
 #: SNMP profile name (as in the inventory) -> the MIB view that serves it.
 MIB_VIEWS: dict[str, type[HallMibDevice]] = {
@@ -44,6 +54,10 @@ MIB_VIEWS: dict[str, type[HallMibDevice]] = {
 UPS_PROFILES = ("ups-mib-rfc1628",)
 #: Wall seconds between background catch-ups, so events fire while nobody polls.
 TICK_WALL_S = 0.5
+#: Fastest MQTT publish interval (wall seconds) however high the speed.
+MQTT_MIN_INTERVAL_S = 0.2
+
+ModbusUnits = dict[int, tuple[str, HallView]]
 
 
 class Site:
@@ -68,34 +82,94 @@ class Site:
         }
         self._hall_time = HallTime(self.clock, self.model)
         self.snmp_groups: dict[tuple[str, int], dict[str, MibDevice]] = {}
-        problems = []
-        for device_id, placed in self.topology.placed.items():
+        #: (host, port) -> {unit id: (Modbus profile, source)}, as in the inventory
+        self.modbus_groups: dict[tuple[str, int], ModbusUnits] = {}
+        #: device id -> the MQTT sensor publishing it
+        self.mqtt_sensors: dict[str, MqttSensor] = {}
+        problems: list[str] = []
+        for placed in self.topology.placed.values():
             d = placed.device
-            if d.snmp is None:
-                continue
-            community = d.snmp.community.get_secret_value() if d.snmp.community else d.id
-            mib: MibDevice
-            if d.profile in UPS_PROFILES:
-                mib = HallUpsDevice(community, device_id, self.model, self._hall_time)
-            elif d.profile in MIB_VIEWS:
-                mib = MIB_VIEWS[d.profile](self.views[device_id], community)
-            else:
-                known = ", ".join([*UPS_PROFILES, *MIB_VIEWS])
-                problems.append(
-                    f"device {d.id}: profile: {d.profile!r} has no simulated SNMP view (have: {known})"
-                )
-                continue
-            group = self.snmp_groups.setdefault((d.snmp.host, d.snmp.port), {})
-            if community in group:
-                problems.append(
-                    f"device {d.id}: snmp.community: {community!r} is used twice on {d.snmp.host}:{d.snmp.port}"
-                )
-            group[community] = mib
+            if d.snmp is not None:
+                self._add_snmp(placed, problems)
+            elif d.modbus is not None:
+                self._add_modbus(placed, problems)
+            elif d.mqtt is not None:
+                self._add_mqtt(placed, problems)
         if problems:
             raise TopologyError(problems)
         self.agents: list[SnmpAgent] = []
+        self.modbus: list[ModbusSimServer] = []
+        self.mqtt_url: str | None = None
+        self.mqtt_interval_s = self._default_mqtt_interval()
+        self.mqtt_stats = PublisherStats()
         self.traps: TrapSender | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._mqtt_task: asyncio.Task[None] | None = None
+
+    def _add_snmp(self, placed: PlacedDevice, problems: list[str]) -> None:
+        d = placed.device
+        assert d.snmp is not None
+        community = d.snmp.community.get_secret_value() if d.snmp.community else d.id
+        mib: MibDevice
+        if d.profile in UPS_PROFILES:
+            mib = HallUpsDevice(community, d.id, self.model, self._hall_time)
+        elif d.profile in MIB_VIEWS:
+            mib = MIB_VIEWS[d.profile](self.views[d.id], community)
+        else:
+            known = ", ".join([*UPS_PROFILES, *MIB_VIEWS])
+            problems.append(
+                f"device {d.id}: profile: {d.profile!r} has no simulated SNMP view (have: {known})"
+            )
+            return
+        group = self.snmp_groups.setdefault((d.snmp.host, d.snmp.port), {})
+        if community in group:
+            problems.append(
+                f"device {d.id}: snmp.community: {community!r} is used twice on {d.snmp.host}:{d.snmp.port}"
+            )
+        group[community] = mib
+
+    def _add_modbus(self, placed: PlacedDevice, problems: list[str]) -> None:
+        d = placed.device
+        assert d.modbus is not None
+        try:
+            load_modbus_profile(d.profile)
+        except ProfileError as exc:
+            problems.append(f"device {d.id}: profile: {exc}")
+            return
+        where = (d.modbus.host, d.modbus.port)
+        units = self.modbus_groups.setdefault(where, {})
+        if d.modbus.unit_id in units:
+            problems.append(
+                f"device {d.id}: modbus.unit_id: {d.modbus.unit_id} is used twice on "
+                f"{where[0]}:{where[1]} (also {units[d.modbus.unit_id][1].device_id})"
+            )
+        units[d.modbus.unit_id] = (d.profile, self.views[d.id])
+
+    def _add_mqtt(self, placed: PlacedDevice, problems: list[str]) -> None:
+        d = placed.device
+        sensor = self.topology.sensors.get(d.id)
+        # the publisher's topics are <site>/<room>/<rack>/<kind>: rack-level sensors only
+        if sensor is None or not sensor.rack:
+            problems.append(
+                f"device {d.id}: mqtt: only rack-level sensors (tags.sensor: "
+                f"{', '.join(KINDS)}) are published by the simulator"
+            )
+            return
+        kind = next(k for k in KINDS if k == sensor.role)
+        if d.profile != f"rack-{kind}-json":
+            problems.append(
+                f"device {d.id}: profile: {d.profile!r}, the simulated {kind} sensor "
+                f"publishes rack-{kind}-json"
+            )
+            return
+        self.mqtt_sensors[d.id] = MqttSensor(
+            self.views[d.id], kind, placed.site, placed.room, placed.rack
+        )
+
+    def _default_mqtt_interval(self) -> float:
+        """A sensor reports every poll interval of simulated time (wall seconds here)."""
+        polls = [self.topology.placed[d].device.poll_interval_s for d in self.mqtt_sensors]
+        return max(min(polls, default=30.0) / self.clock.speed, MQTT_MIN_INTERVAL_S)
 
     @classmethod
     def from_file(cls, path: str | Path, **kwargs: float | int | SimClock | None) -> Site:
@@ -119,8 +193,22 @@ class Site:
         self.model.listeners.append(self.traps.on_event)
         return self.traps
 
-    async def start(self, host: str | None = None, port: int | None = None) -> None:
-        """Serve every SNMP group; `host`/`port` override the inventory (port 0: one free port)."""
+    async def start(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        mqtt_url: str | None = None,
+        mqtt_interval_s: float | None = None,
+    ) -> None:
+        """Serve every SNMP group and Modbus gateway; publish MQTT sensors to `mqtt_url`.
+
+        `host`/`port` override the inventory for SNMP (port 0: every SNMP device on
+        one free port); with port 0 each Modbus gateway also takes a free port.
+        Publishers use the inventory's broker settings (protocol, QoS, credentials,
+        TLS) with `mqtt_url`; `mqtt_interval_s` defaults to the sensors' poll
+        interval in simulated time.
+        """
         groups: dict[tuple[str, int], dict[str, MibDevice]] = {}
         for (h, p), devices in self.snmp_groups.items():
             key = (host or h, p if port is None else port)
@@ -130,10 +218,38 @@ class Site:
                 agent = SnmpAgent(devices)
                 await agent.start(h, p)
                 self.agents.append(agent)
+            for (h, p), units in self.modbus_groups.items():
+                server = ModbusSimServer(units)
+                server.hook = _answer_for_silent(units)
+                await server.start(host or h, 0 if port == 0 else p)
+                self.modbus.append(server)
+            if mqtt_url is not None and self.mqtt_sensors:
+                self._start_mqtt(mqtt_url, mqtt_interval_s or self.mqtt_interval_s)
         except BaseException:
             self.stop()
             raise
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
+
+    def _start_mqtt(self, url: str, interval_s: float) -> None:
+        broker = self.config.mqtt
+        if not url.startswith(("mqtt://", "mqtts://")):
+            raise ValueError(f"mqtt url {url!r}: expected mqtt://host:port or mqtts://host:port")
+        self.mqtt_url, self.mqtt_interval_s = url, interval_s
+        self._mqtt_task = asyncio.get_running_loop().create_task(
+            run_publishers(
+                url,
+                list(self.mqtt_sensors.values()),
+                interval_s,
+                broker.tls if broker else None,
+                username=broker.username if broker else None,
+                password=broker.password if broker else None,
+                protocol=broker.protocol if broker else "5",
+                qos=broker.qos if broker else 1,
+                client_id_prefix=f"dcim-sim-{self.topology.site}",
+                stats=self.mqtt_stats,
+            )
+        )
+        self._mqtt_task.add_done_callback(_report_publisher_end)
 
     async def _tick(self) -> None:
         while True:
@@ -141,14 +257,41 @@ class Site:
             await asyncio.sleep(TICK_WALL_S)
 
     def stop(self) -> None:
+        """Stop at once (sync): sensors go offline by their last will, not a clean goodbye."""
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
+        if self._mqtt_task is not None:
+            self._mqtt_task.cancel()
+            self._mqtt_task = None
         for agent in self.agents:
             agent.close()
         self.agents.clear()
+        for server in self.modbus:
+            server.kill()
+        self.modbus.clear()
         if self.traps is not None:
             self.traps.close()
+
+    async def aclose(self) -> None:
+        """Stop cleanly: sensors publish a retained offline, Modbus clients are let go."""
+        task, self._mqtt_task = self._mqtt_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for server in self.modbus:
+            await server.close()
+        self.modbus.clear()
+        self.stop()
+
+    def modbus_address_of(self, device_id: str) -> tuple[str, int, int]:
+        """(host, port, unit id) where a started site serves a Modbus device."""
+        for server in self.modbus:
+            for unit_id, unit in server.units.items():
+                if unit.source.device_id == device_id:
+                    return server.host, server.port, unit_id
+        raise KeyError(f"{device_id} is not served over Modbus")
 
     def address_of(self, device_id: str) -> tuple[str, int, str]:
         """(host, port, community) where a started site serves an SNMP device."""
@@ -160,8 +303,8 @@ class Site:
                     return agent.address[0], agent.address[1], community
         raise KeyError(f"{device_id} is not served over SNMP")
 
-    def describe(self, modbus: Callable[[], list[str]] | None = None) -> list[str]:
-        """Human-readable lines: what is served where."""
+    def describe(self) -> list[str]:
+        """Human-readable lines: what is served where (bound ports once started)."""
         lines = [
             f"site {self.topology.site}: {len(self.topology.placed)} devices, "
             f"{len(self.topology.racks)} racks, speed x{self.clock.speed:g}"
@@ -175,20 +318,59 @@ class Site:
             lines.append(f"snmp udp:{host}:{port} v1/v2c, community = device id: {summary}")
             for community, mib in agent.communities.items():
                 lines.append(f"  {community}: {type(mib).__name__.removesuffix('Device')}")
-        for device_id, placed in self.topology.placed.items():
-            d = placed.device
-            if d.modbus is not None:
-                lines.append(
-                    f"modbus tcp:{d.modbus.host}:{d.modbus.port} unit {d.modbus.unit_id}: "
-                    f"{device_id} ({d.profile}) - value source ready, served by the Modbus front end"
-                )
-            if d.mqtt is not None:
-                lines.append(
-                    f"mqtt topic {d.mqtt.topic}: {device_id} ({d.profile}) - value source ready"
-                )
-        if modbus is not None:
-            lines.extend(modbus())
+        lines.extend(self._describe_modbus())
+        lines.extend(self._describe_mqtt())
         return lines
+
+    def _describe_modbus(self) -> list[str]:
+        lines = []
+        for server in self.modbus:
+            lines.append(f"modbus tcp:{server.host}:{server.port}: {len(server.units)} unit(s)")
+            for unit_id, unit in sorted(server.units.items()):
+                lines.append(f"  unit {unit_id}: {unit.source.device_id} ({unit.profile.name})")
+        if not self.modbus:  # not started: where the inventory puts them
+            for (host, port), units in self.modbus_groups.items():
+                lines.append(f"modbus tcp:{host}:{port}: {len(units)} unit(s), not started")
+                for unit_id, (profile, view) in sorted(units.items()):
+                    lines.append(f"  unit {unit_id}: {view.device_id} ({profile})")
+        return lines
+
+    def _describe_mqtt(self) -> list[str]:
+        if not self.mqtt_sensors:
+            return []
+        n = len(self.mqtt_sensors)
+        if self.mqtt_url is None:
+            head = f"mqtt: {n} sensor(s) NOT published (no broker URL: --mqtt-url mqtt://HOST:PORT)"
+        else:
+            head = (
+                f"mqtt {self.mqtt_url}: {n} sensor(s), JSON every {self.mqtt_interval_s:g} s, "
+                "retained online/offline status with last will"
+            )
+        lines = [head]
+        for device_id, sensor in self.mqtt_sensors.items():
+            profile = self.topology.placed[device_id].device.profile
+            lines.append(f"  {sensor.topic} (+ /status): {device_id} ({profile})")
+        return lines
+
+
+def _answer_for_silent(units: ModbusUnits) -> RequestHook:
+    """A unit a scenario silenced answers as a gateway's dead target does (0x0B)."""
+    from pymodbus.constants import ExcCodes
+
+    def hook(unit: int, function: int, address: int, count: int) -> ExcCodes | None:
+        del function, address, count
+        entry = units.get(unit)
+        if entry is not None and not entry[1].responding:
+            return ExcCodes.GATEWAY_NO_RESPONSE
+        return None
+
+    return hook
+
+
+def _report_publisher_end(task: asyncio.Task[None]) -> None:
+    # the publishers run until cancelled; anything else (a bad URL) must not vanish
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("MQTT publishers stopped: %s", exc)
 
 
 async def run_site(
@@ -199,6 +381,8 @@ async def run_site(
     speed: float = 1.0,
     scenario: str | None = None,
     trap_receivers: Sequence[tuple[str, int]] = (),
+    mqtt_url: str | None = None,
+    mqtt_interval_s: float | None = None,
     duration: float | None = None,
     out: Callable[[str], None] = print,
 ) -> None:
@@ -216,7 +400,7 @@ async def run_site(
             f"[t+{e.time_s - site.clock.start_s:7.0f}s] event {e.kind}: {e.device}: {e.detail}"
         )
     )
-    await site.start(host, port)
+    await site.start(host, port, mqtt_url=mqtt_url, mqtt_interval_s=mqtt_interval_s)
     try:
         for line in site.describe():
             out(line)
@@ -238,4 +422,4 @@ async def run_site(
     finally:
         if site.traps is not None:
             await site.traps.drain()
-        site.stop()
+        await site.aclose()

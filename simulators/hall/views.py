@@ -15,12 +15,25 @@ from dcim.inventory import DeviceKind
 from dcim.reading import Value
 from simulators.hall import power
 from simulators.hall.model import HallModel
-from simulators.ups import BatteryStatus, OutputSource
+from simulators.ups import AlarmKind, BatteryStatus, OutputSource
 
 T = TypeVar("T")
 
 _SOURCE = {s: s.name.lower() for s in OutputSource}
 _BATTERY = {s: s.name.lower() for s in BatteryStatus}
+#: `alarm` tag of ups.alarm_active (the Modbus alarm word's bit names) -> model alarm.
+_UPS_ALARMS = {
+    "on_battery": AlarmKind.ON_BATTERY,
+    "low_battery": AlarmKind.LOW_BATTERY,
+    "overload": AlarmKind.OUTPUT_OVERLOAD,
+    "battery_replace": AlarmKind.BATTERY_BAD,
+    "over_temperature": AlarmKind.TEMP_BAD,
+    "on_bypass": AlarmKind.ON_BYPASS,
+    "input_bad": AlarmKind.INPUT_BAD,
+    "output_off": AlarmKind.UPS_OUTPUT_OFF,
+}
+#: Air a CRAH moves per watt of capacity at full fan (12 K air delta-T, rho*cp 1.2 kJ/m3K).
+_M3H_PER_W = 3600 / (1.2 * 1005 * 12)
 
 
 def _pick(rows: Sequence[T], tags: Mapping[str, str], key: str) -> T | None:
@@ -83,6 +96,10 @@ class UpsView(HallView):
         }
         if metric in simple:
             return simple[metric]
+        if metric == "ups.alarm_active":
+            # one bit of an alarm word: named by the tag; conditions the model lacks stay off
+            kind = _UPS_ALARMS.get(tags.get("alarm", ""))
+            return kind is not None and any(a.kind is kind for a in s.alarms)
         if metric.startswith("ups.input_") and inp is not None:
             return _get(
                 metric,
@@ -170,6 +187,10 @@ class CracView(HallView):
         mode = "cooling" if c.running and c.cooling_w > 0 else ("fault" if failed else "off")
         if c.running and c.cooling_w == 0:
             mode = "idle"
+        if metric == "crac.alarm":
+            # the common alarm and, in a bit-per-condition word, the one bit a failure sets
+            return failed and tags.get("alarm", "common") in ("common", "fan_failure")
+        demand_pct = 100.0 * c.cooling_w / c.capacity_w
         return _get(
             metric,
             {
@@ -179,11 +200,12 @@ class CracView(HallView):
                 "crac.return_humidity_pct": c.return_rh,
                 "crac.fan_speed_pct": c.fan_pct,
                 "crac.cooling_output_w": c.cooling_w,
-                "crac.cooling_demand_pct": 100.0 * c.cooling_w / c.capacity_w,
+                "crac.cooling_demand_pct": demand_pct,
+                "crac.chilled_water_valve_pct": demand_pct,  # the valve follows demand
+                "crac.airflow_m3h": c.capacity_w * _M3H_PER_W * c.fan_pct / 100.0,
                 "crac.power_w": c.power_w,
                 "crac.unit_on": c.running,
                 "crac.operating_mode": mode,
-                "crac.alarm": failed,
                 "crac.alarms_active": int(failed),
             },
         )
