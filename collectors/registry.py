@@ -81,20 +81,27 @@ class CollectorFactory:
         self._modbus_gateways.clear()
 
 
+def _profile_kind(placed: PlacedDevice) -> str:
+    """The device kind the device's profile (register map, topic map) is written for."""
+    device = placed.device
+    if device.modbus is not None:
+        from collectors.modbus.profile import load_modbus_profile
+
+        return load_modbus_profile(device.profile).kind
+    if device.mqtt is not None:
+        from collectors.mqtt.topicmap import load_topic_map
+
+        return load_topic_map(device.profile).kind
+    return load_snmp_profile(device.profile).kind
+
+
 def check_profiles(devices: list[PlacedDevice]) -> list[str]:
     """Problems with the profiles the devices name (for `dcim validate`)."""
     problems = []
     for placed in devices:
         device = placed.device
-        if device.snmp is None and device.modbus is None:
-            continue
         try:
-            if device.modbus is not None:
-                from collectors.modbus.profile import load_modbus_profile
-
-                kind = load_modbus_profile(device.profile).kind
-            else:
-                kind = load_snmp_profile(device.profile).kind
+            kind = _profile_kind(placed)
         except ProfileError as exc:
             problems.append(f"device {device.id}: profile: {exc}")
             continue
@@ -114,4 +121,8 @@ def build_streams(config: Config) -> list[StreamCollector]:
         from collectors.snmp.traps import TrapReceiver
 
         streams.append(TrapReceiver(config.traps, devices))
+    if config.mqtt is not None and any(p.device.mqtt for p in devices):
+        from collectors.mqtt.collector import MqttCollector
+
+        streams.append(MqttCollector(config.mqtt, devices))
     return streams

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from dcim.bus import Bus, Subscription
 from dcim.collector import StreamCollector
@@ -16,6 +16,9 @@ from dcim.reading import Reading
 from dcim.selfmetrics import SelfMetrics
 from dcim.sinks.factory import build_sink_worker
 from dcim.sinks.worker import SinkStats
+
+if TYPE_CHECKING:
+    from dcim.alerts.service import AlertEngine
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,12 @@ class Monitor:
             )
         self._factory = CollectorFactory(max_in_flight=monitor.max_in_flight)
         self.streams: list[StreamCollector] = build_streams(config)
+        self.alerts: AlertEngine | None = None
+        if config.alerts is not None:
+            from dcim.alerts.service import AlertEngine
+
+            self.alerts = AlertEngine.from_config(config)
+            self._alert_feed = self.subscribe("alerts")
         for placed in iter_devices(config):
             self.pollers.append(
                 DevicePoller(
@@ -91,10 +100,18 @@ class Monitor:
             for stream in self.streams
         )
         poll_tasks.append(asyncio.create_task(self_metrics.run(), name="self-metrics"))
+        if self.alerts is not None:
+            poll_tasks.append(
+                asyncio.create_task(
+                    self.alerts.run(self._alert_feed.queue, self.bus.publish), name="alerts"
+                )
+            )
         try:
             await stop.wait()
         finally:
             await _cancel(poll_tasks)
+            if self.alerts is not None:
+                await self.alerts.aclose()
             # last health snapshot, then flush every sink (or spool what cannot be written)
             self.bus.publish(self_metrics.collect())
             for name, sink in self.sinks.items():
