@@ -59,6 +59,8 @@ class Monitor:
             self.alerts = AlertEngine.from_config(config)
             self._alert_feed = self.subscribe("alerts")
         for placed in iter_devices(config):
+            if placed.device.mqtt is not None:
+                continue  # pushed, not polled: the MQTT stream collector handles it
             self.pollers.append(
                 DevicePoller(
                     self._factory.build(placed),
