@@ -410,6 +410,7 @@ def iter_devices(config: Config) -> Iterator[PlacedDevice]:
 # --- loading -----------------------------------------------------------------
 
 _DEVICE_LISTS = re.compile(r"devices$")
+_PROTOCOL_SECTIONS = frozenset({"snmp", "modbus", "mqtt"})
 
 
 def _apply_defaults(data: Any) -> Any:
@@ -426,7 +427,11 @@ def _apply_defaults(data: Any) -> Any:
             return device
         merged = dict(device)
         for key, value in defaults.items():
-            if key not in merged:
+            if key in _PROTOCOL_SECTIONS:
+                # protocol defaults go only to devices that speak that protocol
+                if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                    merged[key] = {**value, **merged[key]}
+            elif key not in merged:
                 merged[key] = copy.deepcopy(value)
             elif isinstance(value, dict) and isinstance(merged[key], dict):
                 merged[key] = {**value, **merged[key]}
@@ -454,9 +459,27 @@ def _message(error: Mapping[str, Any]) -> str:
     return text
 
 
-def _problem_path(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
-    # pydantic puts the discriminator value ('influxdb') into the loc of union members
-    return tuple(part for part in loc if part not in ("influxdb", "file", "function-after"))
+def _problem_path(loc: tuple[Any, ...], data: Any) -> tuple[str | int, ...]:
+    """The error's path in the file: without the union tags pydantic inserts.
+
+    A discriminated union member adds its tag (`influxdb`, `webhook`) to the loc,
+    and validators add names like `function-after`; neither is in the file.
+    """
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(part, str) and part not in (node if isinstance(node, dict) else ()):
+            tagged = isinstance(node, dict) and node.get("type") == part
+            if tagged or part.startswith("function-") or isinstance(node, list):
+                continue  # a tag pydantic added, not a key of the file
+        path.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return tuple(path)
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:
@@ -467,12 +490,13 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         raise ConfigError(source, [str(exc).removeprefix(f"{source}: ")]) from None
     if not isinstance(data, dict):
         raise ConfigError(source, ["the file must be a mapping with at least `sites`"])
+    merged = _apply_defaults(data)
     try:
-        return Config.model_validate(_apply_defaults(data))
+        return Config.model_validate(merged)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            path = _problem_path(tuple(error["loc"]))
+            path = _problem_path(tuple(error["loc"]), merged)
             line = line_of(lines, path)
             where = format_path(path) or "(top level)"
             suffix = f" (line {line})" if line is not None else ""

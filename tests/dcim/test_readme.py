@@ -32,9 +32,13 @@ def test_example_config_validates(monkeypatch: pytest.MonkeyPatch) -> None:
         "DCIM_SNMPV3_PRIV",
         "DCIM_INFLUX_PASSWORD",
         "DCIM_INFLUX_TOKEN",
+        "DCIM_MQTT_PASSWORD",
+        "DCIM_TRAP_COMMUNITY",
+        "DCIM_WEBHOOK_KEY",
+        "DCIM_ALERTS_TOKEN",
     ):
         monkeypatch.setenv(name, f"value-of-{name}")
     config = load_config(EXAMPLE)
     devices = list(iter_devices(config))
-    assert [d.device.id for d in devices] == ["ups-a1", "ups-a01"]
+    assert [d.device.id for d in devices] == ["ups-a1", "meter-hall-a", "ups-a01", "env-a01"]
     assert check_profiles(devices) == []
