@@ -1,4 +1,9 @@
-"""`dcim simulate`: the argparse glue around `simulators.runner.main` and `simulators.site.run_site`."""
+"""`dcim simulate`: the argparse glue around `simulators.runner.main` and `simulators.site.run_site`.
+
+`python -m simulators.cli --site FILE [--scenario NAME] [--speed N] [--mqtt-url URL]`
+serves a site the same way; `add_site_arguments` adds the MQTT options to any
+`simulate` parser (the `dcim` one included).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import argparse
 import asyncio
 import contextlib
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 from dcim.errors import DcimError
 from simulators.runner import main
@@ -21,11 +28,27 @@ def _receivers(specs: list[str]) -> list[tuple[str, int]]:
     return out
 
 
+def add_site_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options only a whole site uses, beyond those `dcim simulate` always had."""
+    parser.add_argument(
+        "--mqtt-url",
+        metavar="URL",
+        help="with --site: publish the MQTT sensors to this broker (mqtt://HOST:PORT)",
+    )
+    parser.add_argument(
+        "--mqtt-interval",
+        type=float,
+        metavar="SECONDS",
+        help="with --site: wall seconds between a sensor's messages "
+        "(default: its poll interval in simulated time)",
+    )
+
+
 def run_simulate(args: argparse.Namespace) -> int:
     """Serve `args.count` UPS units, or with `args.site` a whole site, at `args.speed`.
 
     Reads `host`, `port`, `count`, `speed` and optional `duration`, `site`,
-    `scenario`, `trap`; returns an exit code.
+    `scenario`, `trap`, `mqtt_url`, `mqtt_interval`; returns an exit code.
     """
     site = getattr(args, "site", None)
     try:
@@ -41,6 +64,8 @@ def run_simulate(args: argparse.Namespace) -> int:
                         speed=args.speed,
                         scenario=getattr(args, "scenario", None),
                         trap_receivers=_receivers(getattr(args, "trap", None) or []),
+                        mqtt_url=getattr(args, "mqtt_url", None),
+                        mqtt_interval_s=getattr(args, "mqtt_interval", None),
                         duration=getattr(args, "duration", None),
                         out=lambda line: print(line, flush=True),
                     )
@@ -62,3 +87,27 @@ def run_simulate(args: argparse.Namespace) -> int:
         print(f"dcim simulate: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def site_main(argv: Sequence[str] | None = None) -> int:
+    """`python -m simulators.cli`: serve a site inventory (SNMP, Modbus, MQTT)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m simulators.cli", description="Serve a simulated site inventory."
+    )
+    parser.add_argument("--site", type=Path, required=True, help="site inventory YAML")
+    parser.add_argument("--scenario", help="play a scenario (name or file)")
+    parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
+    parser.add_argument("--host", help="serve on this address instead of the inventory's")
+    parser.add_argument(
+        "--port", type=int, help="every SNMP device on this UDP port (0: free ports everywhere)"
+    )
+    parser.add_argument("--trap", action="append", default=[], metavar="HOST:PORT")
+    parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    add_site_arguments(parser)
+    args = parser.parse_args(argv)
+    args.count = 1
+    return run_simulate(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(site_main())
