@@ -8,6 +8,7 @@ Profiles are validated once at load and compiled by the protocol package.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -109,14 +110,18 @@ class SnmpVariant(Conversion):
 class SwitchedColumn(_Strict):
     """A table column whose meaning depends on the row (sensor type, unit column).
 
-    The selector is one named index part (`select_index`) or another column's
-    value (`select_oid`); `variants` maps each selector value to its metric.
-    Rows whose selector has no variant are skipped: the profile does not know them.
+    The selector is one named index part (`select_index`), another column's
+    value (`select_oid`) or a tag the table's `label_rules` give the row
+    (`select_tag`: for devices where only the row's own name says what it is,
+    such as a dry contact named "Door"); `variants` maps each selector value to
+    its metric. Rows whose selector has no variant are skipped: the profile does
+    not know them.
     """
 
     oid: Oid
     select_index: str | None = None
     select_oid: Oid | None = None
+    select_tag: str | None = None
     variants: dict[str, SnmpVariant] = Field(min_length=1)
     divisor_oid: Oid | None = None
     decimals_oid: Oid | None = None
@@ -131,10 +136,33 @@ class SwitchedColumn(_Strict):
 
     @model_validator(mode="after")
     def _one_selector(self) -> SwitchedColumn:
-        if (self.select_index is None) == (self.select_oid is None):
-            msg = "give exactly one of select_index and select_oid"
+        given = [s for s in (self.select_index, self.select_oid, self.select_tag) if s is not None]
+        if len(given) != 1:
+            msg = "give exactly one of select_index, select_oid and select_tag"
             raise ValueError(msg)
         return self
+
+
+class LabelRule(_Strict):
+    """Tags for the table rows whose label (the device's own name) matches `match`.
+
+    `match` is a regular expression searched in the label, ignoring case. Rules
+    apply in order and the first rule that sets a tag wins, so specific rules go
+    first and a catch-all (`match: ""`) last. Tag names starting with `_` are
+    only for a switched column's `select_tag`, not written to readings.
+    """
+
+    match: str
+    tags: dict[str, str] = Field(min_length=1)
+
+    @field_validator("match")
+    @classmethod
+    def _compiles(cls, match: str) -> str:
+        try:
+            re.compile(match)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return match
 
 
 class RowFilter(_Strict):
@@ -158,6 +186,8 @@ class SnmpTable(_Strict):
     index_parts: list[str] = Field(default_factory=list)
     label_oid: Oid | None = None
     label_tag: str = "label"
+    #: Tags taken from the label (e.g. position: inlet when the name says "Inlet").
+    label_rules: list[LabelRule] = Field(default_factory=list)
     #: Keep only rows this column allows (e.g. a probe's "online" column).
     require: RowFilter | None = None
     columns: list[SnmpField] = Field(default_factory=list)
@@ -168,9 +198,16 @@ class SnmpTable(_Strict):
         if not self.columns and not self.switched:
             msg = "a table needs columns or switched columns"
             raise ValueError(msg)
+        if self.label_rules and self.label_oid is None:
+            msg = "label_rules need a label_oid"
+            raise ValueError(msg)
+        rule_tags = {name for rule in self.label_rules for name in rule.tags}
         for column in self.switched:
             if column.select_index is not None and column.select_index not in self.index_parts:
                 msg = f"select_index {column.select_index!r} is not in index_parts"
+                raise ValueError(msg)
+            if column.select_tag is not None and column.select_tag not in rule_tags:
+                msg = f"select_tag {column.select_tag!r} is set by no label_rules entry"
                 raise ValueError(msg)
         return self
 

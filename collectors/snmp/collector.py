@@ -20,7 +20,7 @@ from collectors.snmp.decode import DecodeError, divisor_of, selector_key
 from collectors.snmp.plan import Oid, Output, SnmpPlan, TablePlan, oid_text
 from collectors.snmp.walk import ColumnWalker
 from dcim.inventory import PlacedDevice, SnmpConfig, SnmpVersion
-from dcim.reading import Reading, now_ns
+from dcim.reading import EMPTY_TAGS, Reading, now_ns
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class SnmpCollector:
         )
         self._get_var_binds = [build_object_names(batch) for batch in plan.get_batches]
         self._row_tags: dict[tuple[str, Oid, str, int], Mapping[str, str]] = {}
+        self._label_tags: dict[tuple[str, str], Mapping[str, str]] = {}
         self._scalar_tags: dict[int, Mapping[str, str]] = {}
         self._reported_bad: set[tuple[str, str]] = set()
         self._ts = 0
@@ -186,6 +187,7 @@ class SnmpCollector:
             label = ""
             if table.label_column is not None:
                 label = _label(row.get(table.label_column))
+            named = self._tags_from_label(table, label)
             index_text = oid_text(index)
             for column in table.columns:
                 value = row.get(column.column)
@@ -194,7 +196,7 @@ class SnmpCollector:
                 divisor = self._row_divisor(row, column.divisor_column, column.decimals, index_text)
                 if divisor is None:
                     continue
-                tags = self._tags_for_row(table, index, label, column.output)
+                tags = self._tags_for_row(table, index, label, named, column.output)
                 source = f"{column.oid_text}.{index_text}"
                 self._emit(
                     out,
@@ -210,7 +212,9 @@ class SnmpCollector:
                 switched = row.get(switch.column)
                 if switched is None:
                     continue
-                if switch.select_part is not None:
+                if switch.select_tag is not None:
+                    key = named.get(switch.select_tag)
+                elif switch.select_part is not None:
                     key = (
                         str(index[switch.select_part]) if switch.select_part < len(index) else None
                     )
@@ -223,7 +227,7 @@ class SnmpCollector:
                 divisor = self._row_divisor(row, switch.divisor_column, switch.decimals, index_text)
                 if divisor is None:
                     continue
-                tags = self._tags_for_row(table, index, label, output)
+                tags = self._tags_for_row(table, index, label, named, output)
                 source = f"{switch.oid_text}.{index_text}"
                 self._emit(
                     out,
@@ -249,8 +253,28 @@ class SnmpCollector:
             self._report_bad("(divisor)", f"row {index_text}", f"unusable divisor {raw!r}")
         return divisor
 
+    def _tags_from_label(self, table: TablePlan, label: str) -> Mapping[str, str]:
+        """What the table's label rules say about a row by its name (first rule wins)."""
+        if not table.label_rules:
+            return EMPTY_TAGS
+        key = (table.name, label)
+        tags = self._label_tags.get(key)
+        if tags is None:
+            found: dict[str, str] = {}
+            for pattern, rule_tags in table.label_rules:
+                if pattern.search(label):
+                    for name, value in rule_tags.items():
+                        found.setdefault(name, value)
+            tags = self._label_tags[key] = MappingProxyType(found)
+        return tags
+
     def _tags_for_row(
-        self, table: TablePlan, index: Oid, label: str, output: Output
+        self,
+        table: TablePlan,
+        index: Oid,
+        label: str,
+        named: Mapping[str, str],
+        output: Output,
     ) -> Mapping[str, str]:
         key = (table.name, index, label, id(output.tags))
         tags = self._row_tags.get(key)
@@ -263,6 +287,7 @@ class SnmpCollector:
                         merged[name] = str(part)
             if label:
                 merged[table.label_tag] = label
+            merged.update((k, v) for k, v in named.items() if not k.startswith("_"))
             merged.update(output.tags)
             tags = MappingProxyType(merged)
             self._row_tags[key] = tags

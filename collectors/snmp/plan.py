@@ -7,6 +7,7 @@ function, and table rows pick their metric from prebuilt dictionaries.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -70,6 +71,8 @@ class SwitchPlan:
     oid_text: str
     select_part: int | None
     select_column: int | None
+    #: A tag the table's label rules give the row (names may start with `_`).
+    select_tag: str | None
     variants: Mapping[str, Output]
     divisor_column: int | None
     decimals: bool
@@ -82,6 +85,8 @@ class TablePlan:
     index_parts: tuple[str, ...]
     label_tag: str
     label_column: int | None
+    #: (case-insensitive pattern, tags) in order: the first rule setting a tag wins.
+    label_rules: tuple[tuple[re.Pattern[str], Mapping[str, str]], ...]
     require_column: int | None
     require_values: frozenset[int]
     #: Every column the table needs (values, labels, selectors, divisors), each once.
@@ -174,6 +179,7 @@ def _plan_table(table: SnmpTable, switchable: bool) -> TablePlan:
                     else None
                 ),
                 select_column=columns.position(column.select_oid),
+                select_tag=column.select_tag,
                 variants=MappingProxyType(
                     {
                         key: _output(variant, variant.metric, switchable=switchable)
@@ -190,6 +196,10 @@ def _plan_table(table: SnmpTable, switchable: bool) -> TablePlan:
         index_parts=tuple(table.index_parts),
         label_tag=table.label_tag,
         label_column=label,
+        label_rules=tuple(
+            (re.compile(rule.match, re.IGNORECASE), MappingProxyType(dict(rule.tags)))
+            for rule in table.label_rules
+        ),
         require_column=require,
         require_values=frozenset(table.require.values if table.require else ()),
         walk_oids=tuple(columns.oids),

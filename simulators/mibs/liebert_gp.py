@@ -1,18 +1,22 @@
 """A CRAC/CRAH as Liebert (Vertiv) LIEBERT-GP-ENVIRONMENTAL-MIB and -CONDITIONS-MIB.
 
 Enterprise 476, lgpFoundation 1.3.6.1.4.1.476.1.42.3:
-- lgpEnvTemperatureTableDegC entry .4.1.3.3.1: .3 lgpEnvTemperatureMeasurementDegC,
-  .4 HighThresholdDegC, .5 LowThresholdDegC, .50 MeasurementTenthsDegC; row 1 is
-  the supply (discharge) air, row 2 the return air, as iCOM cards list them.
-- lgpEnvHumidityTableRel entry .4.2.2.3.1: .3 lgpEnvHumidityMeasurementRel (% RH),
-  same rows.
-- lgpEnvStateCoolingCapacity .4.3.9.0: cooling capacity in use, %.
+- lgpEnvTemperatureTableDegC entry .4.1.3.3.1: .2 lgpEnvTemperatureDescrDegC (what
+  the row measures, an OID of lgpEnvTemperatureWellKnown .4.1.1: .2 return air,
+  .3 supply air), .3 lgpEnvTemperatureMeasurementDegC, .4 HighThresholdDegC,
+  .5 LowThresholdDegC, .50 MeasurementTenthsDegC; row 1 is the supply (discharge)
+  air, row 2 the return air. The index itself means nothing: a manager tells the
+  rows apart by the Descr column, as the MIB says.
+- lgpEnvHumidityTableRel entry .4.2.2.3.1: .2 lgpEnvHumidityDescrRel (an OID of
+  lgpEnvHumidityWellKnown .4.2.1: .2 return air, .3 supply air),
+  .3 lgpEnvHumidityMeasurementRel (% RH), same rows.
+- lgpEnvStateCoolingCapacity .4.3.9.0 (Unsigned32): cooling capacity in use, %.
 - lgpConditionsPresent .2.2.0: number of active conditions (1 while the unit has failed).
 """
 
 from __future__ import annotations
 
-from pysnmp.proto.rfc1902 import Gauge32, Integer32
+from pysnmp.proto.rfc1902 import Gauge32, Integer32, ObjectIdentifier
 
 from simulators.hall.thermal import relative_humidity_pct
 from simulators.mib import Oid, TableBuilder
@@ -25,6 +29,15 @@ HUMIDITY_REL: Oid = (*FOUNDATION, 4, 2, 2, 3, 1)
 COOLING_CAPACITY: Oid = (*FOUNDATION, 4, 3, 9)
 CONDITIONS_PRESENT: Oid = (*FOUNDATION, 2, 2)
 SUPPLY, RETURN = 1, 2
+#: lgpEnvTemperatureWellKnown / lgpEnvHumidityWellKnown: what each row measures.
+TEMPERATURE_KIND: dict[int, Oid] = {
+    SUPPLY: (*FOUNDATION, 4, 1, 1, 3),  # lgpEnvSupplyAirTemperature
+    RETURN: (*FOUNDATION, 4, 1, 1, 2),  # lgpEnvReturnAirTemperature
+}
+HUMIDITY_KIND: dict[int, Oid] = {
+    SUPPLY: (*FOUNDATION, 4, 2, 1, 3),  # lgpEnvSupplyAirHumidity
+    RETURN: (*FOUNDATION, 4, 2, 1, 2),  # lgpEnvReturnAirHumidity
+}
 
 
 class LiebertGpDevice(HallMibDevice):
@@ -40,11 +53,13 @@ class LiebertGpDevice(HallMibDevice):
             RETURN: (crac.return_c, crac.return_rh, 35, 15),
         }
         for index, (temp, rh, high, low) in rows.items():
+            t.cell((*TEMPERATURE_DEG_C, 2), (index,), ObjectIdentifier(TEMPERATURE_KIND[index]))
             t.cell((*TEMPERATURE_DEG_C, 3), (index,), Integer32(round(temp)))
             t.cell((*TEMPERATURE_DEG_C, 4), (index,), Integer32(high))
             t.cell((*TEMPERATURE_DEG_C, 5), (index,), Integer32(low))
             t.cell((*TEMPERATURE_DEG_C, 50), (index,), Integer32(round(temp * 10)))
+            t.cell((*HUMIDITY_REL, 2), (index,), ObjectIdentifier(HUMIDITY_KIND[index]))
             t.cell((*HUMIDITY_REL, 3), (index,), Integer32(round(rh)))
-        t.scalar(COOLING_CAPACITY, Integer32(round(100 * crac.cooling_w / crac.capacity_w)))
+        t.scalar(COOLING_CAPACITY, Gauge32(round(100 * crac.cooling_w / crac.capacity_w)))
         failed = self.view.device_id in model.failed_cracs
         t.scalar(CONDITIONS_PRESENT, Gauge32(1 if failed else 0))
