@@ -199,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="with --site: send v2c traps here",
     )
+    from simulators.cli import add_site_arguments
+
+    add_site_arguments(simulate)  # --mqtt-url, --mqtt-interval
     simulate.set_defaults(func=cmd_simulate)
 
     from dcim.alerts.commands import add_alerts_parser
