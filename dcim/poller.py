@@ -142,9 +142,25 @@ class DevicePoller:
 
     def _health(self, *, up: bool, duration: float, count: int, ts: int) -> list[Reading]:
         device, tags = self.collector.device_id, self.collector.tags
-        return [
+        error_class = "none" if up or self.last_error is None else self.last_error.error_class
+        health = [
             Reading(device, "device.up", up, None, ts, tags),
             Reading(device, "device.poll_duration_s", round(duration, 6), "s", ts, tags),
             Reading(device, "device.poll_errors", self.errors, None, ts, tags),
+            Reading(device, "device.error_class", error_class, None, ts, tags),
             Reading(device, "device.readings", count, None, ts, tags),
         ]
+        if up:
+            # partial trouble of a poll that succeeded, where the collector counts it
+            for metric, attribute in _QUALITY:
+                value = getattr(self.collector, attribute, None)
+                if isinstance(value, int):
+                    health.append(Reading(device, metric, value, None, ts, tags))
+        return health
+
+
+#: Per-poll counters a collector may expose: (metric, attribute).
+_QUALITY = (
+    ("device.values_missing", "values_missing"),
+    ("device.values_invalid", "values_invalid"),
+)

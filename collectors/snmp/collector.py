@@ -79,6 +79,9 @@ class SnmpCollector:
             self._session = session = await self._host.session(self.device_id, self._config)
         # one timestamp per poll, the moment it started (one poll at a time per device)
         self._ts = now_ns()
+        # what this poll could not deliver: the poller reports both per device
+        self.values_missing = 0  # noSuchObject / noSuchInstance for a profile scalar
+        self.values_invalid = 0  # answered, but undecodable or implausible
         readings: list[Reading] = []
         values: dict[Oid, SnmpValue] = {}
         for var_binds in self._get_var_binds:
@@ -90,6 +93,10 @@ class SnmpCollector:
             switch = values.get(plan.fahrenheit_oid)
             fahrenheit = isinstance(switch, int) and switch in plan.fahrenheit_values
         for number, scalar in enumerate(plan.scalars):
+            if all(
+                isinstance(values.get(oid, Absent.NO_SUCH_OBJECT), Absent) for oid in scalar.oids
+            ):
+                self.values_missing += 1
             for oid in scalar.oids:
                 raw = values.get(oid, Absent.NO_SUCH_OBJECT)
                 if not isinstance(raw, Absent):
@@ -148,6 +155,7 @@ class SnmpCollector:
         try:
             value = output.convert(raw, divisor, fahrenheit and output.switchable_fahrenheit)
         except DecodeError as exc:
+            self.values_invalid += 1
             self._report_bad(output.metric, source, str(exc))
             return
         if value is None:

@@ -364,3 +364,33 @@ async def test_snmpv1_missing_object_drops_only_that_oid(
         got = by_metric(await collector.poll())
     assert got[("ups.output_source", "")].value == "battery"
     assert got[("ups.battery_runtime_s", "")].value == 720.0
+
+
+async def test_poller_reports_error_class_and_partial_trouble(
+    agent: SnmpAgent, factory: CollectorFactory
+) -> None:
+    emitted: list[Reading] = []
+    odd = factory.build(
+        placed({"host": "127.0.0.1", "port": agent.port, "community": "odd"}, "odd-ups")
+    )
+    dead = factory.build(
+        placed(
+            {
+                "host": "127.0.0.1",
+                "port": free_udp_port(),
+                "community": "x",
+                "timeout_s": 0.2,
+                "retries": 0,
+            },
+            "dead-ups",
+        )
+    )
+    for collector in (odd, dead):
+        async with collector:
+            await DevicePoller(collector, interval_s=60, emit=emitted.extend).poll_once()
+    health = {(r.device_id, r.metric): r.value for r in emitted if r.metric.startswith("device.")}
+    assert health[("odd-ups", "device.error_class")] == "none"
+    assert health[("odd-ups", "device.values_invalid")] == 2  # load 4000 %, charge 250 %
+    assert int(health[("odd-ups", "device.values_missing")]) >= 1  # no battery temperature
+    assert health[("dead-ups", "device.error_class")] == "timeout"
+    assert ("dead-ups", "device.values_missing") not in health
