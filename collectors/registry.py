@@ -6,12 +6,13 @@ from typing import TYPE_CHECKING
 
 from collectors.profile import load_snmp_profile
 from collectors.snmp.client import SnmpEngineHost
+from collectors.snmp.fastclient import FastSnmpHost
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.plan import SnmpPlan, plan_profile
 from collectors.snmp.security import warn_weak_security
 from dcim.collector import Collector, StreamCollector
 from dcim.errors import ConfigError, ProfileError
-from dcim.inventory import Config, ModbusConfig, PlacedDevice, iter_devices
+from dcim.inventory import Config, ModbusConfig, PlacedDevice, SnmpVersion, iter_devices
 
 if TYPE_CHECKING:
     from collectors.modbus.client import ModbusGateway
@@ -21,9 +22,12 @@ if TYPE_CHECKING:
 class CollectorFactory:
     """Builds collectors and owns what they share: one SNMP engine, compiled plans."""
 
-    def __init__(self, *, max_in_flight: int = 100) -> None:
+    def __init__(self, *, max_in_flight: int = 100, fast_snmp: bool = True) -> None:
         self._max_in_flight = max_in_flight
         self._snmp_host: SnmpEngineHost | None = None
+        # SNMPv1/v2c through the lean codec (collectors/snmp/fastclient.py); v3 via pysnmp
+        self._fast_snmp = fast_snmp
+        self._fast_host: FastSnmpHost | None = None
         self._snmp_plans: dict[str, SnmpPlan] = {}
         # one gateway (connections, request pacing) per host:port, shared by its unit ids
         self._modbus_gateways: dict[tuple[str, int, str], ModbusGateway] = {}
@@ -32,12 +36,17 @@ class CollectorFactory:
     def build(self, placed: PlacedDevice) -> Collector:
         device = placed.device
         if device.snmp is not None:
-            if self._snmp_host is None:
-                self._snmp_host = SnmpEngineHost(self._max_in_flight)
             warn_weak_security(device.id, device.snmp)
-            return SnmpCollector(
-                placed, self.snmp_plan(device.profile), self._snmp_host, device.snmp
-            )
+            host: SnmpEngineHost
+            if self._fast_snmp and device.snmp.version is not SnmpVersion.V3:
+                if self._fast_host is None:
+                    self._fast_host = FastSnmpHost(self._max_in_flight)
+                host = self._fast_host
+            else:
+                if self._snmp_host is None:
+                    self._snmp_host = SnmpEngineHost(self._max_in_flight)
+                host = self._snmp_host
+            return SnmpCollector(placed, self.snmp_plan(device.profile), host, device.snmp)
         if device.modbus is not None:
             from collectors.modbus.collector import ModbusCollector
 
@@ -73,6 +82,9 @@ class CollectorFactory:
         return plan
 
     def close(self) -> None:
+        if self._fast_host is not None:
+            self._fast_host.close()
+            self._fast_host = None
         if self._snmp_host is not None:
             self._snmp_host.close()
             self._snmp_host = None
