@@ -31,6 +31,7 @@ from pydantic import (
 from dcim.alerts.config import AlertsConfig
 from dcim.errors import ConfigError
 from dcim.secret import SecretRef
+from dcim.tls import TlsConfig as TlsConfig  # noqa: PLC0414 - re-exported for importers
 from dcim.yamlsource import YamlSourceError, format_path, line_of, load_yaml_with_lines
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$"
@@ -127,23 +128,6 @@ class SnmpConfig(Strict):
 
 
 Port = Annotated[int, Field(ge=1, le=65535)]
-
-
-class TlsConfig(Strict):
-    """Client-side TLS: the server's CA, and optionally a client certificate."""
-
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    #: Only for lab setups; production checks the server's certificate and name.
-    insecure_skip_verify: bool = False
-
-    @model_validator(mode="after")
-    def _cert_and_key(self) -> TlsConfig:
-        if (self.cert_file is None) != (self.key_file is None):
-            msg = "cert_file and key_file go together"
-            raise ValueError(msg)
-        return self
 
 
 class ModbusConfig(Strict):

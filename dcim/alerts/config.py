@@ -6,6 +6,7 @@ No import of `dcim.inventory` here: the inventory imports this module.
 from __future__ import annotations
 
 from pathlib import Path
+from string import Formatter
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
@@ -13,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, m
 from dcim.alerts.model import Severity
 from dcim.alerts.scope import Scope
 from dcim.secret import SecretRef
+from dcim.tls import TlsConfig
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$")]
 
@@ -84,8 +86,72 @@ class AlertmanagerChannel(_Strict):
     timeout_s: float = Field(default=5.0, gt=0, le=60)
 
 
+#: Fields an MQTT topic template may name besides the incident's labels (site, room, rack...).
+MQTT_TOPIC_FIELDS = frozenset({"rule", "severity", "state", "event", "incident", "scope"})
+
+
+def topic_fields(template: str) -> list[str]:
+    """The `{name}` fields of an MQTT topic template; ValueError for anything else."""
+    fields: list[str] = []
+    for literal, field, spec, conversion in Formatter().parse(template):
+        if any(c in literal for c in "+#\0"):
+            msg = "the topic may not contain the wildcards + or # (or NUL)"
+            raise ValueError(msg)
+        if field is None:
+            continue
+        if not field.isidentifier() or spec or conversion:
+            msg = f"topic field {{{field}}} must be a plain name like {{site}} or {{severity}}"
+            raise ValueError(msg)
+        fields.append(field)
+    return fields
+
+
+class MqttChannel(_Strict):
+    """Each notification as JSON on an MQTT topic; firing state retained, the resolve clears it."""
+
+    type: Literal["mqtt"]
+    name: Name
+    url: str = Field(pattern=r"^mqtts?://")
+    #: Fields: rule, severity, state, event, incident, scope, or a label (site, room, rack,
+    #: device, kind...); a label the incident lacks becomes "_".
+    topic: str = Field(default="dcim/alerts/{site}/{severity}/{rule}/{incident}", min_length=1)
+    qos: Literal[0, 1, 2] = 1
+    #: Retain the firing state, so a subscriber that connects later sees open incidents.
+    retain: bool = True
+    protocol: Literal["3.1.1", "5"] = "5"
+    #: Default: dcim-alerts-<pid>-<channel name> (clean session: nothing kept on the broker).
+    client_id: str | None = Field(default=None, min_length=1, max_length=64)
+    username: str | None = None
+    password: Secret | None = None
+    tls: TlsConfig | None = None
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+    keepalive_s: int = Field(default=60, ge=5, le=3600)
+
+    @model_validator(mode="after")
+    def _valid(self) -> MqttChannel:
+        if self.topic.startswith("$"):
+            msg = "topics starting with $ are reserved for the broker"
+            raise ValueError(msg)
+        fields = topic_fields(self.topic)
+        if self.retain and "incident" not in fields:
+            msg = "a retained topic needs {incident}: one retained message per open incident"
+            raise ValueError(msg)
+        if self.retain and "event" in fields:
+            msg = "a retained topic cannot name {event}: it must stay put while the incident fires"
+            raise ValueError(msg)
+        if self.password is not None and self.username is None:
+            msg = "password given without username"
+            raise ValueError(msg)
+        if self.username is not None and not (
+            self.url.startswith("mqtts:") or self.tls is not None
+        ):
+            msg = "MQTT auth without TLS (mqtts:// or a tls section) sends the password in clear"
+            raise ValueError(msg)
+        return self
+
+
 Channel = Annotated[
-    WebhookChannel | EmailChannel | AlertmanagerChannel, Field(discriminator="type")
+    WebhookChannel | EmailChannel | AlertmanagerChannel | MqttChannel, Field(discriminator="type")
 ]
 
 Event = Literal["firing", "updated", "resolved", "escalated"]
@@ -161,5 +227,16 @@ class AlertsConfig(_Strict):
             unknown = sorted(set(route.channels) - set(names))
             if unknown:
                 msg = f"route names unknown channel(s): {', '.join(unknown)}"
+                raise ValueError(msg)
+            retaining = [
+                c.name
+                for c in self.channels
+                if isinstance(c, MqttChannel) and c.retain and c.name in route.channels
+            ]
+            if retaining and "resolved" not in route.events:
+                msg = (
+                    f"channel {retaining[0]} retains firing alerts: its routes must send "
+                    "resolved events too, or nothing ever clears them"
+                )
                 raise ValueError(msg)
         return self

@@ -57,6 +57,10 @@ def build_notifier(channel: Channel) -> Notifier:
         from dcim.alerts.notify.email import EmailNotifier
 
         return EmailNotifier(channel)
+    if channel.type == "mqtt":
+        from dcim.alerts.notify.mqtt import MqttNotifier
+
+        return MqttNotifier(channel)
     from dcim.alerts.notify.alertmanager import AlertmanagerNotifier
 
     return AlertmanagerNotifier(channel)

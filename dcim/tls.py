@@ -1,0 +1,29 @@
+"""Client-side TLS settings shared by the inventory (collectors) and the alert channels.
+
+Its own module because `dcim.inventory` imports `dcim.alerts.config`, which needs it too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+
+class TlsConfig(BaseModel):
+    """Client-side TLS: the server's CA, and optionally a client certificate."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    #: Only for lab setups; production checks the server's certificate and name.
+    insecure_skip_verify: bool = False
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            msg = "cert_file and key_file go together"
+            raise ValueError(msg)
+        return self
