@@ -113,15 +113,17 @@ class MqttNotifier:
 
     async def send(self, notification: Notification) -> None:
         plan = self.plan(notification)
-        try:
-            async with asyncio.timeout(self._config.timeout_s):
-                await self._publish(plan)
-        except TimeoutError:
-            await self._drop()
-            raise NotifyError(
-                f"mqtt {self.name}: no answer from {self._config.url} "
-                f"within {self._config.timeout_s:g} s"
-            ) from None
+        # a kept connection may have died while idle: then once more on a fresh one
+        attempts = 2 if self._client is not None else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                async with asyncio.timeout(self._config.timeout_s):
+                    await self._publish(plan)
+                break
+            except (aiomqtt.MqttError, TimeoutError) as exc:
+                await self._drop()
+                if attempt == attempts:
+                    raise NotifyError(f"mqtt {self.name}: {_why(exc, self._config)}") from None
         if self._config.retain:
             if notification.phase is Phase.RESOLVED:
                 self._retained.pop(notification.incident_id, None)
@@ -129,26 +131,16 @@ class MqttNotifier:
                 self._retained[notification.incident_id] = plan[-1].topic
 
     async def _publish(self, plan: Sequence[Publish]) -> None:
-        # a kept connection may have died while idle: then once more on a fresh one
-        attempts = 2 if self._client is not None else 1
-        for attempt in range(1, attempts + 1):
-            client = await self._connected()
-            try:
-                for message in plan:
-                    await client.publish(
-                        message.topic,
-                        message.payload,
-                        qos=self._config.qos,
-                        retain=message.retain,
-                        properties=self._properties(message),
-                        timeout=self._config.timeout_s,
-                    )
-            except aiomqtt.MqttError as exc:
-                await self._drop()
-                if attempt == attempts:
-                    raise NotifyError(f"mqtt {self.name}: publish failed: {exc}") from None
-            else:
-                return
+        client = await self._connected()
+        for message in plan:
+            await client.publish(
+                message.topic,
+                message.payload,
+                qos=self._config.qos,
+                retain=message.retain,
+                properties=self._properties(message),
+                timeout=self._config.timeout_s,
+            )
 
     def _properties(self, message: Publish) -> Properties | None:
         if not self._v5 or not message.payload:
@@ -174,13 +166,14 @@ class MqttNotifier:
         )
         try:
             client = make_client(broker, client_id=self._client_id, persistent=False)
-            await client.__aenter__()
-        except aiomqtt.MqttError as exc:
-            raise NotifyError(f"mqtt {self.name}: cannot connect to {config.url}: {exc}") from None
         except OSError as exc:  # TLS files unreadable or invalid
             raise NotifyError(
                 f"mqtt {self.name}: TLS setup failed: {exc.__class__.__name__}: {exc}"
             ) from None
+        try:
+            await client.__aenter__()
+        except aiomqtt.MqttError as exc:
+            raise aiomqtt.MqttError(f"cannot connect to {config.url}: {exc}") from None
         log.info("mqtt channel %s: connected to %s as %s", self.name, config.url, self._client_id)
         self._client = client
         return client
@@ -196,3 +189,11 @@ class MqttNotifier:
 
     async def aclose(self) -> None:
         await self._drop()
+
+
+def _why(exc: BaseException, config: MqttChannel) -> str:
+    """The failure in an operator's words (aiomqtt's text never holds the password)."""
+    if isinstance(exc, TimeoutError):
+        return f"no answer from {config.url} within {config.timeout_s:g} s"
+    text = str(exc) or exc.__class__.__name__
+    return text if text.startswith("cannot connect") else f"publish failed: {text}"
