@@ -25,7 +25,7 @@ from pathlib import Path
 
 from collectors.modbus.profile import load_modbus_profile
 from dcim.errors import ProfileError
-from dcim.inventory import Config, PlacedDevice, load_config
+from dcim.inventory import Config, PlacedDevice, SnmpV3Config, SnmpVersion, load_config
 from simulators.clock import SimClock
 from simulators.hall.model import HallModel
 from simulators.hall.topology import Topology, TopologyError, build_topology
@@ -33,13 +33,15 @@ from simulators.hall.views import HallView, view_for
 from simulators.mib import MibDevice
 from simulators.mibs.apc_rpdu2 import ApcRpdu2Device
 from simulators.mibs.apc_uio import ApcUioDevice
+from simulators.mibs.apc_ups import HallApcUpsDevice
 from simulators.mibs.base import HallMibDevice
 from simulators.mibs.hall_ups import HallTime, HallUpsDevice
 from simulators.mibs.liebert_gp import LiebertGpDevice
+from simulators.mibs.liebert_ups import HallLiebertUpsDevice
 from simulators.mibs.raritan_pdu2 import RaritanPdu2Device
 from simulators.modbus_server import ModbusSimServer, RequestHook
 from simulators.mqtt_publisher import KINDS, MqttSensor, PublisherStats, run_publishers
-from simulators.snmp_agent import SnmpAgent
+from simulators.snmp_agent import SnmpAgent, V3User
 from simulators.traps import TrapSender
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,23 @@ MIB_VIEWS: dict[str, type[HallMibDevice]] = {
     "liebert-gp": LiebertGpDevice,
     "apc-uio": ApcUioDevice,
 }
-UPS_PROFILES = ("ups-mib-rfc1628",)
+#: SNMP profile name -> the MIB view of a hall UPS (every one driven by its UpsModel).
+UPS_VIEWS: dict[str, type[HallUpsDevice]] = {
+    "ups-mib-rfc1628": HallUpsDevice,
+    "apc-ups": HallApcUpsDevice,
+    "liebert-ups": HallLiebertUpsDevice,
+}
+UPS_PROFILES = tuple(UPS_VIEWS)
+#: Inventory SNMPv3 protocol names -> the agent's (net-snmp style) names it can serve.
+V3_AUTH = {
+    "md5": "MD5",
+    "sha": "SHA",
+    "sha224": "SHA-224",
+    "sha256": "SHA-256",
+    "sha384": "SHA-384",
+    "sha512": "SHA-512",
+}
+V3_PRIV = {"des": "DES", "aes": "AES", "aes128": "AES", "aes192c": "AES-192", "aes256c": "AES-256"}
 #: Wall seconds between background catch-ups, so events fire while nobody polls.
 TICK_WALL_S = 0.5
 #: Fastest MQTT publish interval (wall seconds) however high the speed.
@@ -82,6 +100,8 @@ class Site:
         }
         self._hall_time = HallTime(self.clock, self.model)
         self.snmp_groups: dict[tuple[str, int], dict[str, MibDevice]] = {}
+        #: (host, port) -> {user name: SNMPv3 user}, from the v3 devices of each group
+        self.snmp_users: dict[tuple[str, int], dict[str, V3User]] = {}
         #: (host, port) -> {unit id: (Modbus profile, source)}, as in the inventory
         self.modbus_groups: dict[tuple[str, int], ModbusUnits] = {}
         #: device id -> the MQTT sensor publishing it
@@ -95,6 +115,7 @@ class Site:
                 self._add_modbus(placed, problems)
             elif d.mqtt is not None:
                 self._add_mqtt(placed, problems)
+        self._check_v3_contexts(problems)
         if problems:
             raise TopologyError(problems)
         self.agents: list[SnmpAgent] = []
@@ -110,9 +131,16 @@ class Site:
         d = placed.device
         assert d.snmp is not None
         community = d.snmp.community.get_secret_value() if d.snmp.community else d.id
+        where = (d.snmp.host, d.snmp.port)
+        if d.snmp.version is SnmpVersion.V3:
+            assert d.snmp.v3 is not None  # validated by SnmpConfig
+            # the v3 context name picks the device, as the community does for v2c
+            community = d.snmp.v3.context_name or d.id
+            if not self._add_v3_user(d.id, where, d.snmp.v3, problems):
+                return
         mib: MibDevice
-        if d.profile in UPS_PROFILES:
-            mib = HallUpsDevice(community, d.id, self.model, self._hall_time)
+        if d.profile in UPS_VIEWS:
+            mib = UPS_VIEWS[d.profile](community, d.id, self.model, self._hall_time)
         elif d.profile in MIB_VIEWS:
             mib = MIB_VIEWS[d.profile](self.views[d.id], community)
         else:
@@ -121,12 +149,62 @@ class Site:
                 f"device {d.id}: profile: {d.profile!r} has no simulated SNMP view (have: {known})"
             )
             return
-        group = self.snmp_groups.setdefault((d.snmp.host, d.snmp.port), {})
+        group = self.snmp_groups.setdefault(where, {})
         if community in group:
             problems.append(
                 f"device {d.id}: snmp.community: {community!r} is used twice on {d.snmp.host}:{d.snmp.port}"
             )
         group[community] = mib
+
+    def _add_v3_user(
+        self, device_id: str, where: tuple[str, int], v3: SnmpV3Config, problems: list[str]
+    ) -> bool:
+        """Register the device's SNMPv3 user on its agent; False (and a problem) if it cannot."""
+        where_text = f"{where[0]}:{where[1]}"
+        auth = V3_AUTH.get(v3.auth_protocol)
+        priv = V3_PRIV.get(v3.priv_protocol) if v3.priv_protocol != "none" else None
+        if auth is None or v3.auth_key is None:
+            problems.append(
+                f"device {device_id}: snmp.v3.auth_protocol: {v3.auth_protocol!r} is not served "
+                f"by the simulator (have: {', '.join(V3_AUTH)})"
+            )
+            return False
+        if v3.priv_protocol != "none" and priv is None:
+            problems.append(
+                f"device {device_id}: snmp.v3.priv_protocol: {v3.priv_protocol!r} is not served "
+                f"by the simulator (have: none, {', '.join(V3_PRIV)})"
+            )
+            return False
+        user = V3User(
+            v3.user,
+            v3.auth_key.get_secret_value(),
+            v3.priv_key.get_secret_value() if priv and v3.priv_key else None,
+            auth_protocol=auth,
+            priv_protocol=priv or "AES",
+        )
+        users = self.snmp_users.setdefault(where, {})
+        if users.get(user.name, user) != user:
+            problems.append(
+                f"device {device_id}: snmp.v3.user: {user.name!r} has other keys or protocols "
+                f"on another device of {where_text} (one agent, one user table)"
+            )
+            return False
+        users[user.name] = user
+        return True
+
+    def _check_v3_contexts(self, problems: list[str]) -> None:
+        """A v3 device sharing a port needs its own context name to be told apart."""
+        for placed in self.topology.placed.values():
+            snmp = placed.device.snmp
+            if snmp is None or snmp.v3 is None or snmp.version is not SnmpVersion.V3:
+                continue
+            group = self.snmp_groups.get((snmp.host, snmp.port), {})
+            if not snmp.v3.context_name and len(group) > 1:
+                problems.append(
+                    f"device {placed.device.id}: snmp.v3.context_name: empty, but "
+                    f"{snmp.host}:{snmp.port} serves {len(group)} devices; set it to "
+                    f"{placed.device.id!r} (the agent picks the device by context)"
+                )
 
     def _add_modbus(self, placed: PlacedDevice, problems: list[str]) -> None:
         d = placed.device
@@ -210,12 +288,14 @@ class Site:
         interval in simulated time.
         """
         groups: dict[tuple[str, int], dict[str, MibDevice]] = {}
+        users: dict[tuple[str, int], dict[str, V3User]] = {}
         for (h, p), devices in self.snmp_groups.items():
             key = (host or h, p if port is None else port)
             groups.setdefault(key, {}).update(devices)
+            users.setdefault(key, {}).update(self.snmp_users.get((h, p), {}))
         try:
             for (h, p), devices in groups.items():
-                agent = SnmpAgent(devices)
+                agent = SnmpAgent(devices, v3_users=list(users[(h, p)].values()))
                 await agent.start(h, p)
                 self.agents.append(agent)
             for (h, p), units in self.modbus_groups.items():
@@ -316,6 +396,11 @@ class Site:
                 kinds[type(mib).__name__] = kinds.get(type(mib).__name__, 0) + 1
             summary = ", ".join(f"{n} {k.removesuffix('Device')}" for k, n in sorted(kinds.items()))
             lines.append(f"snmp udp:{host}:{port} v1/v2c, community = device id: {summary}")
+            for user in agent.v3_users:
+                level = f"authPriv {user.priv_protocol}" if user.priv_key else "authNoPriv"
+                lines.append(
+                    f"  v3 user {user.name}: {user.auth_protocol} {level}, context = device id"
+                )
             for community, mib in agent.communities.items():
                 lines.append(f"  {community}: {type(mib).__name__.removesuffix('Device')}")
         lines.extend(self._describe_modbus())
