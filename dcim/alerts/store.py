@@ -118,6 +118,14 @@ class AlertStore:
     def failed_attempt(self, seq: int) -> None:
         self._db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?", (seq,))
 
+    def channels_told(self, incident_id: str) -> set[str]:
+        """Channels that were sent (or owe) any notification about this incident."""
+        rows = self._db.execute(
+            "SELECT DISTINCT channel FROM outbox WHERE json_extract(payload, '$.id') = ?",
+            (incident_id,),
+        ).fetchall()
+        return {channel for (channel,) in rows}
+
     def delivered_count(self, channel: str) -> int:
         (count,) = self._db.execute(
             "SELECT COUNT(*) FROM outbox WHERE channel = ? AND delivered_at IS NOT NULL",

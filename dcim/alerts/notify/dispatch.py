@@ -65,6 +65,11 @@ class Dispatcher:
                 and route.scope.matches(notification.labels)
             ):
                 chosen.extend(c for c in route.channels if c not in chosen)
+        if notification.event == "resolved":
+            # whoever heard it fire hears it resolve, even if the incident's severity
+            # or labels no longer match that route (a warning route, a critical resolve)
+            told = self.store.channels_told(notification.incident_id)
+            chosen.extend(c for c in self.notifiers if c in told and c not in chosen)
         return chosen
 
     def wake(self) -> None:
