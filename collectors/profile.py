@@ -175,6 +175,42 @@ class RowFilter(_Strict):
     values: list[int] = Field(min_length=1)
 
 
+class Rollup(_Strict):
+    """One reading for the whole device from several rows: the highest stage reached.
+
+    For devices that report a level as one row per stage, each row closed while its
+    stage is reached (a VESDA detector's Alert/Action/Fire1/Fire2 relays wired to dry
+    contacts). A row's stage is its `select_tag` (given by the table's `label_rules`);
+    it counts as reached while column `oid` holds one of `true_values`. The reading is
+    the last stage of `order` reached, or `otherwise` when none is. Rows holding a
+    `missing` value say nothing; no usable row at all gives no reading.
+    """
+
+    metric: str
+    oid: Oid
+    select_tag: str
+    order: list[str] = Field(min_length=1)
+    otherwise: str
+    true_values: list[int] = Field(default_factory=lambda: [1])
+    missing: list[int] = Field(default_factory=list)
+    #: Fixed tags for the reading (it has no row tags: it is the device's).
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    _metric_known = field_validator("metric")(_known_metric)
+
+    @model_validator(mode="after")
+    def _values_in_vocabulary(self) -> Rollup:
+        spec = load_vocabulary().get(self.metric)
+        if spec.type != "enum":
+            msg = f"a rollup gives an enum metric; {self.metric} is {spec.type}"
+            raise ValueError(msg)
+        unknown = sorted((set(self.order) | {self.otherwise}) - set(spec.values))
+        if unknown:
+            msg = f"values {unknown} are not values of {self.metric} ({', '.join(spec.values)})"
+            raise ValueError(msg)
+        return self
+
+
 class SnmpTable(_Strict):
     """Columns of one conceptual table, each row tagged with its index (and label)."""
 
@@ -192,11 +228,13 @@ class SnmpTable(_Strict):
     require: RowFilter | None = None
     columns: list[SnmpField] = Field(default_factory=list)
     switched: list[SwitchedColumn] = Field(default_factory=list)
+    #: Readings for the whole device, each from several rows (e.g. a stage per row).
+    rollups: list[Rollup] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _has_values_and_known_parts(self) -> SnmpTable:
-        if not self.columns and not self.switched:
-            msg = "a table needs columns or switched columns"
+        if not self.columns and not self.switched and not self.rollups:
+            msg = "a table needs columns, switched columns or rollups"
             raise ValueError(msg)
         if self.label_rules and self.label_oid is None:
             msg = "label_rules need a label_oid"
@@ -208,6 +246,10 @@ class SnmpTable(_Strict):
                 raise ValueError(msg)
             if column.select_tag is not None and column.select_tag not in rule_tags:
                 msg = f"select_tag {column.select_tag!r} is set by no label_rules entry"
+                raise ValueError(msg)
+        for rollup in self.rollups:
+            if rollup.select_tag not in rule_tags:
+                msg = f"rollup select_tag {rollup.select_tag!r} is set by no label_rules entry"
                 raise ValueError(msg)
         return self
 

@@ -17,7 +17,7 @@ from collectors.snmp.client import (
     build_object_names,
 )
 from collectors.snmp.decode import DecodeError, divisor_of, selector_key
-from collectors.snmp.plan import Oid, Output, SnmpPlan, TablePlan, oid_text
+from collectors.snmp.plan import Oid, Output, RollupPlan, SnmpPlan, TablePlan, oid_text
 from collectors.snmp.walk import ColumnWalker
 from dcim.inventory import PlacedDevice, SnmpConfig, SnmpVersion
 from dcim.reading import EMPTY_TAGS, Reading, now_ns
@@ -48,6 +48,7 @@ class SnmpCollector:
         self._row_tags: dict[tuple[str, Oid, str, int], Mapping[str, str]] = {}
         self._label_tags: dict[tuple[str, str], Mapping[str, str]] = {}
         self._scalar_tags: dict[int, Mapping[str, str]] = {}
+        self._rollup_tags: dict[tuple[str, int], Mapping[str, str]] = {}
         self._reported_bad: set[tuple[str, str]] = set()
         self._ts = 0
 
@@ -183,6 +184,8 @@ class SnmpCollector:
         for position, column_oid in enumerate(table.walk_oids):
             for index, raw in walked.get(column_oid, {}).items():
                 rows.setdefault(index, {})[position] = raw
+        # per rollup: the highest rank reached so far (-1: rows seen, none reached)
+        reached: list[int | None] = [None] * len(table.rollups)
         for index in sorted(rows):
             row = rows[index]
             if table.require_column is not None:
@@ -196,6 +199,11 @@ class SnmpCollector:
             if table.label_column is not None:
                 label = _label(row.get(table.label_column))
             named = self._tags_from_label(table, label)
+            for n, rollup in enumerate(table.rollups):
+                rank = _rollup_rank(rollup, named, row.get(rollup.column))
+                best = reached[n]
+                if rank is not None and (best is None or rank > best):
+                    reached[n] = rank
             index_text = oid_text(index)
             for column in table.columns:
                 value = row.get(column.column)
@@ -247,6 +255,19 @@ class SnmpCollector:
                     tags=tags,
                     source=source,
                 )
+
+        for n, rollup in enumerate(table.rollups):
+            highest = reached[n]
+            if highest is None:
+                continue  # no usable stage row: no verdict
+            stage = rollup.order[highest] if highest >= 0 else rollup.otherwise
+            device_tags = self._rollup_tags.get((table.name, n))
+            if device_tags is None:
+                device_tags = _merge(self.tags, rollup.tags)
+                self._rollup_tags[(table.name, n)] = device_tags
+            out.append(Reading(self.device_id, rollup.metric, stage, None, self._ts, device_tags))
+            if sources is not None:
+                sources.append(rollup.oid_text)
 
     def _row_divisor(
         self, row: Row, column: int | None, decimals: bool, index_text: str
@@ -300,6 +321,17 @@ class SnmpCollector:
             tags = MappingProxyType(merged)
             self._row_tags[key] = tags
         return tags
+
+
+def _rollup_rank(rollup: RollupPlan, named: Mapping[str, str], raw: SnmpValue | None) -> int | None:
+    """A row's stage rank when its stage is reached, -1 when not, None when it says nothing."""
+    stage = named.get(rollup.select_tag)
+    rank = rollup.rank.get(stage) if stage is not None else None
+    if rank is None or not isinstance(raw, int) or isinstance(raw, bool):
+        return None
+    if raw in rollup.missing:
+        return None
+    return rank if raw in rollup.true_values else -1
 
 
 def _merge(base: Mapping[str, str], extra: Mapping[str, str]) -> Mapping[str, str]:

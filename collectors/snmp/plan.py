@@ -79,6 +79,23 @@ class SwitchPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class RollupPlan:
+    """One device reading from several rows: the highest `order` stage whose row is on."""
+
+    column: int
+    oid_text: str
+    metric: str
+    select_tag: str
+    #: stage -> rank (position in the profile's order)
+    rank: Mapping[str, int]
+    order: tuple[str, ...]
+    otherwise: str
+    true_values: frozenset[int]
+    missing: frozenset[int]
+    tags: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class TablePlan:
     name: str
     index_tag: str
@@ -93,6 +110,7 @@ class TablePlan:
     walk_oids: tuple[Oid, ...]
     columns: tuple[ColumnPlan, ...]
     switched: tuple[SwitchPlan, ...]
+    rollups: tuple[RollupPlan, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +208,24 @@ def _plan_table(table: SnmpTable, switchable: bool) -> TablePlan:
                 decimals=column.decimals_oid is not None,
             )
         )
+    rollups = []
+    for rollup in table.rollups:
+        position = columns.position(rollup.oid)
+        assert position is not None
+        rollups.append(
+            RollupPlan(
+                column=position,
+                oid_text=oid_text(parse_oid(rollup.oid)),
+                metric=rollup.metric,
+                select_tag=rollup.select_tag,
+                rank=MappingProxyType({stage: n for n, stage in enumerate(rollup.order)}),
+                order=tuple(rollup.order),
+                otherwise=rollup.otherwise,
+                true_values=frozenset(rollup.true_values),
+                missing=frozenset(rollup.missing),
+                tags=MappingProxyType(dict(rollup.tags)) if rollup.tags else EMPTY_TAGS,
+            )
+        )
     return TablePlan(
         name=table.name,
         index_tag=table.index_tag,
@@ -205,6 +241,7 @@ def _plan_table(table: SnmpTable, switchable: bool) -> TablePlan:
         walk_oids=tuple(columns.oids),
         columns=tuple(fixed),
         switched=tuple(switched),
+        rollups=tuple(rollups),
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from simulators.hall import power, thermal
@@ -380,24 +380,31 @@ class HallModel:
         )
 
     def env(self, sensor_id: str) -> EnvReading:
-        """Rack probe values, with any injected fault applied."""
+        """Rack probe values, with any injected fault applied.
+
+        A fault is in the inlet probe (temperature, humidity and the dew point computed
+        from them); the outlet probe, on its own port, keeps reading the truth.
+        """
         fault = self._faults.get(sensor_id)
-        if fault is not None and fault.kind is SensorFault.DROPOUT:
-            return EnvReading(None, None, None, None, None)
-        if fault is not None and fault.kind is SensorFault.STUCK and fault.frozen is not None:
-            return fault.frozen
         reading = self.true_env(sensor_id)
-        if fault is not None and fault.kind is SensorFault.DRIFT:
+        if fault is None:
+            return reading
+        if fault.kind is SensorFault.DROPOUT:
+            return replace(reading, inlet_c=None, inlet_rh=None, dew_point_c=None)
+        if fault.kind is SensorFault.STUCK and fault.frozen is not None:
+            frozen = fault.frozen
+            return replace(
+                reading,
+                inlet_c=frozen.inlet_c,
+                inlet_rh=frozen.inlet_rh,
+                dew_point_c=frozen.dew_point_c,
+            )
+        if fault.kind is SensorFault.DRIFT:
             shift = fault.rate_c_per_h * (self.time_s - fault.since_s) / 3600.0
             inlet = (reading.inlet_c or 0.0) + shift
-            outlet = (reading.outlet_c or 0.0) + shift
             dew = reading.dew_point_c or 0.0
-            reading = EnvReading(
-                inlet,
-                outlet,
-                thermal.relative_humidity_pct(inlet, dew),
-                thermal.relative_humidity_pct(outlet, dew),
-                dew,
+            return replace(
+                reading, inlet_c=inlet, inlet_rh=thermal.relative_humidity_pct(inlet, dew)
             )
         return reading
 

@@ -217,9 +217,11 @@ class SensorView(HallView):
         role = m.topology.sensors[self.device_id].role
         if role == "env":
             env = m.env(self.device_id)
-            if metric == "sensor.status":
-                return "normal" if env.ok else "unplugged"
             outlet = tags.get("position") == "outlet"
+            if metric == "sensor.status":
+                # each probe on its own (no position: the inlet probe, as EnvReading.ok)
+                reading = env.outlet_c if outlet else env.inlet_c
+                return "normal" if reading is not None else "unplugged"
             return _get(
                 metric,
                 {

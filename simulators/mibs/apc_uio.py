@@ -2,8 +2,9 @@
 
 An APC network management card (NMC2/NMC3, NetBotz rack monitor) reports
 probes in uioSensorStatusTable (1.3.6.1.4.1.318.1.1.25.1.2.1, index port.sensor:
-.1 PortID, .2 SensorID, .3 SensorName, .6 TemperatureDegC, .7 Humidity (% RH,
--1 when absent or lost), .9 AlarmStatus uioNormal(1) uioWarning(2) uioCritical(3))
+.1 PortID, .2 SensorID, .3 SensorName, .6 TemperatureDegC (-1 when communication
+with the probe is lost), .7 Humidity (% RH, -1 when absent or lost), .9 AlarmStatus
+uioNormal(1) uioWarning(2) uioCritical(3), .10 CommStatus commsOK(2) commsLost(3))
 and dry contacts in uioInputContactStatusTable (1.3.6.1.4.1.318.1.1.25.2.2.1,
 index port.contact: .1 PortID, .2 ContactID, .3 ContactName, .5 CurrentState
 closed(1) open(2)). This is how the simulated probes appear:
@@ -28,6 +29,7 @@ UIO: Oid = (1, 3, 6, 1, 4, 1, 318, 1, 1, 25)
 SENSOR_STATUS: Oid = (*UIO, 1, 2, 1)
 CONTACT_STATUS: Oid = (*UIO, 2, 2, 1)
 CLOSED, OPEN = 1, 2
+COMMS_OK, COMMS_LOST = 2, 3
 NORMAL, WARNING, CRITICAL = 1, 2, 3
 #: ASHRAE recommended / A1 allowable upper inlet limits [REFERENCE H1].
 INLET_WARNING_C, INLET_CRITICAL_C = 27.0, 32.0
@@ -64,6 +66,9 @@ class ApcUioDevice(HallMibDevice):
                         else NORMAL
                     )
                 t.cell((*SENSOR_STATUS, 9), idx, Integer32(alarm))
+                t.cell(
+                    (*SENSOR_STATUS, 10), idx, Integer32(COMMS_LOST if temp is None else COMMS_OK)
+                )
             return
         if role == "smoke":
             value, _ = model.smoke(sid)

@@ -10,7 +10,10 @@ Enterprise 476, lgpFoundation 1.3.6.1.4.1.476.1.42.3:
 - lgpEnvHumidityTableRel entry .4.2.2.3.1: .2 lgpEnvHumidityDescrRel (an OID of
   lgpEnvHumidityWellKnown .4.2.1: .2 return air, .3 supply air),
   .3 lgpEnvHumidityMeasurementRel (% RH), same rows.
-- lgpEnvStateCoolingCapacity .4.3.9.0 (Unsigned32): cooling capacity in use, %.
+- lgpEnvState .4.3: .1.0 lgpEnvStateSystem on(1) off(2) standby(3); .8.0
+  lgpEnvStateGeneralAlarmOutput on(1) off(2), the unit's common alarm relay (on
+  while the unit has failed); .9.0 lgpEnvStateCoolingCapacity (Unsigned32):
+  cooling capacity in use, %.
 - lgpConditionsPresent .2.2.0: number of active conditions (1 while the unit has failed).
 """
 
@@ -26,7 +29,11 @@ LGP: Oid = (1, 3, 6, 1, 4, 1, 476, 1, 42)
 FOUNDATION: Oid = (*LGP, 3)
 TEMPERATURE_DEG_C: Oid = (*FOUNDATION, 4, 1, 3, 3, 1)
 HUMIDITY_REL: Oid = (*FOUNDATION, 4, 2, 2, 3, 1)
-COOLING_CAPACITY: Oid = (*FOUNDATION, 4, 3, 9)
+ENV_STATE: Oid = (*FOUNDATION, 4, 3)
+SYSTEM_STATE: Oid = (*ENV_STATE, 1)
+GENERAL_ALARM_OUTPUT: Oid = (*ENV_STATE, 8)
+COOLING_CAPACITY: Oid = (*ENV_STATE, 9)
+ON, OFF = 1, 2
 CONDITIONS_PRESENT: Oid = (*FOUNDATION, 2, 2)
 SUPPLY, RETURN = 1, 2
 #: lgpEnvTemperatureWellKnown / lgpEnvHumidityWellKnown: what each row measures.
@@ -60,6 +67,8 @@ class LiebertGpDevice(HallMibDevice):
             t.cell((*TEMPERATURE_DEG_C, 50), (index,), Integer32(round(temp * 10)))
             t.cell((*HUMIDITY_REL, 2), (index,), ObjectIdentifier(HUMIDITY_KIND[index]))
             t.cell((*HUMIDITY_REL, 3), (index,), Integer32(round(rh)))
-        t.scalar(COOLING_CAPACITY, Gauge32(round(100 * crac.cooling_w / crac.capacity_w)))
+        t.scalar(SYSTEM_STATE, Integer32(ON if crac.running else OFF))
         failed = self.view.device_id in model.failed_cracs
+        t.scalar(GENERAL_ALARM_OUTPUT, Integer32(ON if failed else OFF))
+        t.scalar(COOLING_CAPACITY, Gauge32(round(100 * crac.cooling_w / crac.capacity_w)))
         t.scalar(CONDITIONS_PRESENT, Gauge32(1 if failed else 0))

@@ -34,7 +34,6 @@ from collectors.snmp.plan import plan_profile
 from dcim.inventory import PlacedDevice, iter_devices, load_config
 from dcim.reading import Reading, Value
 from simulators.clock import SimClock
-from simulators.hall.model import SMOKE_THRESHOLDS
 from simulators.hall.thermal import relative_humidity_pct
 from simulators.mibs.raritan_pdu2 import DIGITS as RARITAN_DIGITS
 from simulators.scenario import ScenarioPlayer, load_scenario
@@ -43,18 +42,9 @@ from simulators.site import Site
 ROOT = Path(__file__).resolve().parents[2]
 SITE_FILE = ROOT / "simulators" / "sites" / "small-site.yaml"
 T0 = 1000.0
-STAGES = ("normal", *(name for name, _ in SMOKE_THRESHOLDS))
 
 #: A reading -> its expected value, or None when the model has none.
 Expect = Callable[[Site, Reading], Value | None]
-
-
-def _stage_reached(site: Site, r: Reading) -> Value | None:
-    """A VESDA relay (tag stage) is closed once the detector's level reaches its stage."""
-    level = site.sources[r.device_id].value("sensor.smoke_level", {})
-    if not isinstance(level, str):
-        return None
-    return STAGES.index(level) >= STAGES.index(r.tags["stage"])
 
 
 def _max_phase(metric: str) -> Expect:
@@ -79,9 +69,8 @@ def _supply_rh(site: Site, r: Reading) -> Value | None:
 
 #: Readings the value sources do not answer as such: (profile, metric) -> how the
 #: expected value follows from what they do answer (and the model's physics). The
-#: sources ignore a VESDA relay's stage, have no inlet rows and no supply humidity.
+#: sources have no inlet rows and no supply humidity.
 DERIVED: dict[tuple[str, str], Expect] = {
-    ("apc-uio", "sensor.smoke_detected"): _stage_reached,
     ("liebert-gp", "crac.supply_humidity_pct"): _supply_rh,
     ("raritan-pdu2", "pdu.inlet_current_a"): _max_phase("pdu.phase_current_a"),
     ("raritan-pdu2", "pdu.inlet_voltage_v"): _max_phase("pdu.phase_voltage_v"),
@@ -350,8 +339,11 @@ async def test_every_device_polled_matches_the_model(hall: Hall) -> None:
     )
     assert value_of(polled, "door-hall-1-A01", "sensor.door_open") is False
     assert value_of(polled, "leak-hall-1", "sensor.leak_detected") is False
-    vesda = {r.tags["stage"]: r.value for r in polled["vesda-hall-1"]}
-    assert vesda == dict.fromkeys(STAGES[1:], False)
+    # the four stage relays make one reading: the highest stage reached [F1]
+    assert [(r.metric, r.value) for r in polled["vesda-hall-1"]] == [
+        ("sensor.smoke_level", "normal")
+    ]
+    assert value_of(polled, env, "sensor.status", position="inlet") == "normal"
 
 
 async def test_polled_values_follow_an_outage_and_a_crac_failure(hall: Hall) -> None:
@@ -397,8 +389,7 @@ async def test_polled_values_follow_an_outage_and_a_crac_failure(hall: Hall) -> 
     check(compare(hall, alarms), "door open, leak, smoke at fire1")
     assert value_of(alarms, "door-hall-1-A02", "sensor.door_open") is True
     assert value_of(alarms, "leak-hall-1", "sensor.leak_detected") is True
-    vesda = {r.tags["stage"]: r.value for r in alarms["vesda-hall-1"]}
-    assert vesda == {"alert": True, "action": True, "fire1": True, "fire2": False}
+    assert value_of(alarms, "vesda-hall-1", "sensor.smoke_level") == "fire1"
 
 
 # --- the label rules apc-uio relies on, decoded by the real collector code ---
@@ -413,8 +404,9 @@ def test_label_rules_pick_metric_and_tags_by_the_rows_own_name() -> None:
     names = {
         "Server room door": {"_role": "door"},
         "Leak rope under CRAC": {"_role": "leak"},
-        "VESDA Fire 2": {"_role": "smoke", "stage": "fire2"},
-        "vesda-hall-1 Alert": {"_role": "smoke", "stage": "alert"},
+        "VESDA Fire 2": {"_role": "smoke_stage", "_stage": "fire2"},
+        "vesda-hall-1 Alert": {"_role": "smoke_stage", "_stage": "alert"},
+        "Smoke detector": {"_role": "smoke"},
         "Generator running": {"_role": "contact"},
     }
     for name, want in names.items():

@@ -22,7 +22,8 @@ from dcim.alerts.kinds.base import (
 from dcim.alerts.scope import group_key, labels_of, row_suffix, series_key
 from dcim.reading import Reading
 
-GroupLevel = Literal["site", "room", "row", "rack", "device"]
+#: Places to group by, and `feed` (the A/B power path a device is on: an inventory tag).
+GroupLevel = Literal["site", "room", "row", "rack", "device", "feed"]
 
 
 class _Latest:
@@ -55,6 +56,15 @@ def _group_labels(labels: dict[str, str], levels: list[GroupLevel]) -> dict[str,
     return {level: labels[level] for level in levels if level in labels}
 
 
+def placed_labels(reading: Reading, levels: list[GroupLevel]) -> dict[str, str]:
+    """A reading's labels plus the group-by tags that are not places (e.g. `feed`)."""
+    labels = labels_of(reading)
+    for level in levels:
+        if level not in labels and level in reading.tags:
+            labels[level] = reading.tags[level]
+    return labels
+
+
 class AggregateRule(RuleBase):
     """`fn` of the latest `metric` of every series in a group (e.g. max inlet temp per row)."""
 
@@ -78,7 +88,7 @@ class AggregateEvaluator(Evaluator):
 
     def observe(self, reading: Reading, now: float, ctx: Context) -> list[Signal]:
         value = number(reading.value)
-        labels = labels_of(reading)
+        labels = placed_labels(reading, self.spec.group_by)
         group = group_key(labels, list(self.spec.group_by))
         if value is None or group is None:
             return []
@@ -131,7 +141,7 @@ class RatioEvaluator(Evaluator):
 
     def observe(self, reading: Reading, now: float, ctx: Context) -> list[Signal]:
         value = number(reading.value)
-        labels = labels_of(reading)
+        labels = placed_labels(reading, self.spec.group_by)
         group = group_key(labels, list(self.spec.group_by))
         if value is None or group is None:
             return []

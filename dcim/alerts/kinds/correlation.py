@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from dcim.alerts.kinds.aggregate import GroupLevel, _Latest
+from dcim.alerts.kinds.aggregate import GroupLevel, _Latest, placed_labels
 from dcim.alerts.kinds.base import (
     Bands,
     Context,
@@ -65,7 +65,7 @@ class FireRiskEvaluator(Evaluator):
 
     def observe(self, reading: Reading, now: float, ctx: Context) -> list[Signal]:
         rule = self.spec
-        labels = labels_of(reading)
+        labels = placed_labels(reading, rule.group_by)
         group = group_key(labels, list(rule.group_by))
         if group is None:
             return []
@@ -130,7 +130,7 @@ class RedundancyEvaluator(Evaluator):
         if reading.metric == rule.capacity_metric:
             self._capacity[reading.device_id] = value
             return []
-        labels = labels_of(reading)
+        labels = placed_labels(reading, rule.group_by)
         group = group_key(labels, list(rule.group_by))
         if group is None:
             return []

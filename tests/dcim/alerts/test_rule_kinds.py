@@ -14,7 +14,7 @@ import pytest
 from dcim.alerts.clock import ManualClock
 from dcim.alerts.engine import EngineSettings, RuleEngine
 from dcim.alerts.kinds.base import DeviceInfo
-from dcim.alerts.rules import parse_rules
+from dcim.alerts.rules import load_pack, parse_rules
 from dcim.reading import Reading, Value
 
 RACK = {"site": "par1", "room": "hall-a", "row": "r1", "rack": "a01"}
@@ -472,3 +472,32 @@ def test_startup_grace_holds_everything_until_the_first_poll_round() -> None:
 def test_alert_readings_coming_back_through_the_bus_are_not_proof_of_life() -> None:
     steps = [At(0, "device.up", True)] + [At(t, "alert.event", "firing") for t in range(5, 60, 5)]
     assert play(STALE, steps, 40, devices=DEVICES) == [(31, "firing", "no_data")]
+
+
+def test_shipped_feed_lost_rule_raises_one_incident_per_feed_and_room() -> None:
+    """pdu.feed_lost (power pack): the A PDUs of two racks lose voltage together; one
+    incident keyed by the feed, none for the B side that stays live."""
+    rules = [r for r in load_pack("power") if r.id == "pdu.feed_lost"]
+    clock = ManualClock(0.0)
+    engine = RuleEngine(rules, clock=clock)
+    pdus = {"pdu-a01-a": ("a01", "A"), "pdu-a01-b": ("a01", "B")}
+    pdus |= {"pdu-a02-a": ("a02", "A"), "pdu-a02-b": ("a02", "B")}
+    fired: list[tuple[float, str, str]] = []
+    for t in range(0, 1200, 60):
+        clock.set(float(t))
+        for device, (rack, feed) in pdus.items():
+            dead = feed == "A" and 120 <= t < 600
+            tags = {**RACK, "rack": rack, "device": device, "kind": "pdu", "feed": feed}
+            for phase in ("1", "2", "3"):
+                volts = 0.0 if dead else 230.0
+                row = {**tags, "phase": phase}
+                engine.observe(Reading(device, "pdu.phase_voltage_v", volts, "V", t * 10**9, row))
+        engine.tick()
+        fired += [
+            (clock(), tr.event, tr.incident.key)
+            for tr in engine.take().transitions
+            if tr.event in ("firing", "resolved")
+        ]
+    key = "site=par1/room=hall-a/feed=A"
+    # for_s 60: the second dead poll fires; clear_for_s 300 after the first live one
+    assert fired == [(180.0, "firing", key), (900.0, "resolved", key)]
