@@ -1,11 +1,15 @@
 """Alert and device events: annotations on every dashboard, the active-alerts table.
 
-The alert engine (dcim/alerts, being built) writes its incident transitions to
-the measurement `alert`. What this module assumes of those points, in one
-place so it is adjusted in one place: field `event` (firing, resolved, ...)
-and field `summary` (text), tags `rule` and `severity` plus the incident's
-labels (site, room, row, rack, device). Device notifications (SNMP traps) are
-the vocabulary's `event.trap`.
+The alert engine writes every incident transition as the vocabulary's
+`alert.event` (`dcim/alerts/events.py`): measurement `alert`, one string field
+`event` (pending, firing, updated, resolved, cancelled, stale, fresh,
+acknowledged, escalated, grouped, ungrouped) and tags `rule`, `scope` (the
+incident's key, e.g. `device=ups-a`), `severity`, `state` (= the event),
+`incident` (its id) plus the place labels it has (site, room, row, rack,
+device). There is no free-text field: rule and scope say what it is about.
+Device notifications (SNMP traps) are the vocabulary's `event.trap`; their
+points also carry a tag named `trap` (the trap's MIB name), so the field is
+selected as `"trap"::field`.
 """
 
 from __future__ import annotations
@@ -15,30 +19,35 @@ from dcim.grafana.model import Annotation, Panel, Target
 from dcim.grafana.panels import table
 from dcim.grafana.states import ALERT_SEVERITY
 
-ALERT_MEASUREMENT = "alert"
-ALERT_EVENT_FIELD = "event"
-ALERT_SUMMARY_FIELD = "summary"
-ALERT_TAGS = ("rule", "severity", "device")
+ALERT = stored("alert.event")
+ALERT_MEASUREMENT = ALERT.measurement
+ALERT_EVENT_FIELD = ALERT.field
+#: Tags that stay the same for the whole life of an incident.
+INCIDENT_TAGS = ("incident", "rule", "scope")
+#: Events after which an incident is no longer active (pending has not fired yet).
+INACTIVE_EVENTS = ("pending", "resolved", "cancelled")
 
 
 def alert_annotation() -> Annotation:
-    """Every alert transition as a marker: text is the summary, tags say rule and severity."""
-    columns = ", ".join(ident(c) for c in (ALERT_EVENT_FIELD, ALERT_SUMMARY_FIELD, *ALERT_TAGS))
+    """Every alert transition as a marker: title the event, text the scope, tags rule/severity."""
+    columns = ", ".join(
+        ident(c) for c in (ALERT_EVENT_FIELD, "rule", "scope", "severity", "device")
+    )
     query = select(columns, ident(ALERT_MEASUREMENT), where())
     return Annotation(
         name="Alert events",
         query=query,
         icon_color="red",
         title_column=ALERT_EVENT_FIELD,
-        text_column=ALERT_SUMMARY_FIELD,
-        tags_column=",".join(ALERT_TAGS),
+        text_column="scope",
+        tags_column="rule,severity,device",
     )
 
 
 def trap_annotation() -> Annotation:
     """Device notifications (traps): on battery, power restored, overload..."""
     s = stored("event.trap")
-    query = select(f'{ident(s.field)}, "device"', ident(s.measurement), where())
+    query = select(f'{ident(s.field)}::field, "device"', ident(s.measurement), where())
     return Annotation(
         name="Device events",
         query=query,
@@ -52,31 +61,44 @@ def event_annotations() -> tuple[Annotation, ...]:
     return (alert_annotation(), trap_annotation())
 
 
-def active_alerts_panel() -> Panel:
-    """Last transition of every incident in range; the filter keeps the firing ones."""
-    fields = ", ".join(
-        f"last({ident(f)}) AS {ident(f)}" for f in (ALERT_EVENT_FIELD, ALERT_SUMMARY_FIELD)
+def active_alerts_query() -> str:
+    """Last transition of every incident in range, with the severity and device it had then.
+
+    `last()` is a selector, so the tags selected beside it come from that same
+    point: an incident whose severity changed shows its latest one.
+    """
+    fields = f"last({ident(ALERT_EVENT_FIELD)}) AS {ident(ALERT_EVENT_FIELD)}, " + ", ".join(
+        ident(tag) for tag in ("severity", "device")
     )
-    query = select(fields, ident(ALERT_MEASUREMENT), where(), [ident(t) for t in ALERT_TAGS])
-    firing_only = {
+    return select(fields, ident(ALERT_MEASUREMENT), where(), [ident(tag) for tag in INCIDENT_TAGS])
+
+
+def active_alerts_panel() -> Panel:
+    """Incidents whose last transition in range leaves them active (firing, updated, ...)."""
+    not_active = {
         "id": "filterByValue",
         "options": {
             "filters": [
                 {
-                    "config": {"id": "equal", "options": {"value": "firing"}},
+                    "config": {"id": "equal", "options": {"value": event}},
                     "fieldName": ALERT_EVENT_FIELD,
                 }
+                for event in INACTIVE_EVENTS
             ],
             "match": "any",
-            "type": "include",
+            "type": "exclude",
         },
     }
     return table(
         "Active alerts",
-        [Target(query, result_format="table")],
+        [Target(active_alerts_query(), result_format="table")],
         mappings=ALERT_SEVERITY,
-        transformations=[firing_only],
-        description="Incidents whose last transition in the time range is `firing`.",
+        transformations=[not_active],
+        description=(
+            "Incidents whose last transition in the time range is neither "
+            f"{', '.join(INACTIVE_EVENTS)}: firing, updated, acknowledged, escalated, "
+            "stale, grouped... (measurement `alert`, written by the alert engine)."
+        ),
         width=24,
         height=7,
     )

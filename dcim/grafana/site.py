@@ -9,6 +9,8 @@ from dcim.inventory import Config, DeviceKind, PlacedDevice, iter_devices
 
 #: Grafana refuses uids longer than this.
 MAX_UID = 40
+#: What a sensor measures, when its inventory says (tag `sensor`) or its profile name does.
+SENSOR_ROLES = ("env", "smoke", "leak", "door")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +33,21 @@ class Site:
         """True when the site has a device of any of `kinds`: views leave out empty rows."""
         return bool(self.kinds.intersection(kinds))
 
-    def tag_values(self, tag: str) -> frozenset[str]:
-        """Values a device tag takes at this site (e.g. meter `scope`)."""
-        return frozenset(p.tags[tag] for p in self.devices if tag in p.tags)
+    def has_sensor(self, *roles: str) -> bool:
+        """True when a sensor may report any of `roles` (env, smoke, leak, door).
+
+        A sensor's role is its `sensor` tag, else the role its profile is named
+        for (`rack-leak-json`); a sensor with neither might report anything.
+        """
+        for placed in self.devices:
+            if placed.device.kind is not DeviceKind.SENSOR:
+                continue
+            role = placed.tags.get("sensor") or next(
+                (r for r in SENSOR_ROLES if r in placed.device.profile.split("-")), None
+            )
+            if role is None or role in roles:
+                return True
+        return False
 
     def uid(self, view: str) -> str:
         """`dcim-<view>-<site>`, shortened with a hash when too long for Grafana."""

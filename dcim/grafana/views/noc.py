@@ -74,9 +74,18 @@ def power_panels(site: Site) -> list[Panel]:
                 text_fields=True,
             )
         )
-    if site.has(DeviceKind.METER) and {"facility", "it"} <= site.tag_values("scope"):
+    if site.has(DeviceKind.METER):
+        # the scope tag may come from the inventory (one meter per scope) or from the
+        # profile (one multi-channel meter, as the simulated facility meter): not known here
         panels.append(
-            stat("PUE", [Target(pue_query(), alias="PUE")], thresholds=states.PUE, reducer="mean")
+            stat(
+                "PUE",
+                [Target(pue_query(), alias="PUE")],
+                thresholds=states.PUE,
+                reducer="mean",
+                description="meter.power_w tagged scope=facility over scope=it "
+                "(inventory tags or meter channels).",
+            )
         )
     return panels
 
@@ -92,7 +101,7 @@ def cooling_panels(site: Site) -> list[Panel]:
                 text_fields=True,
             )
         )
-    if site.has(DeviceKind.SENSOR):
+    if site.has_sensor("env"):
         panels.append(
             stat(
                 "Hottest rack inlet",
@@ -106,23 +115,27 @@ def cooling_panels(site: Site) -> list[Panel]:
 
 
 def fire_panels(site: Site) -> list[Panel]:
-    if not site.has(DeviceKind.SENSOR):
-        return []
-    return [
-        stat(
-            "VESDA level",
-            [_now("sensor.smoke_level")],
-            mappings=states.SMOKE_LEVEL,
-            text_fields=True,
-        ),
-        stat(
-            "Smoke detectors",
-            [_now("sensor.smoke_detected")],
-            mappings=states.SMOKE,
-            text_fields=True,
-        ),
-        stat("Leak", [_now("sensor.leak_detected")], mappings=states.LEAK, text_fields=True),
-    ]
+    panels: list[Panel] = []
+    if site.has_sensor("smoke"):
+        panels += [
+            stat(
+                "VESDA level",
+                [_now("sensor.smoke_level")],
+                mappings=states.SMOKE_LEVEL,
+                text_fields=True,
+            ),
+            stat(
+                "Smoke detectors",
+                [_now("sensor.smoke_detected")],
+                mappings=states.SMOKE,
+                text_fields=True,
+            ),
+        ]
+    if site.has_sensor("leak"):
+        panels.append(
+            stat("Leak", [_now("sensor.leak_detected")], mappings=states.LEAK, text_fields=True)
+        )
+    return panels
 
 
 def build(site: Site) -> Dashboard | None:

@@ -85,7 +85,7 @@ def build(site: Site) -> Dashboard | None:
     from dcim.grafana.views import site_dashboard
 
     rows = [
-        Row("Rack inlets", inlet_panels() if site.has(DeviceKind.SENSOR) else ()),
+        Row("Rack inlets", inlet_panels() if site.has_sensor("env") else ()),
         Row("Cooling units", crac_panels() if site.has(DeviceKind.CRAC) else ()),
     ]
     return site_dashboard(site, "thermal", "Thermal", "Rack inlet air and cooling units.", rows)

@@ -22,7 +22,7 @@ from dcim.grafana.build import Generated, build_dashboards
 from dcim.grafana.layout import demo_inventory, load_inventory
 from dcim.grafana.model import GENERATED_MARKER, render_json
 from dcim.grafana.site import MAX_UID, Site
-from dcim.inventory import Config
+from dcim.inventory import Config, iter_devices
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "dcim" / "examples" / "site.yaml"
@@ -106,12 +106,14 @@ def test_variables_are_chained_influxql_tag_queries() -> None:
 def test_views_follow_the_inventory() -> None:
     hall = {g.view for g in build_dashboards(hall_config())}
     assert hall == {"noc", "power", "thermal", "environment", "device"}
-    ups_only = build_dashboards(demo_inventory())
+    ups_only = build_dashboards(hall_config(kinds={"ups"}))
     assert {g.view for g in ups_only} == {"noc", "power", "device"}
     power = next(g for g in ups_only if g.view == "power").to_json()
     titles = [p["title"] for p in power["panels"]]
     assert "UPS load" in titles
-    assert "PDU power per feed" not in titles  # no PDU at the demo site
+    assert "PDU power per feed" not in titles  # no PDU there
+    demo = {g.view for g in build_dashboards(demo_inventory())}  # UPS, CRAC, meter, sensors
+    assert demo == {"noc", "power", "thermal", "environment", "device"}
 
 
 def test_units_and_thresholds_come_from_the_vocabulary_and_ashrae() -> None:
@@ -162,6 +164,8 @@ def test_export_cli_writes_reports_and_prunes(
     assert set(files) == {
         "dashboards/demo/noc.json",
         "dashboards/demo/power.json",
+        "dashboards/demo/thermal.json",
+        "dashboards/demo/environment.json",
         "dashboards/demo/device.json",
         "provisioning/dashboards/dcim.yaml",
         "provisioning/datasources/dcim.yaml",
@@ -196,10 +200,9 @@ def test_export_without_secrets_on_this_machine(
     ):
         monkeypatch.delenv(name, raising=False)
     config = load_inventory(EXAMPLE)
-    assert [p.device.id for g in build_dashboards(config) for p in g.site.devices][:2] == [
-        "ups-a1",
-        "ups-a01",
-    ]
+    devices = [p.device.id for p in build_dashboards(config)[0].site.devices]
+    assert devices == [p.device.id for p in iter_devices(config)]
+    assert "ups-a01" in devices  # the SNMPv3 UPS whose keys are secrets
     datasources = (COMMITTED / "provisioning" / "datasources" / "dcim.yaml").read_text()
     assert "${DCIM_INFLUX_PASSWORD}" in datasources  # a reference for Grafana, not a value
 

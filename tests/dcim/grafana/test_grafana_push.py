@@ -125,9 +125,11 @@ async def test_first_push_creates_folder_and_dashboards(
         ("folder", "dcim-folder-demo", "created"),
         ("dashboard", "dcim-noc-demo", "created"),
         ("dashboard", "dcim-power-demo", "created"),
+        ("dashboard", "dcim-thermal-demo", "created"),
+        ("dashboard", "dcim-environment-demo", "created"),
         ("dashboard", "dcim-device-demo", "created"),
     ]
-    assert grafana.writes() == ["POST /api/folders"] + ["POST /api/dashboards/db"] * 3
+    assert grafana.writes() == ["POST /api/folders"] + ["POST /api/dashboards/db"] * 5
     for item in generated:
         stored = grafana.dashboards[item.dashboard.uid]
         assert stored["meta"]["folderUid"] == "dcim-folder-demo"
@@ -209,7 +211,7 @@ async def test_cli_push_reads_the_token_from_env_and_prints_changes(
     assert await asyncio.to_thread(main, argv) == 0
     out = capsys.readouterr().out
     assert "created   dashboard dcim-noc-demo" in out
-    assert out.rstrip().endswith("4 change(s)")
+    assert out.rstrip().endswith("6 change(s)")
     assert await asyncio.to_thread(main, argv) == 0
     out = capsys.readouterr().out
     assert out.rstrip().endswith("0 change(s)")

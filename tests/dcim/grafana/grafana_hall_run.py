@@ -1,0 +1,201 @@
+"""The small hall site, served by its simulator and polled by the real monitor into InfluxDB.
+
+`simulators/sites/small-site.yaml` plus one MQTT smoke sampling point (SMOKE_POINT): SNMP (UPS, PDUs, CRAC, sensors),
+Modbus (facility meter, CRAC) and MQTT (rack probes, door, leak spot) devices
+served by `simulators.site.Site`, a scenario played at high speed, traps sent
+to the monitor's trap receiver, and the monitor (`dcim.runner.Monitor`, with
+`alerts:` and `traps:`) writing everything to a real influxd.
+
+The monitor polls what the site file lists, with these test-only changes:
+ports and broker URL where the site actually listens, a fast poll interval,
+and devices whose profile has not landed left out (`unpolled`: the site still
+serves them; nothing can read them yet).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from collectors.registry import check_profiles
+from dcim.inventory import Config, iter_devices, parse_config
+from dcim.runner import Monitor
+from simulators.scenario import ScenarioPlayer, load_scenario
+from simulators.site import Site
+
+ROOT = Path(__file__).resolve().parents[3]
+SITE_FILE = ROOT / "simulators" / "sites" / "small-site.yaml"
+#: Simulated seconds per wall second: utility-outage's 21 minutes play in about 5 s.
+SPEED = 240.0
+SCENARIO = "utility-outage"
+#: Wall seconds between polls of every device (the site file says 30 simulated seconds).
+POLL_S = 0.5
+#: The one device whose traps are sent. Every simulated device answers from 127.0.0.1 and
+#: the trap receiver tells devices at one address apart only by the trap's community, so
+#: the traps carry this UPS's community and only it sends them (ups-b's would be filed
+#: under ups-a).
+TRAP_DEVICE = "ups-a"
+#: Seconds the monitor and trap sender get to stop once the run is over.
+STOP_WITHIN_S = 20.0
+
+
+#: What the test adds to the site file: the hall's only smoke detector speaks APC UIO,
+#: a dry contact per alarm stage, so nothing there reports an obscuration or a VESDA
+#: level. An MQTT sampling point (as in the demo site's hall 2) does.
+SMOKE_POINT: dict[str, Any] = {
+    "id": "smoke-hall-1-B02",
+    "kind": "sensor",
+    "vendor": "Simulated",
+    "model": "MQTT smoke sampling point",
+    "profile": "rack-smoke-json",
+    "mqtt": {"stale_after_s": 120},
+    "tags": {"sensor": "smoke"},
+}
+SMOKE_RACK = "hall-1-B02"
+
+
+def site_dict() -> dict[str, Any]:
+    """small-site.yaml plus SMOKE_POINT."""
+    data: dict[str, Any] = yaml.safe_load(SITE_FILE.read_text(encoding="utf-8"))
+    for room in data["sites"][0]["rooms"]:
+        for row in room.get("rows", []):
+            for rack in row.get("racks", []):
+                if rack["id"] == SMOKE_RACK:
+                    rack["devices"].append(copy.deepcopy(SMOKE_POINT))
+    return data
+
+
+def write_site(path: Path) -> Path:
+    """The test's site file (for `dcim grafana export --config`)."""
+    path.write_text(yaml.safe_dump(site_dict(), sort_keys=False), encoding="utf-8")
+    return path
+
+
+def site_config() -> Config:
+    return parse_config(yaml.safe_dump(site_dict(), sort_keys=False), f"{SITE_FILE} + smoke point")
+
+
+def missing_profiles(config: Config) -> dict[str, str]:
+    """Device id -> why it cannot be polled (its profile is not there yet)."""
+    out: dict[str, str] = {}
+    for problem in check_profiles(list(iter_devices(config))):
+        device = problem.removeprefix("device ").split(":", 1)[0]
+        out[device] = problem
+    return out
+
+
+def polled_devices() -> set[str]:
+    """Ids of the site's devices the monitor polls (all but those without a profile)."""
+    config = site_config()
+    unpolled = missing_profiles(config)
+    return {p.device.id for p in iter_devices(config) if p.device.id not in unpolled}
+
+
+def _devices(data: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for site in data["sites"]:
+        for room in site["rooms"]:
+            found += room.get("devices", [])
+            for row in room.get("rows", []):
+                for rack in row.get("racks", []):
+                    found += rack.get("devices", [])
+    return found
+
+
+def _without(data: dict[str, Any], drop: set[str]) -> None:
+    def keep(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [d for d in devices if d["id"] not in drop]
+
+    for site in data["sites"]:
+        for room in site["rooms"]:
+            room["devices"] = keep(room.get("devices", []))
+            for row in room.get("rows", []):
+                for rack in row.get("racks", []):
+                    rack["devices"] = keep(rack.get("devices", []))
+
+
+def monitor_config(
+    site: Site,
+    mqtt_url: str,
+    sink: Mapping[str, Any],
+    state_dir: Path,
+    unpolled: set[str],
+) -> Config:
+    """The site file as the monitor should poll the started `site`."""
+    data = copy.deepcopy(site_dict())
+    _without(data, unpolled)
+    data["defaults"]["poll_interval_s"] = POLL_S
+    data["mqtt"]["url"] = mqtt_url
+    for device in _devices(data):
+        if "snmp" in device:
+            host, port, _ = site.address_of(device["id"])
+            device["snmp"] |= {"host": host, "port": port, "timeout_s": 1, "retries": 0}
+        elif "modbus" in device:
+            host, port, _ = site.modbus_address_of(device["id"])
+            device["modbus"] |= {"host": host, "port": port}
+    data["monitor"] = {"state_dir": str(state_dir), "self_metrics_interval_s": 1}
+    data["sinks"] = [dict(sink)]
+    community = next(d["snmp"]["community"] for d in _devices(data) if d["id"] == TRAP_DEVICE)
+    data["traps"] = {"host": "127.0.0.1", "port": 0, "communities": [community]}
+    # transitions at once: no startup grace, a fast tick
+    data["alerts"] = {"startup_grace_s": 1.0, "tick_s": 0.2}
+    return parse_config(
+        yaml.safe_dump(data, sort_keys=False), f"{SITE_FILE} (as the test polls it)"
+    )
+
+
+@dataclass
+class HallRun:
+    """What a run did: devices left out and why, the monitor config, what the site sent."""
+
+    unpolled: dict[str, str]
+    config: Config
+    traps_sent: int
+    scenario_steps: int
+
+
+async def run_hall(
+    mqtt_url: str,
+    sink: Mapping[str, Any],
+    state_dir: Path,
+    until: Any,
+    within_s: float,
+) -> HallRun:
+    """Serve the site, play the scenario, run the monitor until `await until()` is true."""
+    from servers import eventually
+
+    site = Site(site_config(), speed=SPEED, seed=7)
+    unpolled = missing_profiles(site.config)
+    await site.start("127.0.0.1", 0, mqtt_url=mqtt_url)
+    try:
+        config = monitor_config(site, mqtt_url, sink, state_dir, set(unpolled))
+        monitor = Monitor(config)
+        receiver = next(s for s in monitor.streams if type(s).__name__ == "TrapReceiver")
+        _, trap_port = await receiver.start()  # type: ignore[attr-defined]
+        community = config.traps.communities[0].get_secret_value()  # type: ignore[union-attr]
+        sender = site.send_traps_to([("127.0.0.1", trap_port)], community)
+        sender.profiles = {TRAP_DEVICE: sender.profiles[TRAP_DEVICE]}
+        scenario = load_scenario(SCENARIO)
+        scenario.check(site.topology)
+        player = ScenarioPlayer(site.model, scenario, site.clock.now())
+        stop = asyncio.Event()
+        running = asyncio.create_task(monitor.run(stop))
+        playing = asyncio.create_task(player.play(site.clock))
+        try:
+            await eventually(until, within_s, "the hall's readings, alerts and traps in InfluxDB")
+        finally:
+            playing.cancel()
+            stop.set()
+            # a stop that hangs is a failure with a message, not a stuck test run
+            async with asyncio.timeout(STOP_WITHIN_S):
+                await sender.drain()
+                await running
+        return HallRun(unpolled, config, len(sender.sent), len(scenario.steps))
+    finally:
+        await site.aclose()
