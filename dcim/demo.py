@@ -155,7 +155,10 @@ def demo_config(
     for device in room_devices:
         device["poll_interval_s"] = args.interval
     raw: dict[str, Any] = {
-        "monitor": {"state_dir": str(args.output.parent), "self_metrics_interval_s": args.interval},
+        "monitor": {
+            "state_dir": str(args.output.parent),
+            "self_metrics_interval_s": max(1.0, args.interval),
+        },
         "sites": [
             {
                 "id": SITE,
