@@ -71,6 +71,17 @@ class Conversion(_Strict):
     fahrenheit: bool = False
     #: Fixed tags for this field's readings (e.g. position: inlet).
     tags: dict[str, str] = Field(default_factory=dict)
+    #: Numbers only: the raw value is text with the number inside it and a unit or words
+    #: around it (a rating such as "16A" or "32 A"); the first decimal number in the
+    #: text is the raw value. Text without a number is a decode error.
+    number_in_text: bool = False
+
+    @model_validator(mode="after")
+    def _number_in_text_is_a_number(self) -> Conversion:
+        if self.number_in_text and self.type != "number":
+            msg = f"number_in_text reads a number; this field's type is {self.type}"
+            raise ValueError(msg)
+        return self
 
 
 class SnmpField(Conversion):

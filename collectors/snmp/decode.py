@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -40,6 +41,24 @@ def _as_number(raw: SnmpValue) -> float:
         except ValueError:
             raise DecodeError(f"expected a number, got {text[:40]!r}") from None
     return float(_as_int(raw))
+
+
+#: A decimal number inside text ("16A", "32 A", "rated 6.5 A"): its first match is the value.
+_NUMBER_IN_TEXT = re.compile(rb"[-+]?\d+(?:\.\d+)?")
+
+
+def _number_in_text(raw: SnmpValue) -> float:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return float(raw)
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "replace")
+    if isinstance(raw, bytes):
+        found = _NUMBER_IN_TEXT.search(raw)
+        if found is None:
+            text = raw.decode("ascii", "replace").strip()
+            raise DecodeError(f"expected text with a number in it, got {text[:40]!r}")
+        return float(found[0])
+    raise DecodeError(f"expected text with a number in it, got {raw!r}")
 
 
 def selector_key(raw: object) -> str | None:
@@ -119,11 +138,12 @@ def compile_converter(field: Conversion, *, integer_metric: bool = False) -> Con
     multiplier = 1.0 if divisor != 1 else scale
     as_int = integer_metric and scale == int(scale) and offset == int(offset)
     always_fahrenheit = field.fahrenheit
+    parse: Callable[[SnmpValue], float] = _number_in_text if field.number_in_text else _as_number
 
     def convert_number(
         raw: SnmpValue, extra: float = 1.0, fahrenheit: bool = False
     ) -> Value | None:
-        number = raw if isinstance(raw, int) else _as_number(raw)
+        number = raw if isinstance(raw, int) else parse(raw)
         if number in missing:
             return None
         total = divisor * extra

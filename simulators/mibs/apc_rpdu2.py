@@ -1,8 +1,11 @@
 """A rack PDU as APC PowerNet-MIB rPDU2 (AP8xxx "2G" metered/switched rack PDUs).
 
 PowerNet-MIB, rPDU2 branch 1.3.6.1.4.1.318.1.1.26 (sysObjectID .318.1.3.4.5):
-rPDU2DeviceStatusTable (.4.3), rPDU2PhaseStatusTable (.6.3), rPDU2BankStatusTable
-(.8.3, one bank per branch breaker) and rPDU2OutletMeteredStatusTable (.9.4.3).
+rPDU2DevicePropertiesTable (.4.2: .3 Name, .9 MaxCurrentRating = the topology's
+rated_a), rPDU2DeviceStatusTable (.4.3), rPDU2PhaseStatusTable (.6.3),
+rPDU2BankPropertiesTable (.8.2: .5 BreakerRating = the topology's breaker_a),
+rPDU2BankStatusTable (.8.3, one bank per branch breaker) and
+rPDU2OutletMeteredStatusTable (.9.4.3). Ratings are whole amps.
 Units as the MIB defines them: power in hundredths of kW, energy in tenths of
 kWh, currents in tenths of A, voltage in V, power factor in hundredths;
 load states lowLoad(1) normal(2) nearOverload(3) overload(4).
@@ -17,8 +20,10 @@ from simulators.mib import Oid, TableBuilder
 from simulators.mibs.base import HallMibDevice
 
 RPDU2: Oid = (1, 3, 6, 1, 4, 1, 318, 1, 1, 26)
+DEVICE_PROPERTIES: Oid = (*RPDU2, 4, 2, 1)
 DEVICE_STATUS: Oid = (*RPDU2, 4, 3, 1)
 PHASE_STATUS: Oid = (*RPDU2, 6, 3, 1)
+BANK_PROPERTIES: Oid = (*RPDU2, 8, 2, 1)
 BANK_STATUS: Oid = (*RPDU2, 8, 3, 1)
 OUTLET_METERED_STATUS: Oid = (*RPDU2, 9, 4, 3, 1)
 
@@ -42,6 +47,11 @@ class ApcRpdu2Device(HallMibDevice):
             (power.load_state(a, pdu.rated_a) for a in flow.phase_a),
             key=lambda s: LOAD_STATE[s] if s != "low" else 0,
         )
+        t.cell((*DEVICE_PROPERTIES, 1), row, Integer32(1))
+        t.cell((*DEVICE_PROPERTIES, 2), row, Integer32(1))
+        t.cell((*DEVICE_PROPERTIES, 3), row, OctetString(pdu.id))
+        t.cell((*DEVICE_PROPERTIES, 7), row, Integer32(pdu.phases))
+        t.cell((*DEVICE_PROPERTIES, 9), row, _i(pdu.rated_a))
         t.cell((*DEVICE_STATUS, 1), row, Integer32(1))
         t.cell((*DEVICE_STATUS, 2), row, Integer32(1))
         t.cell((*DEVICE_STATUS, 3), row, OctetString(pdu.id))
@@ -66,6 +76,10 @@ class ApcRpdu2Device(HallMibDevice):
         for b, amps in enumerate(flow.branch_a):
             idx = (b + 1,)
             state = power.load_state(amps, pdu.breaker_a)
+            t.cell((*BANK_PROPERTIES, 1), idx, Integer32(b + 1))
+            t.cell((*BANK_PROPERTIES, 2), idx, Integer32(1))
+            t.cell((*BANK_PROPERTIES, 3), idx, Integer32(b + 1))
+            t.cell((*BANK_PROPERTIES, 5), idx, _i(pdu.breaker_a))
             t.cell((*BANK_STATUS, 1), idx, Integer32(b + 1))
             t.cell((*BANK_STATUS, 2), idx, Integer32(1))
             t.cell((*BANK_STATUS, 3), idx, Integer32(b + 1))

@@ -7,10 +7,13 @@ is indexed by pduId (1), the object, then the SensorTypeEnumeration value
 apparentPower 6, powerFactor 7, activeEnergy 8 (Wh), onOff 14, trip 15,
 frequency 23). Served tables:
 
-- inlet:   config .3.3.4.1.7 (digits), measurements .5.2.3.1.{2,3,4} (available, state, value)
+- inlet:   config .3.3.3.1.{2,7} (label, rated current as text "32A", from the
+  topology's rated_a), sensor config .3.3.4.1.7 (digits), measurements .5.2.3.1.{2,3,4}
+  (available, state, value)
 - poles:   config .3.3.6.1.7, measurements .5.2.4.1.{2,3,4} (pduId.inlet.pole.type)
-- overcurrent protectors (one per branch breaker): config .3.4.4.1.{7,23,24}
-  (digits, upper critical, upper warning), measurements .5.3.3.1.{2,3,4}
+- overcurrent protectors (one per branch breaker): config .3.4.3.1.{2,5} (label "C1",
+  rated current as text "20A", from the topology's breaker_a), sensor config
+  .3.4.4.1.{7,23,24} (digits, upper critical, upper warning), measurements .5.3.3.1.{2,3,4}
 - outlets: config .3.5.4.1.7, measurements .5.4.3.1.{2,3,4}
 
 Sensor states (SensorStateEnumeration): open(0) closed(1) normal(4)
@@ -30,6 +33,8 @@ from simulators.mibs.base import HallMibDevice
 PDU2: Oid = (1, 3, 6, 1, 4, 1, 13742, 6)
 UNIT_CONFIG: Oid = (*PDU2, 3, 2, 1, 1)  # pduModel .3, pduSerialNumber .4
 UNIT_NAME: Oid = (*PDU2, 3, 2, 2, 1, 13)
+INLET_CONFIG: Oid = (*PDU2, 3, 3, 3, 1)  # inletLabel .2, inletRatedCurrent .7
+OCP_CONFIG: Oid = (*PDU2, 3, 4, 3, 1)  # overCurrentProtectorLabel .2, RatedCurrent .5
 INLET_SENSOR_CONFIG: Oid = (*PDU2, 3, 3, 4, 1)
 POLE_SENSOR_CONFIG: Oid = (*PDU2, 3, 3, 6, 1)
 OCP_SENSOR_CONFIG: Oid = (*PDU2, 3, 4, 4, 1)
@@ -93,6 +98,8 @@ class RaritanPdu2Device(HallMibDevice):
         t.cell(UNIT_NAME, (1,), OctetString(pdu.id))
 
         inlet = (1, 1)
+        t.cell((*INLET_CONFIG, 2), inlet, OctetString("I1"))
+        t.cell((*INLET_CONFIG, 7), inlet, OctetString(f"{pdu.rated_a:g}A"))
         tables = INLET_SENSOR_CONFIG, INLET_MEASUREMENTS
         worst = max(flow.phase_a)
         mean = sum(flow.phase_a) / len(flow.phase_a)
@@ -116,6 +123,8 @@ class RaritanPdu2Device(HallMibDevice):
 
         for b, amps in enumerate(flow.branch_a):
             ocp = (1, b + 1)
+            t.cell((*OCP_CONFIG, 2), ocp, OctetString(f"C{b + 1}"))
+            t.cell((*OCP_CONFIG, 5), ocp, OctetString(f"{pdu.breaker_a:g}A"))
             tables = OCP_SENSOR_CONFIG, OCP_MEASUREMENTS
             state = current_state(amps, pdu.breaker_a)
             self._sensor(t, tables, ocp, RMS_CURRENT, amps, state=state)

@@ -328,6 +328,16 @@ async def test_every_device_polled_matches_the_model(hall: Hall) -> None:
         "2",
         "3",
     }
+    # ratings from the MIBs' own rating objects, as the site's rated_a / breaker_a tags say
+    # (APC rPDU2: whole amps; Raritan PDU2: text such as "32A"), one per branch current
+    for device in ("pdu-hall-1-A01-a", "pdu-hall-1-A01-b"):  # apc-rpdu2, raritan-pdu2
+        assert number_of(polled, device, "pdu.rated_current_a") == 32.0
+        ratings = {
+            r.tags["branch"]: r.value for r in polled[device] if r.metric == "pdu.branch_rating_a"
+        }
+        branches = {r.tags["branch"] for r in polled[device] if r.metric == "pdu.branch_current_a"}
+        assert ratings == dict.fromkeys(branches, 20.0), (device, ratings)
+        assert len(ratings) == 6, (device, ratings)
     assert number_of(polled, "crac-hall-1-1", "crac.return_air_temp_c") > number_of(
         polled, "crac-hall-1-1", "crac.supply_air_temp_c"
     )
