@@ -81,9 +81,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
-    from dcim.oneshot import poll_once_and_print
+    from dcim.oneshot import poll_inventory_device, poll_once_and_print
 
     setup_logging("WARNING")
+    if args.device:
+        if args.config is None:
+            print("dcim poll DEVICE needs --config FILE", file=sys.stderr)
+            return 2
+        try:
+            return asyncio.run(poll_inventory_device(args))
+        except ConfigError as exc:
+            return _report_config_error(exc)
+    if not args.host:
+        print("dcim poll: give a DEVICE with --config, or --host", file=sys.stderr)
+        return 2
     return asyncio.run(poll_once_and_print(args))
 
 
@@ -154,8 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("config", type=Path)
     validate.set_defaults(func=cmd_validate)
 
-    poll = sub.add_parser("poll", help="poll one SNMP device once and print its readings")
-    poll.add_argument("--host", required=True)
+    poll = sub.add_parser(
+        "poll", help="poll one device once (from the inventory, or an SNMP host) and print it"
+    )
+    poll.add_argument("device", nargs="?", help="inventory device id (with --config)")
+    poll.add_argument("--config", type=Path, help="inventory file the device is in")
+    poll.add_argument("--explain", action="store_true", help="print the request plan first")
+    poll.add_argument("--host", help="SNMP host to poll without an inventory")
     poll.add_argument("--port", type=int, default=161)
     poll.add_argument("--community", default=None, help="v1/v2c community (default: public)")
     poll.add_argument("--snmp-version", choices=["v1", "v2c", "v3"], default="v2c")

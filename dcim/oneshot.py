@@ -155,3 +155,75 @@ def _print_table(sourced: list[tuple[Reading, str]]) -> None:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(5)]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def explain_snmp_plan(plan: Any) -> str:
+    """An SNMP plan as text: the GETs a poll sends and the table walks."""
+    lines = [
+        f"profile {plan.profile}: {len(plan.get_batches)} GET(s), {len(plan.tables)} table walk(s)"
+    ]
+    for number, batch in enumerate(plan.get_batches, start=1):
+        lines.append(f"  GET {number}: {len(batch)} var-binds")
+        lines.extend(f"    {'.'.join(map(str, oid))}" for oid in batch)
+    for table in plan.tables:
+        columns = ", ".join(".".join(map(str, oid)) for oid in table.walk_oids)
+        lines.append(f"  GETBULK walk {table.name}: {columns}")
+    return "\n".join(lines)
+
+
+async def poll_inventory_device(args: argparse.Namespace) -> int:
+    """`dcim poll DEVICE --config FILE [--explain]`: one inventory device, once."""
+    import time
+
+    from collectors.registry import CollectorFactory
+    from dcim.inventory import iter_devices, load_config
+
+    config = load_config(args.config)
+    placed = next((p for p in iter_devices(config) if p.device.id == args.device), None)
+    if placed is None:
+        raise ConfigError(str(args.config), [f"no device {args.device!r} in the inventory"])
+    device = placed.device
+    if device.mqtt is not None:
+        print(f"dcim poll: {device.id} publishes over MQTT; nothing to poll", file=sys.stderr)
+        return 2
+    factory = CollectorFactory()
+    try:
+        if args.explain:
+            if device.modbus is not None:
+                print(factory.modbus_plan(device.profile, device.modbus.max_gap).explain())
+            else:
+                print(explain_snmp_plan(factory.snmp_plan(device.profile)))
+            print()
+        collector = factory.build(placed)
+        started = time.perf_counter()
+        async with collector:
+            readings = await collector.poll()
+        elapsed_ms = (time.perf_counter() - started) * 1000
+    except CollectError as exc:
+        print(f"dcim poll: {exc} ({exc.error_class})", file=sys.stderr)
+        return 1
+    finally:
+        factory.close()
+    for reading in readings:
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "metric": reading.metric,
+                        "value": reading.value,
+                        "unit": reading.unit,
+                        "tags": dict(reading.tags),
+                        "ts": reading.timestamp.isoformat(),
+                    }
+                )
+            )
+        else:
+            extra = " ".join(
+                f"{k}={v}"
+                for k, v in reading.tags.items()
+                if k not in placed.tags or placed.tags[k] != v
+            )
+            print(f"{reading.metric:<32} {extra:<28} {reading.value!s:>14} {reading.unit or ''}")
+    if not args.json:
+        print(f"{len(readings)} readings in {elapsed_ms:.1f} ms")
+    return 0
