@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 from collectors.profile import load_snmp_profile
 from collectors.snmp.client import SnmpEngineHost
-from collectors.snmp.fastclient import FastSnmpHost
 from collectors.snmp.collector import SnmpCollector
+from collectors.snmp.fastclient import FastSnmpHost
 from collectors.snmp.plan import SnmpPlan, plan_profile
 from collectors.snmp.security import warn_weak_security
 from dcim.collector import Collector, StreamCollector

@@ -206,17 +206,17 @@ class FastSnmpSession(SnmpSession):
         self._tries = config.retries + 1
 
     async def get(self, var_binds: Sequence[tuple[Any, Any]]) -> list[VarBind]:
-        return await self._request(fc.GET, 0, var_binds)
+        return await self._fast(fc.GET, 0, var_binds)
 
     async def get_next(self, var_binds: Sequence[tuple[Any, Any]]) -> list[VarBind]:
-        return await self._request(fc.GET_NEXT, 0, var_binds)
+        return await self._fast(fc.GET_NEXT, 0, var_binds)
 
     async def get_bulk(
         self, var_binds: Sequence[tuple[Any, Any]], max_repetitions: int
     ) -> list[VarBind]:
         if self._version == fc.VERSION_1:
             raise DeviceProtocolError(self.device_id, "SNMPv1 has no GETBULK")
-        return await self._request(fc.GET_BULK, max_repetitions, var_binds)
+        return await self._fast(fc.GET_BULK, max_repetitions, var_binds)
 
     def _template(
         self, pdu_type: int, max_repetitions: int, var_binds: Sequence[tuple[Any, Any]]
@@ -229,11 +229,11 @@ class FastSnmpSession(SnmpSession):
             if len(cache) >= _TEMPLATE_CACHE_MAX:
                 cache.clear()
             template = cache[key] = fc.request_template(
-                self._version, self._community, pdu_type, oids, 0, max_repetitions
+                self._version, self._community, pdu_type, oids, max_repetitions=max_repetitions
             )
         return template
 
-    async def _request(
+    async def _fast(
         self, pdu_type: int, max_repetitions: int, var_binds: Sequence[tuple[Any, Any]]
     ) -> list[VarBind]:
         template = self._template(pdu_type, max_repetitions, var_binds)

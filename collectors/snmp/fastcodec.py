@@ -116,10 +116,10 @@ def oid_content(oid: Sequence[int]) -> bytes:
             out.append(arc)
             continue
         chunk = [arc & 0x7F]
-        arc >>= 7
-        while arc:
-            chunk.append(0x80 | (arc & 0x7F))
-            arc >>= 7
+        rest = arc >> 7
+        while rest:
+            chunk.append(0x80 | (rest & 0x7F))
+            rest >>= 7
         out.extend(reversed(chunk))
     return bytes(out)
 
@@ -183,6 +183,7 @@ def encode_message(
     version: int,
     community: bytes,
     pdu_type: int,
+    *,
     request_id: int,
     error_status: int,
     error_index: int,
@@ -218,6 +219,7 @@ def request_template(
     community: bytes,
     pdu_type: int,
     oids: Iterable[Oid],
+    *,
     non_repeaters: int = 0,
     max_repetitions: int = 0,
 ) -> RequestTemplate:
@@ -310,7 +312,7 @@ def _value(tag: int, content: bytes) -> SnmpValue:
         if not content:
             raise CodecError("empty INTEGER")
         return int.from_bytes(content, "big", signed=True)
-    if tag == OCTET_STRING or tag == OPAQUE:
+    if tag in (OCTET_STRING, OPAQUE):
         return content
     absent = _EXCEPTIONS.get(tag)
     if absent is not None:
@@ -407,9 +409,7 @@ def decode_header(data: bytes) -> Header:
         vstart, vend = _expect(data, pos, SEQUENCE, pend)
     except IndexError:
         raise CodecError("truncated message") from None
-    return Header(
-        version, community, pdu_type, request_id, error_status, error_index, vstart, vend
-    )
+    return Header(version, community, pdu_type, request_id, error_status, error_index, vstart, vend)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 from types import MappingProxyType
@@ -69,7 +70,7 @@ smi_values = st.one_of(
 )
 
 
-def pysnmp_request(
+def pysnmp_request(  # noqa: PLR0917 - mirrors the message's fields in order
     version: int,
     community: bytes,
     pdu_type: int,
@@ -129,6 +130,7 @@ def pysnmp_response(
     max_repetitions=st.integers(0, 200),
 )
 def test_requests_are_byte_identical_to_pysnmp(
+    *,
     version: int,
     community: bytes,
     pdu_type: int,
@@ -142,7 +144,12 @@ def test_requests_are_byte_identical_to_pysnmp(
     else:
         non_repeaters = max_repetitions = 0
     template = fc.request_template(
-        version, community, pdu_type, names, non_repeaters, max_repetitions
+        version,
+        community,
+        pdu_type,
+        names,
+        non_repeaters=non_repeaters,
+        max_repetitions=max_repetitions,
     )
     ours = template.build(request_id)
     expected = pysnmp_request(
@@ -215,6 +222,7 @@ def test_responses_decode_like_pysnmp(
     var_binds=st.lists(st.tuples(oids, smi_values), max_size=50),
 )
 def test_agent_responses_are_byte_identical_to_pysnmp(
+    *,
     version: int,
     community: bytes,
     request_id: int,
@@ -227,7 +235,15 @@ def test_agent_responses_are_byte_identical_to_pysnmp(
             (n, v) for n, v in var_binds if not isinstance(v, Counter64) and v.tagSet[-1][0] != 128
         ]
     body = b"".join(fc.encode_varbind(name, value) for name, value in var_binds)
-    ours = fc.encode_message(version, community, fc.RESPONSE, request_id, status, index, body)
+    ours = fc.encode_message(
+        version,
+        community,
+        fc.RESPONSE,
+        request_id=request_id,
+        error_status=status,
+        error_index=index,
+        varbinds=body,
+    )
     module = V1 if version == 0 else V2
     pdu = module.GetResponsePDU() if version == 0 else V2.ResponsePDU()
     module.apiPDU.set_defaults(pdu)
@@ -247,7 +263,10 @@ def test_agent_responses_are_byte_identical_to_pysnmp(
     assert ours_decoded == theirs_decoded
     # and the bytes are the same, except that pyasn1 spends a needless 0xff octet on
     # -2**(8k-1) (-128, -32768...), where X.690's minimal form is ours
-    integers = [request_id, *(int(v) for _, v in var_binds if v.tagSet[-1][0] == 0 and v.tagSet[-1][2] == 2)]
+    integers = [
+        request_id,
+        *(int(v) for _, v in var_binds if v.tagSet[-1][0] == 0 and v.tagSet[-1][2] == 2),
+    ]
     if not any(i < 0 and (-i) & (-i - 1) == 0 and (-i).bit_length() % 8 == 0 for i in integers):
         assert ours == theirs
 
@@ -277,10 +296,8 @@ def test_damaged_messages_raise_codec_error_only(
         fc.decode_response(truncated)
     damaged = bytearray(data)
     damaged[flip % len(data)] ^= 0xFF
-    try:
+    with contextlib.suppress(fc.CodecError):
         fc.decode_response(bytes(damaged))
-    except fc.CodecError:
-        pass
 
 
 def test_not_v1_v2c_is_refused() -> None:
@@ -420,9 +437,7 @@ async def test_collector_reads_the_same_through_both_clients(
                 got = await collector.poll()
         finally:
             factory.close()
-        readings[fast] = {
-            (r.metric, tuple(sorted(r.tags.items()))): (r.value, r.unit) for r in got
-        }
+        readings[fast] = {(r.metric, tuple(sorted(r.tags.items()))): (r.value, r.unit) for r in got}
     assert readings[True].keys() == readings[False].keys()
     assert len(readings[True]) >= 19
     for key, (value, unit) in readings[False].items():
