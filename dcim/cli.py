@@ -141,6 +141,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return asyncio.run(run_bench(args))
 
 
+def cmd_bench_snmp(args: argparse.Namespace) -> int:
+    from dcim.benchsnmp import run_bench as run_snmp_bench
+
+    setup_logging(args.log_level or "WARNING")
+    return run_snmp_bench(args)
+
+
 def cmd_modbus(args: argparse.Namespace) -> int:
     from collectors.modbus.preview import run_poll, run_preview
 
@@ -239,8 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
     vocabulary = sub.add_parser("vocabulary", help="print the metric vocabulary (Markdown)")
     vocabulary.set_defaults(func=cmd_vocabulary)
 
-    bench = sub.add_parser("bench", help="measure the pipeline (readings/s into a sink)")
-    bench.add_argument("what", choices=["pipeline"])
+    benches = sub.add_parser("bench", help="measure the pipeline or SNMP polling at scale")
+    bench_sub = benches.add_subparsers(dest="what", required=True)
+    snmp_bench = bench_sub.add_parser("snmp", help="poll a simulated fleet; vs snmp_exporter")
+    from dcim.benchsnmp import add_arguments as add_snmp_bench_arguments
+
+    add_snmp_bench_arguments(snmp_bench)
+    snmp_bench.add_argument("--json", metavar="FILE", help="write the results here")
+    snmp_bench.set_defaults(func=cmd_bench_snmp)
+    bench = bench_sub.add_parser("pipeline", help="readings/s through the bus into a sink")
     bench.add_argument("--readings", type=int, default=200_000)
     bench.add_argument("--batch-size", type=int, default=5000)
     bench.add_argument("--influx-url", help="also write to this InfluxDB")

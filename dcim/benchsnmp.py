@@ -1,0 +1,621 @@
+"""`dcim bench snmp`: SNMP polling at scale, side by side with prometheus-snmp-exporter.
+
+One run, one machine, one simulated fleet (`simulators.fast_agent.fleet`: rack
+PDUs with outlet tables on the APC rPDU2 MIB, UPS on the UPS-MIB, AKCP
+probes) served by the fast agent in its own process. Then, one after the
+other, each in its own process so CPU and memory are its own:
+
+- fast: the monitor's collectors (`CollectorFactory`, `DevicePoller`, the
+  lean v2c client) poll every device every `--interval` seconds;
+- pysnmp: the same with the pysnmp client, on `--pysnmp-devices` devices
+  (it needs several cores for thousands);
+- exporter: prometheus-snmp-exporter (Debian package) with a generated
+  `snmp.yml` walking the same OIDs, scraped by a load loop in another
+  process on the same schedule; its CPU is read from /proc.
+
+Every phase first polls for one interval (warm-up: sessions, caches), then
+measures for `--duration` seconds. A poll counts when it returns readings
+(or, for the exporter, an HTTP 200 with samples). Results are ratios taken
+in the same run: fast vs exporter and fast vs pysnmp polls per CPU-second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dcim.reading import Reading
+
+PHASES = ("fast", "pysnmp", "exporter")
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# --- shared helpers ---------------------------------------------------------------
+
+
+def _cpu_self() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def rss_of(pid: int | str = "self") -> int:
+    """Resident set size in bytes, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def fleet_config(
+    count: int, ports: Sequence[int], interval_s: float, max_repetitions: int
+) -> dict[str, Any]:
+    """An inventory for the first `count` fleet devices: halls of racks with 2 PDUs each."""
+    from simulators.fast_agent import fleet
+
+    halls: list[dict[str, Any]] = []
+    racks: list[dict[str, Any]] = []
+    room_devices: list[dict[str, Any]] = []
+    for n, member in enumerate(fleet(count)):
+        device = {
+            "id": member.id,
+            "kind": member.kind,
+            "poll_interval_s": interval_s,
+            "vendor": "Simulated",
+            "model": member.profile,
+            "profile": member.profile,
+            "snmp": {
+                "host": "127.0.0.1",
+                "port": ports[n % len(ports)],
+                "community": member.community,
+                "max_repetitions": max_repetitions,
+            },
+        }
+        if member.kind == "pdu":
+            if not racks or len(racks[-1]["devices"]) == 2:
+                racks.append({"id": f"r{len(racks):05d}", "devices": []})
+            racks[-1]["devices"].append(device)
+        else:
+            room_devices.append(device)
+    per_hall = 250
+    for h in range(0, max(len(racks), 1), per_hall):
+        hall_racks = racks[h : h + per_hall]
+        rows = [
+            {"id": f"row-{r // 10:03d}", "racks": hall_racks[r : r + 10]}
+            for r in range(0, len(hall_racks), 10)
+        ]
+        halls.append({"id": f"hall-{h // per_hall + 1}", "rows": rows, "devices": []})
+    halls[0]["devices"] = room_devices
+    return {
+        "monitor": {"jitter": 1.0, "max_in_flight": 100},
+        "sites": [{"id": "bench", "name": "Bench site", "rooms": halls}],
+    }
+
+
+# --- phase: the monitor's pollers (child process) --------------------------------
+
+
+class _Stats:
+    def __init__(self) -> None:
+        self.measuring = False
+        self.ok = 0
+        self.failed = 0
+        self.readings = 0
+        self.lags: list[float] = []
+        self.durations: list[float] = []
+        self.errors: dict[str, int] = {}
+
+
+async def _poll_phase(spec: dict[str, Any]) -> dict[str, Any]:
+    from collectors.registry import CollectorFactory
+    from dcim.collector import Collector
+    from dcim.inventory import Config, iter_devices
+    from dcim.poller import DevicePoller
+
+    config = Config.model_validate(
+        fleet_config(spec["devices"], spec["ports"], spec["interval"], spec["max_repetitions"])
+    )
+    stats = _Stats()
+    loop = asyncio.get_running_loop()
+
+    def emit(readings: Sequence[Reading]) -> None:
+        if stats.measuring:
+            stats.readings += len(readings)
+
+    class LagPoller(DevicePoller):
+        """Knows when its grid started, to tell each poll's start lag."""
+
+        started = 0.0
+
+        async def run(self) -> None:
+            self.started = loop.time()  # DevicePoller.run reads the same clock first
+            await super().run()
+
+    class Timed:
+        """The collector, timed: start lag against the poller's grid, outcome, duration."""
+
+        def __init__(self, inner: Collector, interval: float) -> None:
+            self.inner = inner
+            self.device_id = inner.device_id
+            self.tags = inner.tags
+            self.interval = interval
+            self.poller: LagPoller | None = None
+
+        async def __aenter__(self) -> Timed:
+            await self.inner.__aenter__()
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            await self.inner.__aexit__(*exc)
+
+        async def poll(self) -> list[Reading]:
+            now = loop.time()
+            poller = self.poller
+            assert poller is not None
+            first_due = poller.started + poller._offset
+            slot = round((now - first_due) / self.interval)
+            lag = now - (first_due + slot * self.interval)
+            try:
+                readings = await self.inner.poll()
+            except Exception as exc:
+                if stats.measuring:
+                    stats.failed += 1
+                    name = type(exc).__name__
+                    stats.errors[name] = stats.errors.get(name, 0) + 1
+                raise
+            if stats.measuring:
+                stats.ok += 1
+                stats.lags.append(lag)
+                stats.durations.append(loop.time() - now)
+            return readings
+
+    rss_start = rss_of()
+    factory = CollectorFactory(
+        max_in_flight=config.monitor.max_in_flight, fast_snmp=spec["mode"] == "fast"
+    )
+    pollers: list[LagPoller] = []
+    for placed in iter_devices(config):
+        timed = Timed(factory.build(placed), placed.device.poll_interval_s)
+        poller = LagPoller(timed, interval_s=placed.device.poll_interval_s, emit=emit, spread=1.0)
+        timed.poller = poller
+        pollers.append(poller)
+    tasks = [asyncio.create_task(p.run()) for p in pollers]
+    await asyncio.sleep(spec["interval"])  # warm-up: every device polled once
+    stats.measuring = True
+    cpu0, wall0 = _cpu_self(), time.perf_counter()
+    await asyncio.sleep(spec["duration"])
+    cpu, wall = _cpu_self() - cpu0, time.perf_counter() - wall0
+    stats.measuring = False
+    rss = rss_of()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    factory.close()
+    polls = stats.ok
+    return {
+        "mode": spec["mode"],
+        "devices": len(pollers),
+        "interval_s": spec["interval"],
+        "window_s": round(wall, 2),
+        "polls": polls,
+        "failed_polls": stats.failed,
+        "errors": stats.errors,
+        "expected_polls": round(len(pollers) * wall / spec["interval"]),
+        "polls_per_s": polls / wall,
+        "cpu_s": round(cpu, 3),
+        "cpu_share_of_one_core": cpu / wall,
+        "polls_per_cpu_s": polls / cpu if cpu else None,
+        "readings_per_s": stats.readings / wall,
+        "lag_p50_s": _percentile(stats.lags, 0.5),
+        "lag_p99_s": _percentile(stats.lags, 0.99),
+        "lag_max_s": max(stats.lags, default=None),
+        "poll_duration_p50_s": _percentile(stats.durations, 0.5),
+        "poll_duration_p99_s": _percentile(stats.durations, 0.99),
+        "rss_bytes": rss,
+        "rss_before_devices_bytes": rss_start,
+        "rss_per_device_bytes": (rss - rss_start) / max(len(pollers), 1),
+        "skipped_slots": sum(p.skipped for p in pollers),
+    }
+
+
+# --- phase: prometheus-snmp-exporter ------------------------------------------------
+
+
+def _exporter_module(profile_name: str) -> dict[str, Any]:
+    """A snmp_exporter (0.21 format) module reading what the profile's plan reads."""
+    from collectors.profile import load_snmp_profile
+    from collectors.snmp.plan import oid_text, plan_profile
+
+    plan = plan_profile(load_snmp_profile(profile_name))
+    prefix = profile_name.replace("-", "_")
+    gets = [oid_text(oid) for batch in plan.get_batches for oid in batch]
+    metrics: list[dict[str, Any]] = [
+        {"name": f"{prefix}_s{n}", "oid": oid_text(oid[:-1]), "type": "gauge", "help": "bench"}
+        for n, batch_oid in enumerate(gets)
+        for oid in [tuple(int(p) for p in batch_oid.split("."))]
+    ]
+    walks: list[str] = []
+    for table in plan.tables:
+        label = table.walk_oids[table.label_column] if table.label_column is not None else None
+        for n, column in enumerate(table.walk_oids):
+            walks.append(oid_text(column))
+            if column == label:
+                continue
+            metric: dict[str, Any] = {
+                "name": f"{prefix}_{table.name}_{n}",
+                "oid": oid_text(column),
+                "type": "gauge",
+                "help": "bench",
+                "indexes": [{"labelname": table.index_tag, "type": "gauge"}],
+            }
+            if label is not None:
+                metric["lookups"] = [
+                    {
+                        "labels": [table.index_tag],
+                        "labelname": "label",
+                        "oid": oid_text(label),
+                        "type": "DisplayString",
+                    }
+                ]
+            metrics.append(metric)
+    return {"walk": walks, "get": gets, "metrics": metrics}
+
+
+def write_exporter_config(
+    path: Path, count: int, spec: dict[str, Any]
+) -> dict[str, tuple[str, str]]:
+    """snmp.yml with one module per device (0.21 keeps the community in the module).
+
+    Modules of a profile share everything but `auth` through YAML merge keys.
+    Returns device id -> (module name, metric name prefix).
+    """
+    from simulators.fast_agent import fleet
+
+    members = fleet(count)
+    lines = []
+    bases: set[str] = set()
+    for member in members:
+        if member.profile in bases:
+            continue
+        bases.add(member.profile)
+        base = _exporter_module(member.profile)
+        base.update(
+            version=2,
+            max_repetitions=spec["max_repetitions"],
+            retries=spec["retries"],
+            timeout=f"{spec['timeout_s']}s",
+        )
+        text = yaml.safe_dump({f"base_{member.profile}": base}, sort_keys=False)
+        head, rest = text.split("\n", 1)
+        lines.append(f"{head.rstrip(':')}: &{member.profile.replace('-', '_')}\n{rest}")
+        lines.append("  auth: {community: base}\n")
+    modules = {}
+    for member in members:
+        name = member.id
+        modules[member.id] = (name, member.profile.replace("-", "_"))
+        anchor = member.profile.replace("-", "_")
+        lines.append(f"{name}:\n  <<: *{anchor}\n  auth: {{community: {member.community}}}\n")
+    path.write_text("".join(lines))
+    return modules
+
+
+async def _scrape_phase(spec: dict[str, Any]) -> dict[str, Any]:
+    """Scrape the exporter for every device on the poll schedule; count and time it."""
+    import aiohttp
+
+    members = spec["targets"]
+    interval, exporter_pid = spec["interval"], spec["exporter_pid"]
+    stats = _Stats()
+    samples = 0
+    loop = asyncio.get_running_loop()
+    rng = random.Random(1)
+    connector = aiohttp.TCPConnector(limit=spec["max_in_flight"])
+    timeout = aiohttp.ClientTimeout(total=interval)
+
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+
+        async def scrape(target: str, module: str, prefix: str) -> None:
+            nonlocal samples
+            due = loop.time() + rng.uniform(0, interval)
+            url = f"http://127.0.0.1:{spec['exporter_port']}/snmp"
+            params = {"target": target, "module": module}
+            while True:
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                started = loop.time()
+                try:
+                    async with http.get(url, params=params) as response:
+                        body = await response.text()
+                        good = response.status == 200 and f"\n{prefix}_" in body
+                        count = body.count("\n") - body.count("\n#")
+                except (aiohttp.ClientError, TimeoutError):
+                    good, count = False, 0
+                if stats.measuring:
+                    if good:
+                        stats.ok += 1
+                        samples += count
+                        stats.lags.append(started - due)
+                        stats.durations.append(loop.time() - started)
+                    else:
+                        stats.failed += 1
+                due += interval
+                while due < loop.time():
+                    due += interval
+
+        tasks = [asyncio.create_task(scrape(t, m, p)) for t, m, p in members]
+        await asyncio.sleep(interval)
+        stats.measuring = True
+        exporter0, self0, wall0 = cpu_of(exporter_pid), _cpu_self(), time.perf_counter()
+        await asyncio.sleep(spec["duration"])
+        exporter_cpu = cpu_of(exporter_pid) - exporter0
+        scraper_cpu = _cpu_self() - self0
+        wall = time.perf_counter() - wall0
+        stats.measuring = False
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return {
+        "mode": "exporter",
+        "devices": len(members),
+        "interval_s": interval,
+        "window_s": round(wall, 2),
+        "polls": stats.ok,
+        "failed_polls": stats.failed,
+        "expected_polls": round(len(members) * wall / interval),
+        "polls_per_s": stats.ok / wall,
+        "cpu_s": round(exporter_cpu, 3),
+        "cpu_share_of_one_core": exporter_cpu / wall,
+        "polls_per_cpu_s": stats.ok / exporter_cpu if exporter_cpu else None,
+        "samples_per_s": samples / wall,
+        "scraper_cpu_s": round(scraper_cpu, 3),
+        "lag_p50_s": _percentile(stats.lags, 0.5),
+        "lag_p99_s": _percentile(stats.lags, 0.99),
+        "poll_duration_p50_s": _percentile(stats.durations, 0.5),
+        "poll_duration_p99_s": _percentile(stats.durations, 0.99),
+        "rss_bytes": rss_of(exporter_pid),
+    }
+
+
+# --- the orchestrating parent ----------------------------------------------------
+
+
+def _child(phase: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one phase in a fresh interpreter; its last stdout line is the result."""
+    done = subprocess.run(
+        [sys.executable, "-m", "dcim.benchsnmp", phase, json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{phase} phase failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _wait_http(port: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout_s} s")
+
+
+def _run_exporter(
+    binary: str, count: int, spec: dict[str, Any], agent_pid: int, work: Path
+) -> dict[str, Any]:
+    config = work / "snmp.yml"
+    modules = write_exporter_config(config, count, spec)
+    port = _free_tcp_port()
+    log = (work / "exporter.log").open("w")
+    exporter = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        _wait_http(port, 60)
+        ports = spec["ports"]
+        targets = [
+            (f"127.0.0.1:{ports[n % len(ports)]}", *modules[device_id])
+            for n, device_id in enumerate(modules)
+        ]
+        agent0 = cpu_of(agent_pid)
+        result = _child(
+            "scrape",
+            {**spec, "targets": targets, "exporter_pid": exporter.pid, "exporter_port": port},
+        )
+        result["agent_cpu_s"] = round(cpu_of(agent_pid) - agent0, 3)
+        result["exporter_version"] = _exporter_version(binary)
+        return result
+    finally:
+        exporter.terminate()
+        exporter.wait(10)
+        log.close()
+
+
+def _exporter_version(binary: str) -> str:
+    done = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    text = (done.stdout or done.stderr).strip().splitlines()
+    return text[0] if text else "?"
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    work = Path(tempfile.mkdtemp(prefix="dcim-bench-snmp-"))
+    agent = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "simulators.fast_agent",
+            "--devices",
+            str(args.devices),
+            "--ports",
+            str(args.agent_ports),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=(work / "agent.log").open("w"),
+        text=True,
+    )
+    result: dict[str, Any] = {
+        "bench": "snmp",
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "devices": args.devices,
+        "interval_s": args.interval,
+        "duration_s": args.duration,
+        "commit": _commit(),
+        "phases": {},
+    }
+    try:
+        assert agent.stdout is not None
+        ready = json.loads(agent.stdout.readline())
+        spec = {
+            "ports": ready["ports"],
+            "interval": args.interval,
+            "duration": args.duration,
+            "max_repetitions": args.max_repetitions,
+            "retries": 1,
+            "timeout_s": 2,
+            "max_in_flight": 100,
+        }
+        phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+        for phase in phases:
+            agent0 = cpu_of(agent.pid)
+            if phase == "fast":
+                out = _child("poll", {**spec, "mode": "fast", "devices": args.devices})
+            elif phase == "pysnmp":
+                count = min(args.devices, args.pysnmp_devices)
+                out = _child("poll", {**spec, "mode": "pysnmp", "devices": count})
+            elif phase == "exporter":
+                binary = shutil.which("prometheus-snmp-exporter")
+                if binary is None:
+                    print(
+                        "prometheus-snmp-exporter not installed: skipping (apt-get install -y prometheus-snmp-exporter)"
+                    )
+                    continue
+                out = _run_exporter(binary, args.devices, spec, agent.pid, work)
+            else:
+                raise SystemExit(f"unknown phase {phase!r} (choose from {', '.join(PHASES)})")
+            out.setdefault("agent_cpu_s", round(cpu_of(agent.pid) - agent0, 3))
+            result["phases"][phase] = out
+            _print_phase(phase, out)
+        result["agent_rss_bytes"] = rss_of(agent.pid)
+    finally:
+        agent.terminate()
+        agent.wait(10)
+    result["ratios"] = _ratios(result["phases"])
+    _print_ratios(result["ratios"])
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        print(f"results written to {args.json}")
+    return 0
+
+
+def _ratios(phases: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    def per_cpu(name: str) -> float | None:
+        value = phases.get(name, {}).get("polls_per_cpu_s")
+        return float(value) if value else None
+
+    fast, slow, go = per_cpu("fast"), per_cpu("pysnmp"), per_cpu("exporter")
+    return {
+        "fast_vs_exporter_polls_per_cpu_s": fast / go if fast and go else None,
+        "fast_vs_pysnmp_polls_per_cpu_s": fast / slow if fast and slow else None,
+    }
+
+
+def _commit() -> str | None:
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() or None
+
+
+def _fmt(value: Any, spec: str = ",.0f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _print_phase(phase: str, r: dict[str, Any]) -> None:
+    lag = f"lag p50 {_fmt(r.get('lag_p50_s'), '.3f')} s p99 {_fmt(r.get('lag_p99_s'), '.3f')} s"
+    print(
+        f"{phase:8} {r['devices']:>6} devices: {r['polls']:>7} polls ({r['failed_polls']} failed, "
+        f"{r['expected_polls']} due) {r['polls_per_s']:8.1f}/s, "
+        f"{_fmt(r['polls_per_cpu_s'])} per CPU-s ({r['cpu_share_of_one_core']:.0%} of a core), "
+        f"{lag}, RSS {r['rss_bytes'] / 2**20:.0f} MiB, agent CPU {r['agent_cpu_s']:.1f} s",
+        flush=True,
+    )
+
+
+def _print_ratios(ratios: dict[str, float | None]) -> None:
+    for name, value in ratios.items():
+        print(f"{name}: {_fmt(value, '.2f')}x")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    phase, spec = argv[0], json.loads(argv[1])
+    if phase == "poll":
+        out = asyncio.run(_poll_phase(spec))
+    elif phase == "scrape":
+        out = asyncio.run(_scrape_phase(spec))
+    else:
+        raise SystemExit(f"unknown phase {phase}")
+    print(json.dumps(out))
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `dcim bench snmp`."""
+    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--interval", type=float, default=30.0, help="poll interval, s")
+    parser.add_argument("--duration", type=float, default=60.0, help="measured window, s")
+    parser.add_argument("--pysnmp-devices", type=int, default=500)
+    parser.add_argument("--max-repetitions", type=int, default=25)
+    parser.add_argument("--agent-ports", type=int, default=4)
+    parser.add_argument("--phases", default=",".join(PHASES))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
