@@ -7,7 +7,8 @@ device `tags` (all strings):
 - PDU:    `feed` (A or B, required), `rated_a` (per phase), `outlets`, `breaker_a`,
           `rack_load_w` (design IT load of its rack)
 - CRAC:   `serves` (comma-separated row ids; default every row of its room), `capacity_w`
-- sensor: `sensor` = env | smoke | leak | door
+- sensor: `sensor` = env | smoke | leak | door; a smoke sensor's `detector` = aspirating
+          (default: VESDA-style stages) | point (one alarm contact)
 - meter:  `scope` = facility
 
 `build_topology` raises `TopologyError` listing every bad device and field.

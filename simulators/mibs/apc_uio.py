@@ -15,13 +15,15 @@ closed(1) open(2)). This is how the simulated probes appear:
 - smoke: a VESDA-style detector's four relays wired to contacts 1.1-1.4
   (Alert, Action, Fire1, Fire2), each closed while its stage is reached;
   obscuration itself is only on the detector's own interface (Modbus/MQTT).
+  A point detector (device tag `detector: point`) has one alarm relay instead,
+  contact 1.1 "Smoke", closed while the model's smoke reaches POINT_ALARM_LEVELS.
 """
 
 from __future__ import annotations
 
 from pysnmp.proto.rfc1902 import Integer32, OctetString
 
-from simulators.hall.model import SMOKE_THRESHOLDS
+from simulators.hall.model import SMOKE_THRESHOLDS, smoke_level
 from simulators.mib import Oid, TableBuilder
 from simulators.mibs.base import HallMibDevice
 
@@ -33,6 +35,9 @@ COMMS_OK, COMMS_LOST = 2, 3
 NORMAL, WARNING, CRITICAL = 1, 2, 3
 #: ASHRAE recommended / A1 allowable upper inlet limits [REFERENCE H1].
 INLET_WARNING_C, INLET_CRITICAL_C = 27.0, 32.0
+#: Stages at which a point smoke detector is in alarm (its relay closes): the hall
+#: view's `sensor.smoke_detected`.
+POINT_ALARM_LEVELS = ("fire1", "fire2")
 
 
 class ApcUioDevice(HallMibDevice):
@@ -70,7 +75,9 @@ class ApcUioDevice(HallMibDevice):
                     (*SENSOR_STATUS, 10), idx, Integer32(COMMS_LOST if temp is None else COMMS_OK)
                 )
             return
-        if role == "smoke":
+        if role == "smoke" and model.topology.placed[sid].device.tags.get("detector") == "point":
+            contacts = [("Smoke", smoke_level(model.smoke(sid)[0]) in POINT_ALARM_LEVELS)]
+        elif role == "smoke":
             value, _ = model.smoke(sid)
             contacts = [(name.capitalize(), value >= limit) for name, limit in SMOKE_THRESHOLDS]
         elif role == "leak":

@@ -307,8 +307,8 @@ async def test_every_device_polled_matches_the_model(hall: Hall) -> None:
     kinds = Counter(p.device.kind.value for p in hall.devices)
     protocols = Counter("modbus" if p.device.modbus else "snmp" for p in hall.devices)
     # the site as the inventory describes it: every kind, both polled protocols
-    assert kinds == {"ups": 2, "pdu": 8, "crac": 2, "sensor": 6, "meter": 1}, kinds
-    assert protocols == {"snmp": 17, "modbus": 2}, protocols
+    assert kinds == {"ups": 2, "pdu": 8, "crac": 2, "sensor": 7, "meter": 1}, kinds
+    assert protocols == {"snmp": 18, "modbus": 2}, protocols
 
     hall.at(0)
     polled = await hall.poll_all()
@@ -354,6 +354,10 @@ async def test_every_device_polled_matches_the_model(hall: Hall) -> None:
         ("sensor.smoke_level", "normal")
     ]
     assert value_of(polled, env, "sensor.status", position="inlet") == "normal"
+    # the point detector's one alarm contact, open: no smoke (and no VESDA stage reading)
+    assert [(r.metric, r.value) for r in polled["smoke-hall-1-A02"]] == [
+        ("sensor.smoke_detected", False)
+    ]
 
 
 async def test_polled_values_follow_an_outage_and_a_crac_failure(hall: Hall) -> None:
@@ -394,12 +398,15 @@ async def test_polled_values_follow_an_outage_and_a_crac_failure(hall: Hall) -> 
     hall.site.model.set_door("door-hall-1-A02", True)
     hall.site.model.set_leak("leak-hall-1", True)
     hall.site.model.set_smoke("vesda-hall-1", 1.0, 0.0)  # fire1, not fire2
+    hall.site.model.set_smoke("smoke-hall-1-A02", 1.0, 0.0)  # a point detector alarms at fire1
     hall.at(start + 31 * 60, failure)
     alarms = await hall.poll_all()
     check(compare(hall, alarms), "door open, leak, smoke at fire1")
     assert value_of(alarms, "door-hall-1-A02", "sensor.door_open") is True
     assert value_of(alarms, "leak-hall-1", "sensor.leak_detected") is True
     assert value_of(alarms, "vesda-hall-1", "sensor.smoke_level") == "fire1"
+    assert value_of(failed, "smoke-hall-1-A02", "sensor.smoke_detected") is False
+    assert value_of(alarms, "smoke-hall-1-A02", "sensor.smoke_detected") is True
 
 
 # --- the label rules apc-uio relies on, decoded by the real collector code ---

@@ -45,9 +45,10 @@ TRAP_DEVICE = "ups-a"
 STOP_WITHIN_S = 20.0
 
 
-#: What the test adds to the site file: the hall's only smoke detector speaks APC UIO,
-#: a dry contact per alarm stage, so nothing there reports an obscuration or a VESDA
-#: level. An MQTT sampling point (as in the demo site's hall 2) does.
+#: What the test adds to the site file: the hall's smoke detectors speak APC UIO dry
+#: contacts (the VESDA unit a contact per alarm stage, the point detector one alarm
+#: contact), so nothing there reports an obscuration. An MQTT sampling point (as in the
+#: demo site's hall 2) does.
 SMOKE_POINT: dict[str, Any] = {
     "id": "smoke-hall-1-B02",
     "kind": "sensor",

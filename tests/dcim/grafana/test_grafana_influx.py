@@ -59,25 +59,9 @@ pytestmark = pytest.mark.slow
 #: Hall panels ("view: title") that may stay empty while the metric they need is absent
 #: from the run's data, and why. An entry is excused only while InfluxDB has no such
 #: field after the run, so it expires by itself when a profile starts mapping the metric.
-_NO_POINT_DETECTOR = (
-    "sensor.smoke_detected",
-    "the hall has no point smoke detector: its VESDA unit (apc-uio) and the MQTT "
-    "sampling point report sensor.smoke_level and obscuration",
-)
-PENDING: dict[str, tuple[str, str]] = {
-    "noc: Smoke detectors": _NO_POINT_DETECTOR,
-    "environment: Smoke detectors": _NO_POINT_DETECTOR,
-    "power: Branch load vs breaker rating": (
-        "pdu.branch_rating_a",
-        "the apc-rpdu2 and raritan-pdu2 profiles do not map breaker ratings "
-        "(the site has them only as the simulator tag breaker_a)",
-    ),
-    "power: 2N headroom per rack": (
-        "pdu.rated_current_a",
-        "the apc-rpdu2 and raritan-pdu2 profiles do not map the inlet rating "
-        "(the site has it only as the simulator tag rated_a)",
-    ),
-}
+#: Empty: the PDU profiles map the breaker and inlet ratings and the site has a point
+#: smoke detector, so every hall panel is proven on simulator data.
+PENDING: dict[str, tuple[str, str]] = {}
 SITE = "demo"
 HALL_SITE = "lab"
 UPS_COMMUNITIES = ("ups1", "ups2", "ups3", "ups4")
@@ -434,6 +418,37 @@ def test_hall_pue_is_facility_over_it_power(hall: Hall) -> None:
     assert got
     assert got.keys() == expected.keys()
     assert all(abs(got[t] - expected[t]) < 1e-9 for t in got), (got, expected)
+
+
+def test_hall_rating_panels_divide_by_the_polled_ratings(hall: Hall) -> None:
+    """Branch load is each branch's current over its breaker rating (20 A in the site file)."""
+    db, server = hall.influx.db, hall.influx.server
+    ratings = server.query('SELECT "branch_rating_a", "rated_current_a" FROM "pdu"', db)
+    assert {r["branch_rating_a"] for r in ratings if r["branch_rating_a"] is not None} == {20.0}
+    assert {r["rated_current_a"] for r in ratings if r["rated_current_a"] is not None} == {32.0}
+    power = hall.dashboards["power"]
+    values = selection(power, {})
+    branch = next(p for p in panels(power) if p["title"] == "Branch load vs breaker rating")
+    got = {
+        (s["tags"]["device"], s["tags"]["branch"], t): v
+        for s in run(hall.influx, expand(branch["targets"][0]["query"], values))
+        for t, v in s["values"]
+        if v is not None
+    }
+    q = """SELECT mean("branch_current_a") FROM "pdu" WHERE $timeFilter GROUP BY time($__interval), "device", "branch" fill(none)"""
+    amps = {
+        (s["tags"]["device"], s["tags"]["branch"], t): v
+        for s in run(hall.influx, expand(q, values))
+        for t, v in s["values"]
+    }
+    assert got
+    assert got.keys() <= amps.keys()
+    assert all(abs(v - 100 * amps[k] / 20.0) < 1e-9 for k, v in got.items()), got
+    noc = hall.dashboards["noc"]
+    smoke = next(p for p in panels(noc) if p["title"] == "Smoke detectors")
+    series = run(hall.influx, expand(smoke["targets"][0]["query"], selection(noc, {})))
+    latest = {s["tags"]["device"]: v for s in series for _, v in s["values"] if v is not None}
+    assert latest == {"smoke-hall-1-A02": False}  # the point detector; no smoke in this run
 
 
 def test_scope_variables_select_what_they_say(filled: Filled) -> None:
