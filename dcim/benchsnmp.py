@@ -301,36 +301,29 @@ def write_exporter_config(
 ) -> dict[str, tuple[str, str]]:
     """snmp.yml with one module per device (0.21 keeps the community in the module).
 
-    Modules of a profile share everything but `auth` through YAML merge keys.
-    Returns device id -> (module name, metric name prefix).
+    Written out in full per device: the exporter's YAML parser refuses this many
+    aliases. Returns device id -> (module name, metric name prefix).
     """
     from simulators.fast_agent import fleet
 
     members = fleet(count)
-    lines = []
-    bases: set[str] = set()
-    for member in members:
-        if member.profile in bases:
-            continue
-        bases.add(member.profile)
-        base = _exporter_module(member.profile)
-        base.update(
-            version=2,
-            max_repetitions=spec["max_repetitions"],
-            retries=spec["retries"],
-            timeout=f"{spec['timeout_s']}s",
-        )
-        text = yaml.safe_dump({f"base_{member.profile}": base}, sort_keys=False)
-        head, rest = text.split("\n", 1)
-        lines.append(f"{head.rstrip(':')}: &{member.profile.replace('-', '_')}\n{rest}")
-        lines.append("  auth: {community: base}\n")
-    modules = {}
-    for member in members:
-        name = member.id
-        modules[member.id] = (name, member.profile.replace("-", "_"))
-        anchor = member.profile.replace("-", "_")
-        lines.append(f"{name}:\n  <<: *{anchor}\n  auth: {{community: {member.community}}}\n")
-    path.write_text("".join(lines))
+    bodies: dict[str, str] = {}
+    modules: dict[str, tuple[str, str]] = {}
+    with path.open("w") as out:
+        for member in members:
+            body = bodies.get(member.profile)
+            if body is None:
+                base = _exporter_module(member.profile)
+                base.update(
+                    version=2,
+                    max_repetitions=spec["max_repetitions"],
+                    retries=spec["retries"],
+                    timeout=f"{spec['timeout_s']}s",
+                )
+                text = yaml.safe_dump(base, sort_keys=False)
+                body = bodies[member.profile] = "".join(f"  {line}\n" for line in text.splitlines())
+            out.write(f"{member.id}:\n{body}  auth:\n    community: {member.community}\n")
+            modules[member.id] = (member.id, member.profile.replace("-", "_"))
     return modules
 
 
@@ -456,7 +449,7 @@ def _run_exporter(
         stderr=log,
     )
     try:
-        _wait_http(port, 60)
+        _wait_http(port, 120)
         ports = spec["ports"]
         targets = [
             (f"127.0.0.1:{ports[n % len(ports)]}", *modules[device_id])
@@ -536,7 +529,12 @@ def run_bench(args: argparse.Namespace) -> int:
                         "prometheus-snmp-exporter not installed: skipping (apt-get install -y prometheus-snmp-exporter)"
                     )
                     continue
-                out = _run_exporter(binary, args.devices, spec, agent.pid, work)
+                try:
+                    out = _run_exporter(binary, args.devices, spec, agent.pid, work)
+                except RuntimeError as exc:  # the other phases' results still count
+                    print(f"exporter phase failed: {exc} (see {work}/exporter.log)")
+                    result["phases"][phase] = {"error": str(exc)}
+                    continue
             else:
                 raise SystemExit(f"unknown phase {phase!r} (choose from {', '.join(PHASES)})")
             out.setdefault("agent_cpu_s", round(cpu_of(agent.pid) - agent0, 3))
