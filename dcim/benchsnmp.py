@@ -409,7 +409,8 @@ async def _scrape_phase(spec: dict[str, Any]) -> dict[str, Any]:
 def _child(phase: str, spec: dict[str, Any]) -> dict[str, Any]:
     """Run one phase in a fresh interpreter; its last stdout line is the result."""
     done = subprocess.run(
-        [sys.executable, "-m", "dcim.benchsnmp", phase, json.dumps(spec)],
+        [sys.executable, "-m", "dcim.benchsnmp", phase],
+        input=json.dumps(spec),  # thousands of targets do not fit on a command line
         capture_output=True,
         text=True,
         check=False,
@@ -540,6 +541,8 @@ def run_bench(args: argparse.Namespace) -> int:
             out.setdefault("agent_cpu_s", round(cpu_of(agent.pid) - agent0, 3))
             result["phases"][phase] = out
             _print_phase(phase, out)
+            if out.get("errors"):
+                print(f"         errors: {out['errors']}")
         result["agent_rss_bytes"] = rss_of(agent.pid)
     finally:
         agent.terminate()
@@ -593,7 +596,7 @@ def _print_ratios(ratios: dict[str, float | None]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    phase, spec = argv[0], json.loads(argv[1])
+    phase, spec = argv[0], json.loads(sys.stdin.read())
     if phase == "poll":
         out = asyncio.run(_poll_phase(spec))
     elif phase == "scrape":
