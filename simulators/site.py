@@ -46,6 +46,9 @@ from simulators.traps import TrapSender
 
 log = logging.getLogger(__name__)
 
+#: Longest one step of stopping may take (a publisher, a Modbus server).
+CLOSE_STEP_S = 5.0
+
 #: SNMP profile name (as in the inventory) -> the MIB view that serves it.
 MIB_VIEWS: dict[str, type[HallMibDevice]] = {
     "apc-rpdu2": ApcRpdu2Device,
@@ -358,10 +361,18 @@ class Site:
         task, self._mqtt_task = self._mqtt_task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # a publisher stuck on a broker must not keep the site from stopping
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                async with asyncio.timeout(CLOSE_STEP_S):
+                    await task
         for server in self.modbus:
-            await server.close()
+            try:
+                async with asyncio.timeout(CLOSE_STEP_S):
+                    await server.close()
+            except TimeoutError:
+                log.warning(
+                    "modbus simulator on port %s did not stop in %g s", server.port, CLOSE_STEP_S
+                )
         self.modbus.clear()
         self.stop()
 

@@ -173,12 +173,14 @@ async def run_hall(
 
     site = Site(site_config(), speed=SPEED, seed=7)
     unpolled = missing_profiles(site.config)
-    await site.start("127.0.0.1", 0, mqtt_url=mqtt_url)
+    async with asyncio.timeout(STOP_WITHIN_S):  # a start that hangs fails, with a message
+        await site.start("127.0.0.1", 0, mqtt_url=mqtt_url)
     try:
         config = monitor_config(site, mqtt_url, sink, state_dir, set(unpolled))
         monitor = Monitor(config)
         receiver = next(s for s in monitor.streams if type(s).__name__ == "TrapReceiver")
-        _, trap_port = await receiver.start()  # type: ignore[attr-defined]
+        async with asyncio.timeout(STOP_WITHIN_S):
+            _, trap_port = await receiver.start()  # type: ignore[attr-defined]
         community = config.traps.communities[0].get_secret_value()  # type: ignore[union-attr]
         sender = site.send_traps_to([("127.0.0.1", trap_port)], community)
         sender.profiles = {TRAP_DEVICE: sender.profiles[TRAP_DEVICE]}
@@ -199,4 +201,5 @@ async def run_hall(
                 await running
         return HallRun(unpolled, config, len(sender.sent), len(scenario.steps))
     finally:
-        await site.aclose()
+        async with asyncio.timeout(STOP_WITHIN_S):
+            await site.aclose()
