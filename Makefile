@@ -12,7 +12,7 @@ SERVER_BINARIES := /usr/bin/influxd /usr/bin/victoria-metrics /usr/bin/snmpwalk 
 	/usr/sbin/mosquitto /usr/bin/mosquitto_sub /usr/bin/mbpoll /lib/nut/snmp-ups /sbin/upsd \
 	/usr/bin/upsc /usr/bin/prometheus-alertmanager
 
-.PHONY: demo test check servers clean dashboards
+.PHONY: demo test check servers clean dashboards bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ check: $(BIN)/.installed
 
 test: $(BIN)/.installed servers check
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# SNMP polling at scale, side by side with the Go prometheus-snmp-exporter
+bench: $(BIN)/.installed
+	@[ -x /usr/bin/prometheus-snmp-exporter ] || { if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-snmp-exporter >/dev/null; }
+	mkdir -p var && $(BIN)/dcim bench snmp --devices 1000 --interval 30 --duration 60 --json var/bench-snmp.json
 
 dashboards: $(BIN)/.installed
 	$(BIN)/dcim grafana export dashboards --config dcim/examples/site.yaml
