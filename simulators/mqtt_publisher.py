@@ -274,6 +274,7 @@ class SensorPublisher:
                             )
                         raise
             except aiomqtt.MqttError as exc:
+                _stop_if_cancelled(exc)
                 log.info("sensor %s: broker: %s; retry in %.1f s", self.client_id, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.reconnect_max_s)
@@ -293,6 +294,17 @@ class SensorPublisher:
                 self.stats.per_topic[topic] = self.stats.per_topic.get(topic, 0) + 1
             self._wake.clear()
             await self._wake.wait()
+
+
+def _stop_if_cancelled(exc: BaseException) -> None:
+    """Re-raise a cancellation that aiomqtt turned into an MqttError on the way out.
+
+    Leaving `async with client` while cancelled can fail the disconnect; without
+    this the reconnect loop would swallow the cancel and never stop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from exc
 
 
 async def run_publishers(

@@ -197,6 +197,10 @@ class MqttSubscriber:
                         if inspect.isawaitable(result):
                             await result
             except aiomqtt.MqttError as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # a stop that aiomqtt turned into an MqttError: stop, do not reconnect
+                    raise asyncio.CancelledError from exc
                 failures += 1
                 was_connected = self.connected
                 self._set_connected(False)
