@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from collectors.profile import Conversion, SnmpField
-from collectors.snmp.client import Absent, SnmpValue
+from collectors.snmp.client import SnmpValue
 from dcim.reading import MAX_STRING_VALUE, Value
 
 
@@ -168,8 +168,3 @@ class CompiledField:
     @property
     def metric(self) -> str:
         return self.field.metric
-
-
-def absent_reason(raw: SnmpValue) -> str | None:
-    """Why a var-bind carries no value, or None when it does."""
-    return raw.value if isinstance(raw, Absent) else None
