@@ -5,6 +5,7 @@ Its own module because `dcim.inventory` imports `dcim.alerts.config`, which need
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -27,3 +28,15 @@ class TlsConfig(BaseModel):
             msg = "cert_file and key_file go together"
             raise ValueError(msg)
         return self
+
+
+def client_context(tls: TlsConfig | None) -> ssl.SSLContext:
+    """Client TLS: the given CA (or the system's), optional client certificate."""
+    ca = str(tls.ca_file) if tls and tls.ca_file else None
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+    if tls and tls.cert_file and tls.key_file:
+        context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    if tls and tls.insecure_skip_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context

@@ -11,7 +11,6 @@ be taken for the next one, and a fresh connection is the only clean resync.
 from __future__ import annotations
 
 import asyncio
-import ssl
 from typing import Any
 
 from pymodbus import FramerType
@@ -20,6 +19,7 @@ from pymodbus.exceptions import ConnectionException, ModbusIOException
 
 from dcim.errors import CollectError, DeviceProtocolError, DeviceTimeoutError
 from dcim.inventory import ModbusConfig
+from dcim.tls import client_context
 
 #: Modbus exception codes (Modbus Application Protocol v1.1b3, section 7).
 EXCEPTION_NAMES = {
@@ -62,17 +62,6 @@ class ModbusExceptionError(DeviceProtocolError):
         super().__init__(device_id, f"{where}: exception {code} ({name})")
 
 
-def _ssl_context(config: ModbusConfig) -> ssl.SSLContext:
-    tls = config.tls
-    context = ssl.create_default_context(cafile=str(tls.ca_file) if tls and tls.ca_file else None)
-    if tls and tls.cert_file and tls.key_file:
-        context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
-    if tls and tls.insecure_skip_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 class _Connection:
     """A pymodbus client plus a future that completes when its link drops."""
 
@@ -87,7 +76,9 @@ class _Connection:
         }
         self.client: AsyncModbusTcpClient
         if config.transport == "tls":
-            self.client = AsyncModbusTlsClient(config.host, sslctx=_ssl_context(config), **common)
+            self.client = AsyncModbusTlsClient(
+                config.host, sslctx=client_context(config.tls), **common
+            )
         else:
             framer = FramerType.RTU if config.transport == "rtu-over-tcp" else FramerType.SOCKET
             self.client = AsyncModbusTcpClient(config.host, framer=framer, **common)

@@ -14,7 +14,6 @@ import inspect
 import logging
 import random
 import socket
-import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -27,7 +26,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from dcim.errors import ConfigError
-from dcim.inventory import MqttBrokerConfig, TlsConfig
+from dcim.inventory import MqttBrokerConfig
+from dcim.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +53,6 @@ def parse_broker_url(url: str) -> BrokerAddress:
     except ValueError:
         raise ConfigError(url, ["broker url has an invalid port"]) from None
     return BrokerAddress(unquote(parts.hostname), port, tls)
-
-
-def tls_context(tls: TlsConfig | None) -> ssl.SSLContext:
-    """Client TLS: the given CA (or the system's), optional client certificate."""
-    ca = str(tls.ca_file) if tls and tls.ca_file else None
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
-    if tls and tls.cert_file and tls.key_file:
-        context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
-    if tls and tls.insecure_skip_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def default_client_id() -> str:
@@ -153,7 +141,7 @@ def make_client(
         properties=properties,
         keepalive=broker.keepalive_s,
         will=will,
-        tls_context=tls_context(broker.tls) if use_tls else None,
+        tls_context=client_context(broker.tls) if use_tls else None,
         tls_insecure=bool(broker.tls and broker.tls.insecure_skip_verify) if use_tls else None,
         timeout=10.0,
     )

@@ -77,13 +77,49 @@ class EmailChannel(_Strict):
         return self
 
 
+AlertmanagerUrl = Annotated[str, Field(pattern=r"^https?://")]
+
+
 class AlertmanagerChannel(_Strict):
+    """One Alertmanager, or every member of an Alertmanager cluster (`urls`).
+
+    A cluster gets each alert from us directly, not through a load balancer:
+    its members gossip to notify once, and any one of them that hears of the
+    alert can page while the others are down.
+    """
+
     type: Literal["alertmanager"]
     name: Name
-    url: str = Field(pattern=r"^https?://")
+    url: AlertmanagerUrl | None = None
+    urls: list[AlertmanagerUrl] = Field(default_factory=list)
     #: Firing alerts are re-sent this often (Alertmanager expires alerts it stops hearing of).
     refresh_s: float = Field(default=60.0, gt=0)
     timeout_s: float = Field(default=5.0, gt=0, le=60)
+    #: HTTP basic auth, as Alertmanager's --web.config.file `basic_auth_users` checks it.
+    username: str | None = None
+    password: Secret | None = None
+    tls: TlsConfig | None = None
+
+    @model_validator(mode="after")
+    def _valid(self) -> AlertmanagerChannel:
+        if (self.url is None) == (not self.urls):
+            msg = "give either url (one Alertmanager) or urls (every member of a cluster)"
+            raise ValueError(msg)
+        if len(set(self.targets)) != len(self.targets):
+            msg = "urls lists the same Alertmanager twice"
+            raise ValueError(msg)
+        if (self.username is None) != (self.password is None):
+            msg = "username and password go together"
+            raise ValueError(msg)
+        if self.password is not None and any(u.startswith("http:") for u in self.targets):
+            msg = "basic auth over http:// sends the password in clear: use https://"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def targets(self) -> list[str]:
+        """Base URLs of the Alertmanagers to post to."""
+        return [self.url] if self.url is not None else list(self.urls)
 
 
 #: Fields an MQTT topic template may name besides the incident's labels (site, room, rack...).

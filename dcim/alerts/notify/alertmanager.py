@@ -7,7 +7,10 @@ a resolve is posted with `endsAt` = when it resolved.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -16,6 +19,9 @@ import aiohttp
 from dcim.alerts.config import AlertmanagerChannel
 from dcim.alerts.model import Notification, Phase
 from dcim.alerts.notify.base import NotifyError
+from dcim.tls import client_context
+
+log = logging.getLogger(__name__)
 
 
 def _iso(ts: float) -> str:
@@ -48,33 +54,68 @@ def to_alert(notification: Notification, now: float, refresh_s: float) -> dict[s
 
 
 class AlertmanagerNotifier:
+    """Posts to every configured Alertmanager; delivered when at least one accepted it.
+
+    That is how an Alertmanager cluster expects its clients to behave: each
+    member hears every alert and the gossip protocol makes one of them page, so
+    a member that is down (or a network split) costs nothing as long as one
+    member took the alert. Members that failed are named in the log.
+    """
+
     def __init__(self, config: AlertmanagerChannel) -> None:
         self.name = config.name
         self.refresh_s = config.refresh_s
         self._config = config
-        self._url = config.url.rstrip("/") + "/api/v2/alerts"
+        self._urls = [url.rstrip("/") + "/api/v2/alerts" for url in config.targets]
         self._active: dict[str, Notification] = {}
         self._session: aiohttp.ClientSession | None = None
 
     def resume(self, active: Sequence[Notification]) -> None:
         self._active.update({n.incident_id: n for n in active})
 
-    async def _post(self, alerts: list[dict[str, object]]) -> None:
+    def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
+            config = self._config
+            headers = {"Content-Type": "application/json"}
+            if config.username is not None and config.password is not None:
+                # by hand: aiohttp.BasicAuth is deprecated, encode_basic_auth is 3.12+ only
+                pair = f"{config.username}:{config.password.get_secret_value()}".encode()
+                headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+            connector = aiohttp.TCPConnector(ssl=client_context(config.tls))
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._config.timeout_s)
+                timeout=aiohttp.ClientTimeout(total=config.timeout_s),
+                headers=headers,
+                connector=connector,
             )
-        body = json.dumps(alerts).encode()
-        headers = {"Content-Type": "application/json"}
+        return self._session
+
+    async def _post_one(self, session: aiohttp.ClientSession, url: str, body: bytes) -> None:
         try:
-            async with self._session.post(self._url, data=body, headers=headers) as resp:
+            async with session.post(url, data=body) as resp:
                 if resp.status != 200:
                     text = (await resp.text())[:200]
-                    raise NotifyError(f"alertmanager {self.name}: HTTP {resp.status}: {text}")
+                    raise NotifyError(
+                        f"alertmanager {self.name} ({url}): HTTP {resp.status}: {text}"
+                    )
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise NotifyError(
-                f"alertmanager {self.name}: {exc.__class__.__name__}: {exc}"
+                f"alertmanager {self.name} ({url}): {exc.__class__.__name__}: {exc}"
             ) from None
+
+    async def _post(self, alerts: list[dict[str, object]]) -> None:
+        session = self._open()
+        body = json.dumps(alerts).encode()
+        results = await asyncio.gather(
+            *(self._post_one(session, url, body) for url in self._urls), return_exceptions=True
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        for failure in failures:
+            if not isinstance(failure, NotifyError):
+                raise failure
+        if len(failures) == len(results):
+            raise NotifyError("; ".join(str(f) for f in failures))
+        for failure in failures:  # delivered through another member: worth a warning only
+            log.warning("%s (delivered to another cluster member)", failure)
 
     async def send(self, notification: Notification) -> None:
         # Alertmanager judges start and end times by its own (wall) clock

@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import ipaddress
 import json
-import os
 import ssl
-import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from servers import find_binary, free_port, http, wait_until
+from alertmanager_server import Alertmanager, start_alertmanager
+from certs import self_signed
+from servers import free_port
 
 from dcim.alerts.clock import ManualClock
 from dcim.alerts.config import AlertsConfig
@@ -213,42 +212,6 @@ async def test_restart_neither_resends_nor_loses_a_resolve(
 # --- email: aiosmtpd as a real SMTP server with STARTTLS and AUTH --------------------
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "smtp.crt", directory / "smtp.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 class _Inbox:
     def __init__(self) -> None:
         self.messages: list[tuple[str, bytes]] = []
@@ -264,7 +227,7 @@ async def test_email_goes_over_starttls_with_auth(
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path, "smtp")
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert, key)
 
@@ -317,88 +280,141 @@ async def test_email_goes_over_starttls_with_auth(
         controller.stop()
 
 
-# --- a real Alertmanager ------------------------------------------------------------------
+# --- a real Alertmanager, alone and as a cluster ---------------------------------------------
 
 
-def _alertmanager_binary() -> str:
-    path = find_binary("prometheus-alertmanager", "/usr/bin/prometheus-alertmanager")
-    if path is not None:
-        return path
-    reason = "prometheus-alertmanager not found (apt-get install prometheus-alertmanager)"
-    if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-        pytest.fail(f"{reason}; CI is set, so a missing server is a failure")
-    pytest.skip(reason)
+async def until(check: Callable[[], bool], what: str, within_s: float = 10.0) -> None:
+    """Wait for state held by another process (Alertmanager cannot signal us)."""
+    try:
+        async with asyncio.timeout(within_s):
+            while not await asyncio.to_thread(check):  # noqa: ASYNC110 - another process
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+def active(server: Alertmanager) -> list[str]:
+    return [a["labels"]["alertname"] for a in server.alerts() if a["status"]["state"] == "active"]
 
 
 @pytest.fixture
-def alertmanager(tmp_path: Path) -> Iterator[str]:
-    binary = _alertmanager_binary()
-    config = tmp_path / "alertmanager.yml"
-    config.write_text("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "alertmanager.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.path={tmp_path / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError((tmp_path / "alertmanager.log").read_text()[-2000:])
-        try:
-            return http("GET", f"{url}/-/ready", timeout=1.0)[0] == 200
-        except OSError:
-            return False
-
-    try:
-        wait_until(ready, 30, "alertmanager to answer")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
+def alertmanager(tmp_path: Path) -> Iterator[Alertmanager]:
+    server = start_alertmanager(tmp_path / "am")
+    yield server
+    server.stop()
 
 
-def _am_alerts(url: str) -> list[dict[str, Any]]:
-    status, body = http("GET", f"{url}/api/v2/alerts")
-    assert status == 200, body
-    alerts: list[dict[str, Any]] = json.loads(body)
-    return alerts
-
-
-async def test_alertmanager_receives_and_resolves(tmp_path: Path, alertmanager: str) -> None:
+async def test_alertmanager_receives_and_resolves(
+    tmp_path: Path, alertmanager: Alertmanager
+) -> None:
     clock = ManualClock(dt.datetime.now(dt.UTC).timestamp())
-    alerts = service(tmp_path, clock, {"type": "alertmanager", "name": "am", "url": alertmanager})
+    channel = {"type": "alertmanager", "name": "am", "url": alertmanager.url}
+    alerts = service(tmp_path, clock, channel)
     try:
         alerts.process([temp(33.0, clock)])
-        async with asyncio.timeout(10):
-            while not await asyncio.to_thread(_am_alerts, alertmanager):  # noqa: ASYNC110 - another process
-                await asyncio.sleep(0.1)
-        (alert,) = await asyncio.to_thread(_am_alerts, alertmanager)
+        await until(lambda: bool(alertmanager.alerts()), "the alert in Alertmanager")
+        (alert,) = alertmanager.alerts()
         assert alert["labels"]["alertname"] == "inlet"
         assert alert["labels"]["severity"] == "critical"
         assert alert["labels"]["rack"] == "a01"
         assert alert["status"]["state"] == "active"
         clock.advance(1)
         alerts.process([temp(20.0, clock)])
-
-        async def resolved() -> bool:
-            current = await asyncio.to_thread(_am_alerts, alertmanager)
-            return all(a["status"]["state"] != "active" for a in current) or not current
-
-        try:
-            async with asyncio.timeout(10):
-                while not await resolved():  # noqa: ASYNC110 - another process
-                    await asyncio.sleep(0.1)
-        except TimeoutError:
-            raise AssertionError(await asyncio.to_thread(_am_alerts, alertmanager)) from None
+        await until(lambda: not active(alertmanager), "the resolve in Alertmanager")
     finally:
         await alerts.aclose()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[list[Alertmanager]]:
+    first = start_alertmanager(tmp_path / "am1", clustered=True)
+    members = [first]
+    try:
+        members.append(start_alertmanager(tmp_path / "am2", peers=(first.cluster_address,)))
+        yield members
+    finally:
+        for member in members:
+            member.stop()
+
+
+async def test_every_cluster_member_hears_each_alert_and_one_member_down_loses_nothing(
+    tmp_path: Path, cluster: list[Alertmanager], caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = cluster
+    # the documented HA set-up really forms one cluster
+    await until(lambda: first.cluster_peers() == 2 == second.cluster_peers(), "gossip")
+    clock = ManualClock(dt.datetime.now(dt.UTC).timestamp())
+    channel = {"type": "alertmanager", "name": "am", "urls": [first.url, second.url]}
+    alerts = service(tmp_path, clock, channel)
+    try:
+        alerts.process([temp(33.0, clock)])
+        await all_delivered(alerts, "am")
+        await until(lambda: active(first) == active(second) == ["inlet"], "both members")
+
+        first.stop()  # one member dies; the resolve must still get through
+        clock.advance(1)
+        alerts.process([temp(20.0, clock)])
+        await all_delivered(alerts, "am")
+        await until(lambda: not active(second), "the resolve on the surviving member")
+        assert first.url in caplog.text  # the dead member is named, as a warning
+        assert "dcim.notification_failed" not in [i.rule for i in alerts.incidents()]
+    finally:
+        await alerts.aclose()
+
+
+async def test_no_member_reachable_is_a_failed_delivery(
+    tmp_path: Path, cluster: list[Alertmanager]
+) -> None:
+    for member in cluster:
+        member.stop()
+    clock = ManualClock(dt.datetime.now(dt.UTC).timestamp())
+    channel = {"type": "alertmanager", "name": "am", "urls": [m.url for m in cluster]}
+    alerts = service(tmp_path, clock, channel)
+    try:
+        alerts.process([temp(33.0, clock)])
+        async with asyncio.timeout(10):
+            while "am" not in alerts.dispatcher.failing:  # noqa: ASYNC110 - the retry loop's state
+                await asyncio.sleep(0.05)
+        error = alerts.dispatcher.failing["am"]
+        assert all(member.url in error for member in cluster), error
+        assert alerts.store.pending("am")  # kept for a retry, not dropped
+    finally:
+        await alerts.aclose()
+
+
+async def test_alertmanager_over_tls_with_basic_auth(tmp_path: Path) -> None:
+    password = "am-pass-for-tests"  # noqa: S105 - a throwaway test server's password
+    cert, key = self_signed(tmp_path, "am")
+    server = start_alertmanager(tmp_path / "am", tls=(cert, key), user=("dcim", password))
+    clock = ManualClock(dt.datetime.now(dt.UTC).timestamp())
+    base = {"type": "alertmanager", "url": server.url, "tls": {"ca_file": str(cert)}}
+    good = {**base, "name": "good", "username": "dcim", "password": password}
+    wrong = {**base, "name": "wrong", "username": "dcim", "password": "not-the-password"}
+    alerts = service(tmp_path, clock, good, wrong)
+    try:
+        alerts.process([temp(33.0, clock)])
+        await all_delivered(alerts, "good")
+        assert active(server) == ["inlet"]
+        async with asyncio.timeout(10):
+            while "wrong" not in alerts.dispatcher.failing:  # noqa: ASYNC110 - retry loop's state
+                await asyncio.sleep(0.05)
+        assert "HTTP 401" in alerts.dispatcher.failing["wrong"]
+        assert "not-the-password" not in repr(alerts.dispatcher.failing)
+    finally:
+        await alerts.aclose()
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ({}, "give either url"),
+        ({"url": "http://a:9093", "urls": ["http://b:9093"]}, "give either url"),
+        ({"urls": ["http://a:9093", "http://a:9093"]}, "the same Alertmanager twice"),
+        ({"url": "http://a:9093", "username": "u", "password": "p"}, "in clear"),
+        ({"url": "https://a:9093", "username": "u"}, "go together"),
+    ],
+)
+def test_alertmanager_channel_config_mistakes(extra: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        AlertsConfig.model_validate({"channels": [{"type": "alertmanager", "name": "am", **extra}]})
