@@ -74,9 +74,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = shard_config(config, shard)
         rooms = [f"{site.id}/{room.id}" for site in config.sites for room in site.rooms]
         logging.getLogger("dcim").info(
-            "shard %d/%d: rooms %s", shard.index, shard.count, ", ".join(rooms) or "none"
+            "shard %d/%d: rooms %s; state in %s",
+            shard.index,
+            shard.count,
+            ", ".join(rooms) or "none",
+            config.monitor.state_dir,
         )
     asyncio.run(_run_monitor(config, args.duration))
+    return 0
+
+
+def cmd_shards(args: argparse.Namespace) -> int:
+    from dcim.shard import describe
+
+    if args.count < 1:
+        print("dcim shards: the count must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        return _report_config_error(exc)
+    print(describe(config, args.count))
     return 0
 
 
@@ -167,6 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--shard", help="I/N: poll only this process's share of the rooms (N processes in all)"
     )
     run.set_defaults(func=cmd_run)
+
+    shards = sub.add_parser(
+        "shards", help="print how N `dcim run --shard I/N` processes split the inventory"
+    )
+    shards.add_argument("config", type=Path)
+    shards.add_argument("count", type=int, help="number of shards (N)")
+    shards.set_defaults(func=cmd_shards)
 
     validate = sub.add_parser("validate", help="check a config file without running")
     validate.add_argument("config", type=Path)

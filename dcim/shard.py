@@ -4,14 +4,21 @@ Rules that span a room (row averages, fire = smoke + heat in the same room)
 need all of that room's readings in one process, so rooms are never split.
 Every process computes the same assignment from the same file: rooms sorted by
 size (largest first, ties by site/room id) go to the least-loaded shard.
+
+All shards can run from the same file, on one machine or several: each gets
+what must not be shared — its own state directory (spool, alert store), file sink, MQTT
+client id (the broker would otherwise drop one session for the other), and on
+one machine its own alert API and trap ports (configured port + I - 1).
+`dcim shards CONFIG N` prints the plan, so trap destinations can follow it.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from dcim.inventory import Config, RoomConfig, SiteConfig
+from dcim.inventory import Config, FileSinkConfig, RoomConfig, SiteConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +60,7 @@ def assign_rooms(config: Config, count: int) -> dict[tuple[str, str], int]:
 
 
 def shard_config(config: Config, shard: Shard) -> Config:
-    """The part of `config` this shard polls (same sinks and settings)."""
+    """The part of `config` this shard polls, with its own state, client id and ports."""
     assignment = assign_rooms(config, shard.count)
     sites: list[SiteConfig] = []
     for site in config.sites:
@@ -63,4 +70,60 @@ def shard_config(config: Config, shard: Shard) -> Config:
     # a shard with no room still runs (it reports its own health), so keep one empty site
     if not sites:
         sites = [config.sites[0].model_copy(update={"rooms": []})]
-    return config.model_copy(update={"sites": sites})
+    return config.model_copy(update={"sites": sites, **_own_resources(config, shard)})
+
+
+def _own_resources(config: Config, shard: Shard) -> dict[str, Any]:
+    """Settings two shards of one file must not share."""
+    if shard.count == 1:
+        return {}
+    suffix = f"shard-{shard.index}-of-{shard.count}"
+    offset = shard.index - 1
+    update: dict[str, Any] = {
+        "monitor": config.monitor.model_copy(
+            update={"state_dir": config.monitor.state_dir / suffix}
+        )
+    }
+    if any(isinstance(sink, FileSinkConfig) for sink in config.sinks):
+        update["sinks"] = [
+            sink.model_copy(
+                update={"path": sink.path.with_name(f"{sink.path.stem}.{suffix}{sink.path.suffix}")}
+            )
+            if isinstance(sink, FileSinkConfig)
+            else sink
+            for sink in config.sinks
+        ]
+    if config.mqtt is not None:
+        from collectors.mqtt.client import default_client_id
+
+        base = config.mqtt.client_id or default_client_id()
+        client_id = f"{base[: 64 - len(suffix) - 1]}-{suffix}"
+        update["mqtt"] = config.mqtt.model_copy(update={"client_id": client_id})
+    if config.traps is not None and config.traps.port:
+        update["traps"] = config.traps.model_copy(update={"port": config.traps.port + offset})
+    alerts = config.alerts
+    if alerts is not None and alerts.api is not None and alerts.api.port:
+        api = alerts.api.model_copy(update={"port": alerts.api.port + offset})
+        update["alerts"] = alerts.model_copy(update={"api": api})
+    return update
+
+
+def describe(config: Config, count: int) -> str:
+    """The shard plan as text: rooms, device counts, state dir and ports per shard."""
+    lines = []
+    for index in range(1, count + 1):
+        part = shard_config(config, Shard(index, count))
+        rooms = [(site.id, room) for site in part.sites for room in site.rooms]
+        devices = sum(_room_size(room) for _, room in rooms)
+        lines.append(f"shard {index}/{count}: {devices} devices, {len(rooms)} rooms")
+        lines.append(f"  state_dir: {part.monitor.state_dir}")
+        if part.traps is not None:
+            lines.append(f"  traps: udp {part.traps.host}:{part.traps.port}")
+        if part.alerts is not None and part.alerts.api is not None:
+            lines.append(f"  alert api: {part.alerts.api.host}:{part.alerts.api.port}")
+        if part.mqtt is not None:
+            lines.append(f"  mqtt client id: {part.mqtt.client_id}")
+        lines.extend(
+            f"  room {site_id}/{room.id}: {_room_size(room)} devices" for site_id, room in rooms
+        )
+    return "\n".join(lines)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from dcim.inventory import Config, iter_devices
-from dcim.shard import Shard, assign_rooms, shard_config
+from dcim.shard import Shard, assign_rooms, describe, shard_config
 
 
 def inventory(rooms_per_site: int, racks_per_room: list[int]) -> Config:
@@ -79,3 +79,52 @@ def test_every_process_computes_the_same_assignment() -> None:
 def test_bad_shard_text_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="shard"):
         Shard.parse(text)
+
+
+def _with_services(mqtt_client_id: str | None) -> Config:
+    base = inventory(2, [2]).model_dump(mode="json")
+    for site in base["sites"]:  # secrets dump as masked text; only their presence matters here
+        for room in site["rooms"]:
+            for device in room["devices"] + [
+                d for row in room["rows"] for rack in row["racks"] for d in rack["devices"]
+            ]:
+                device["snmp"]["community"] = "c"
+    base["monitor"]["state_dir"] = "/var/lib/dcim"
+    base["mqtt"] = {"url": "mqtt://broker:1883", "client_id": mqtt_client_id}
+    base["traps"] = {"port": 1162, "communities": ["trapc"]}
+    base["alerts"] = {"api": {"port": 9180, "token": "t" * 20}}
+    return Config.model_validate(base)
+
+
+@pytest.mark.parametrize("client_id", [None, "noc-monitor"])
+def test_shards_of_one_file_share_no_state_client_id_or_port(client_id: str | None) -> None:
+    config = _with_services(client_id)
+    parts = [shard_config(config, Shard(i, 3)) for i in (1, 2, 3)]
+    state_dirs = {str(p.monitor.state_dir) for p in parts}
+    assert len(state_dirs) == 3
+    assert all(d.startswith("/var/lib/dcim/shard-") for d in state_dirs)
+    client_ids = [p.mqtt.client_id for p in parts if p.mqtt is not None]
+    assert len(set(client_ids)) == 3
+    assert all(c is not None and len(c) <= 64 for c in client_ids)
+    if client_id is not None:
+        assert all(c is not None and c.startswith("noc-monitor-") for c in client_ids)
+    assert [p.traps.port for p in parts if p.traps is not None] == [1162, 1163, 1164]
+    api_ports = [p.alerts.api.port for p in parts if p.alerts is not None and p.alerts.api]
+    assert api_ports == [9180, 9181, 9182]
+
+
+def test_one_shard_is_the_whole_config_unchanged() -> None:
+    config = _with_services(None)
+    assert shard_config(config, Shard(1, 1)) == config
+
+
+def test_shard_plan_names_every_room_once() -> None:
+    config = _with_services(None)
+    plan = describe(config, 2)
+    rooms = [
+        line.split()[1].rstrip(":")
+        for line in plan.splitlines()
+        if line.strip().startswith("room ")
+    ]
+    assert sorted(rooms) == sorted(f"{s.id}/{r.id}" for s in config.sites for r in s.rooms)
+    assert "udp 0.0.0.0:1163" in plan

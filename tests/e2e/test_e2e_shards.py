@@ -35,7 +35,7 @@ async def agent() -> AsyncIterator[SnmpAgent]:
     agent.close()
 
 
-def write_config(path: Path, port: int, shard: int) -> None:
+def write_config(path: Path, port: int) -> None:
     rooms: list[dict[str, Any]] = [
         {
             "id": f"hall-{r}",
@@ -52,15 +52,13 @@ def write_config(path: Path, port: int, shard: int) -> None:
         for r in range(ROOMS)
     ]
     config = {
-        "monitor": {"state_dir": str(path.parent / f"state{shard}")},
+        "monitor": {"state_dir": str(path.parent / "state")},
         "defaults": {
             "poll_interval_s": 0.5,
             "snmp": {"host": "127.0.0.1", "port": port, "timeout_s": 1},
         },
         "sites": [{"id": "dc1", "rooms": rooms}],
-        "sinks": [
-            {"type": "file", "path": str(path.parent / f"out{shard}.lp"), "flush_interval_s": 0.2}
-        ],
+        "sinks": [{"type": "file", "path": str(path.parent / "out.lp"), "flush_interval_s": 0.2}],
     }
     path.write_text(yaml.safe_dump(config))
 
@@ -69,9 +67,9 @@ async def test_two_shards_split_rooms_and_cover_every_device(
     agent: SnmpAgent, tmp_path: Path
 ) -> None:
     procs = []
+    config = tmp_path / "site.yaml"  # one file for every shard, as operators run it
+    write_config(config, agent.port)
     for shard in (1, 2):
-        config = tmp_path / f"site{shard}.yaml"
-        write_config(config, agent.port, shard)
         procs.append(
             await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -88,13 +86,14 @@ async def test_two_shards_split_rooms_and_cover_every_device(
                 env=dict(os.environ),
             )
         )
-    for proc in procs:
+    for shard, proc in enumerate(procs, 1):
         output, _ = await proc.communicate()
         assert proc.returncode == 0, output.decode()
+        assert f"state in {tmp_path / 'state' / f'shard-{shard}-of-2'}" in output.decode()
     polled_by: dict[str, set[int]] = defaultdict(set)
     rooms_by: dict[int, set[str]] = defaultdict(set)
     for shard in (1, 2):
-        for line in (tmp_path / f"out{shard}.lp").read_text().splitlines():
+        for line in (tmp_path / f"out.shard-{shard}-of-2.lp").read_text().splitlines():
             if line.startswith("ups,"):
                 tags = dict(part.split("=", 1) for part in line.split(" ", 1)[0].split(",")[1:])
                 polled_by[tags["device"]].add(shard)
