@@ -1,16 +1,21 @@
-"""A lean asyncio SNMPv1/v2c client over `fastcodec`: the pysnmp session's interface, less CPU.
+"""A lean asyncio SNMP client over `fastcodec`: the pysnmp session's interface, less CPU.
 
 `FastSnmpHost` stands in for `SnmpEngineHost` and hands out `FastSnmpSession`s
+(v1/v2c) and `FastV3Session`s (SNMPv3 USM, `collectors.snmp.fastv3session`)
 with the same `get` / `get_next` / `get_bulk`, raising the same errors
-(`DeviceTimeoutError`, `SnmpSecurityError` "wrong_community", `SnmpStatusError`),
-so `SnmpCollector` and `ColumnWalker` run unchanged; SNMPv3 stays on pysnmp.
+(`DeviceTimeoutError`, `SnmpSecurityError` "wrong_community"...,
+`SnmpStatusError`), so `SnmpCollector` and `ColumnWalker` run unchanged.
 
 Per device the state is one small session object (address, community bytes,
 timeouts); per socket a dict of requests in flight. Devices share UDP sockets
-(`devices_per_socket` each); each socket allows at most `max_in_flight`
-requests at once, since more dropped answers here (kernel receive buffer).
-Answers are matched by request-id and source address; retries resend the same
-request-id, so a late answer to an earlier try still counts (as net-snmp does).
+(`devices_per_socket` each). Answers are matched by request-id (v3: msgID) and
+source address; retries resend the same bytes, so a late answer to an earlier
+try still counts (as net-snmp does).
+
+Each socket lets at most `max_in_flight` requests wait for a first answer at
+once: more answers arriving together overflowed the kernel receive buffer
+here. A request unanswered after `SLOT_HOLD_S` gives its slot back and keeps
+waiting, so dead devices do not starve live ones.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ import asyncio
 import ipaddress
 import random
 import socket
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from collectors.snmp import fastcodec as fc
+from collectors.snmp import fastv3 as fv3
 from collectors.snmp.client import (
     SnmpEngineHost,
     SnmpSecurityError,
@@ -34,23 +40,57 @@ from collectors.snmp.security import discover_engine_id
 from dcim.errors import CollectError, DeviceProtocolError, DeviceTimeoutError
 from dcim.inventory import SnmpConfig, SnmpVersion
 
+if TYPE_CHECKING:
+    from collectors.snmp.fastv3session import EngineState, FastV3Session
+
 #: Kernel receive buffer asked for per socket (the kernel caps it at rmem_max).
 RECEIVE_BUFFER = 4 * 1024 * 1024
+#: How long a request may hold an in-flight slot without an answer. Live agents
+#: on a LAN answer within milliseconds; past this the request is most likely to
+#: a dead device, whose slot is better spent on a live one. The slot limit only
+#: guards the receive buffer against many answers at once, which a device that
+#: has not answered in this long adds little to.
+SLOT_HOLD_S = 0.15
 
 Oid = tuple[int, ...]
-_Answer = tuple[bytes, fc.Header] | None
+#: v1/v2c: (datagram, parsed header); v3: what the session's check accepted.
+_Answer = tuple[bytes, fc.Header] | fv3.Incoming | None
+#: Decides whether a v3 datagram answers a request: the parsed answer, or None (stray).
+V3Check = Callable[[bytes, int], "fv3.Incoming | None"]
 _TEMPLATE_CACHE_MAX = 50_000
 
 
 class _Pending:
-    __slots__ = ("address", "community", "future")
+    __slots__ = ("address", "check", "community", "future")
 
     def __init__(
-        self, future: asyncio.Future[_Answer], address: tuple[str, int], community: bytes
+        self,
+        future: asyncio.Future[_Answer],
+        address: tuple[str, int],
+        community: bytes | None,
+        check: V3Check | None,
     ) -> None:
         self.future = future
         self.address = address
         self.community = community
+        self.check = check
+
+
+class _Slot:
+    """One in-flight slot, given back at the answer or after SLOT_HOLD_S, whichever first."""
+
+    __slots__ = ("held", "slots", "timer")
+
+    def __init__(self, slots: asyncio.Semaphore, loop: asyncio.AbstractEventLoop) -> None:
+        self.slots = slots
+        self.held = True
+        self.timer = loop.call_later(SLOT_HOLD_S, self.release)
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.timer.cancel()
+            self.slots.release()
 
 
 class _Channel(asyncio.DatagramProtocol):
@@ -66,6 +106,10 @@ class _Channel(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]  # a datagram endpoint's
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        msg_id = fv3.v3_msg_id(data)
+        if msg_id is not None:
+            self._v3_received(data, addr, msg_id)
+            return
         try:
             header = fc.decode_header(data)
         except fc.CodecError:
@@ -85,12 +129,73 @@ class _Channel(asyncio.DatagramProtocol):
         if not pending.future.done():
             pending.future.set_result((data, header))
 
+    def _v3_received(self, data: bytes, addr: tuple[str | Any, int], msg_id: int) -> None:
+        pending = self.pending.get(msg_id)
+        if (
+            pending is None
+            or pending.check is None
+            or pending.address[1] != addr[1]
+            or pending.address[0] != addr[0]
+        ):
+            self.stray += 1
+            return
+        answer = pending.check(data, msg_id)  # verified and decrypted, or None
+        if answer is None:
+            self.stray += 1
+            return
+        del self.pending[msg_id]
+        if not pending.future.done():
+            pending.future.set_result(answer)
+
+    async def exchange(
+        self,
+        device_id: str,
+        request_id: int,
+        request: bytes,
+        address: tuple[str, int],
+        *,
+        timeout_s: float,
+        tries: int,
+        community: bytes | None = None,
+        check: V3Check | None = None,
+    ) -> _Answer:
+        """Send, resend on timeout; the answer, or None when every try timed out.
+
+        `request_id` is what the answer carries: the request-id (v1/v2c, checked
+        with `community`) or the msgID (v3, checked by `check`).
+        """
+        loop = asyncio.get_running_loop()
+        await self.slots.acquire()
+        slot = _Slot(self.slots, loop)
+        try:
+            transport = self.transport
+            if transport is None or transport.is_closing():
+                raise DeviceProtocolError(device_id, "SNMP client closed")
+            future: asyncio.Future[_Answer] = loop.create_future()
+            pending = self.pending[request_id] = _Pending(future, address, community, check)
+            try:
+                for _ in range(tries):
+                    transport.sendto(request, address)
+                    timer = loop.call_later(timeout_s, _expire, future)
+                    try:
+                        answer = await future
+                    finally:
+                        timer.cancel()
+                    if answer is not None:
+                        return answer
+                    future = pending.future = loop.create_future()
+                return None
+            finally:
+                self.pending.pop(request_id, None)
+        finally:
+            slot.release()
+
     def error_received(self, exc: Exception) -> None:
         return None  # unconnected UDP: ICMP errors are not tied to a request; timeouts decide
 
 
 class FastSnmpHost(SnmpEngineHost):
-    """UDP sockets shared by many v1/v2c devices, in place of a pysnmp engine.
+    """UDP sockets shared by many SNMP devices (v1, v2c, v3), in place of a pysnmp engine.
 
     Subclasses `SnmpEngineHost` only to be accepted where the collector expects
     one; it holds no pysnmp engine.
@@ -103,8 +208,11 @@ class FastSnmpHost(SnmpEngineHost):
         self._assigned: dict[int, int] = {}
         self._next_id = random.randint(fc.REQUEST_ID_MIN, fc.REQUEST_ID_MAX)
         self.templates: dict[tuple[Any, ...], fc.RequestTemplate] = {}
+        #: SNMPv3: what we know of each agent's engine, by address (shared by its sessions)
+        self.engines: dict[tuple[str, int], EngineState] = {}
 
     def next_request_id(self) -> int:
+        """A request-id (v3: also the msgID), always four content octets."""
         rid = self._next_id
         self._next_id = rid + 1 if rid < fc.REQUEST_ID_MAX else fc.REQUEST_ID_MIN
         return rid
@@ -138,13 +246,18 @@ class FastSnmpHost(SnmpEngineHost):
     def in_flight(self) -> int:
         return sum(len(ch.pending) for c in self._channels.values() for ch in c)
 
-    async def session(self, device_id: str, config: SnmpConfig) -> FastSnmpSession:
-        if config.version is SnmpVersion.V3:
-            msg = "the fast client speaks SNMPv1/v2c only; SNMPv3 goes through pysnmp"
-            raise ValueError(msg)
-        assert config.community is not None  # validated by SnmpConfig
+    async def session(self, device_id: str, config: SnmpConfig) -> FastSnmpSession | FastV3Session:
         address, family = await _resolve(config.host, config.port)
         channel = await self._channel(family)
+        if config.version is SnmpVersion.V3:
+            # imported here: the v3 session is built on this module's channel
+            from collectors.snmp.fastv3session import EngineState, FastV3Session
+
+            engine = self.engines.get(address)
+            if engine is None:
+                engine = self.engines[address] = EngineState()
+            return FastV3Session(self, channel, device_id, config, address, engine=engine)
+        assert config.community is not None  # validated by SnmpConfig
         return FastSnmpSession(self, channel, device_id, config, address)
 
     def close(self) -> None:
@@ -157,6 +270,7 @@ class FastSnmpHost(SnmpEngineHost):
                     channel.transport.close()
         self._channels.clear()
         self._assigned.clear()
+        self.engines.clear()
 
 
 async def _resolve(host: str, port: int) -> tuple[tuple[str, int], int]:
@@ -240,6 +354,7 @@ class FastSnmpSession(SnmpSession):
         answer = await self._exchange(template)
         if answer is None:
             raise await self._silent()
+        assert isinstance(answer, tuple)  # a v1/v2c channel entry answers with (data, header)
         data, header = answer
         if header.error_status:
             raise SnmpStatusError(self.device_id, header.error_status, header.error_index)
@@ -249,32 +364,16 @@ class FastSnmpSession(SnmpSession):
             raise DeviceProtocolError(self.device_id, f"malformed SNMP response: {exc}") from None
 
     async def _exchange(self, template: fc.RequestTemplate) -> _Answer:
-        """Send, resend on timeout; the answer, or None when every try timed out."""
-        channel = self._channel
-        loop = asyncio.get_running_loop()
-        async with channel.slots:
-            transport = channel.transport
-            if transport is None or transport.is_closing():
-                raise DeviceProtocolError(self.device_id, "SNMP client closed")
-            rid = self._fast_host.next_request_id()
-            request = template.build(rid)
-            future: asyncio.Future[_Answer] = loop.create_future()
-            channel.pending[rid] = _Pending(future, self.address, self._community)
-            try:
-                for _ in range(self._tries):
-                    transport.sendto(request, self.address)
-                    timer = loop.call_later(self._timeout_s, _expire, future)
-                    try:
-                        answer = await future
-                    finally:
-                        timer.cancel()
-                    if answer is not None:
-                        return answer
-                    future = loop.create_future()
-                    channel.pending[rid] = _Pending(future, self.address, self._community)
-                return None
-            finally:
-                channel.pending.pop(rid, None)
+        rid = self._fast_host.next_request_id()
+        return await self._channel.exchange(
+            self.device_id,
+            rid,
+            template.build(rid),
+            self.address,
+            timeout_s=self._timeout_s,
+            tries=self._tries,
+            community=self._community,
+        )
 
     async def _silent(self) -> CollectError:
         """Why every try went unanswered: dead, or alive and ignoring our community."""

@@ -72,7 +72,7 @@ _VARBIND_CACHE_MAX = 200_000
 
 
 class CodecError(ValueError):
-    """Bytes that are not a well-formed SNMPv1/v2c message of the expected shape."""
+    """Bytes that are not a well-formed SNMP message of the expected shape."""
 
 
 # --- encoding ---------------------------------------------------------------
@@ -193,14 +193,27 @@ def encode_message(
 
     For GETBULK, `error_status`/`error_index` are non-repeaters/max-repetitions.
     """
-    pdu = (
+    pdu = encode_pdu(
+        pdu_type,
+        request_id=request_id,
+        error_status=error_status,
+        error_index=error_index,
+        varbinds=varbinds,
+    )
+    return tlv(SEQUENCE, encode_integer(version) + tlv(OCTET_STRING, community) + pdu)
+
+
+def encode_pdu(
+    pdu_type: int, *, request_id: int, error_status: int, error_index: int, varbinds: bytes
+) -> bytes:
+    """One PDU TLV around already-encoded var-binds (an SNMPv3 scoped PDU carries this)."""
+    content = (
         encode_integer(request_id)
         + encode_integer(error_status)
         + encode_integer(error_index)
         + tlv(SEQUENCE, varbinds)
     )
-    body = encode_integer(version) + tlv(OCTET_STRING, community) + tlv(pdu_type, pdu)
-    return tlv(SEQUENCE, body)
+    return tlv(pdu_type, content)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +227,29 @@ class RequestTemplate:
         return self.prefix + request_id.to_bytes(4, "big") + self.suffix
 
 
+def pdu_template(
+    pdu_type: int,
+    oids: Iterable[Oid],
+    *,
+    non_repeaters: int = 0,
+    max_repetitions: int = 0,
+) -> RequestTemplate:
+    """Prebuild a GET/GETNEXT/GETBULK PDU of `oids` (var-bind values NULL)."""
+    varbinds = b"".join([request_varbind(oid) for oid in oids])
+    tail = encode_integer(non_repeaters) + encode_integer(max_repetitions) + tlv(SEQUENCE, varbinds)
+    pdu_length = 6 + len(tail)  # 02 04 xx xx xx xx + tail
+    prefix = bytes((pdu_type,)) + encode_length(pdu_length) + b"\x02\x04"
+    return RequestTemplate(prefix, tail)
+
+
+def wrap_template(head: bytes, inner: RequestTemplate, *, tag: int = SEQUENCE) -> RequestTemplate:
+    """`inner` placed after `head` inside one constructed TLV (the request-id keeps its size)."""
+    length = len(head) + len(inner.prefix) + 4 + len(inner.suffix)
+    return RequestTemplate(
+        bytes((tag,)) + encode_length(length) + head + inner.prefix, inner.suffix
+    )
+
+
 def request_template(
     version: int,
     community: bytes,
@@ -223,21 +259,9 @@ def request_template(
     non_repeaters: int = 0,
     max_repetitions: int = 0,
 ) -> RequestTemplate:
-    """Prebuild a GET/GETNEXT/GETBULK of `oids` (var-bind values NULL)."""
-    varbinds = b"".join([request_varbind(oid) for oid in oids])
-    tail = encode_integer(non_repeaters) + encode_integer(max_repetitions) + tlv(SEQUENCE, varbinds)
-    pdu_length = 6 + len(tail)  # 02 04 xx xx xx xx + tail
-    head_pdu = bytes((pdu_type,)) + encode_length(pdu_length)
-    body_length = 3 + len(tlv(OCTET_STRING, community)) + len(head_pdu) + pdu_length
-    prefix = (
-        bytes((SEQUENCE,))
-        + encode_length(body_length)
-        + encode_integer(version)
-        + tlv(OCTET_STRING, community)
-        + head_pdu
-        + b"\x02\x04"
-    )
-    return RequestTemplate(prefix, tail)
+    """Prebuild a v1/v2c GET/GETNEXT/GETBULK message of `oids` (var-bind values NULL)."""
+    pdu = pdu_template(pdu_type, oids, non_repeaters=non_repeaters, max_repetitions=max_repetitions)
+    return wrap_template(encode_integer(version) + tlv(OCTET_STRING, community), pdu)
 
 
 # --- decoding ---------------------------------------------------------------
@@ -257,7 +281,7 @@ def _length(data: bytes, pos: int) -> tuple[int, int]:
     return int.from_bytes(data[pos + 1 : end], "big"), end
 
 
-def _expect(data: bytes, pos: int, tag: int, limit: int) -> tuple[int, int]:
+def expect_tlv(data: bytes, pos: int, tag: int, limit: int) -> tuple[int, int]:
     """(content start, content end) of a TLV with `tag` at `pos`, within `limit`."""
     if pos >= limit or data[pos] != tag:
         got = f"0x{data[pos]:02x}" if pos < limit else "end of data"
@@ -269,8 +293,8 @@ def _expect(data: bytes, pos: int, tag: int, limit: int) -> tuple[int, int]:
     return start, end
 
 
-def _int_at(data: bytes, pos: int, limit: int) -> tuple[int, int]:
-    start, end = _expect(data, pos, INTEGER, limit)
+def integer_at(data: bytes, pos: int, limit: int) -> tuple[int, int]:
+    start, end = expect_tlv(data, pos, INTEGER, limit)
     if start == end:
         raise CodecError("empty INTEGER")
     return int.from_bytes(data[start:end], "big", signed=True), end
@@ -392,23 +416,31 @@ def decode_header(data: bytes) -> Header:
     """Parse a v1/v2c message down to its var-bind list; CodecError if malformed."""
     try:
         limit = len(data)
-        start, end = _expect(data, 0, SEQUENCE, limit)
+        start, end = expect_tlv(data, 0, SEQUENCE, limit)
         limit = end
-        version, pos = _int_at(data, start, limit)
+        version, pos = integer_at(data, start, limit)
         if version not in (VERSION_1, VERSION_2C):
             raise CodecError(f"not SNMPv1/v2c (version field {version})")
-        cstart, cend = _expect(data, pos, OCTET_STRING, limit)
+        cstart, cend = expect_tlv(data, pos, OCTET_STRING, limit)
         community = data[cstart:cend]
-        pdu_type = data[cend]
-        if pdu_type not in (GET, GET_NEXT, RESPONSE, SET, GET_BULK, REPORT):
-            raise CodecError(f"unsupported PDU type 0x{pdu_type:02x}")
-        pstart, pend = _expect(data, cend, pdu_type, limit)
-        request_id, pos = _int_at(data, pstart, pend)
-        error_status, pos = _int_at(data, pos, pend)
-        error_index, pos = _int_at(data, pos, pend)
-        vstart, vend = _expect(data, pos, SEQUENCE, pend)
+        return decode_pdu(data, cend, limit, version, community)
     except IndexError:
         raise CodecError("truncated message") from None
+
+
+def decode_pdu(data: bytes, pos: int, limit: int, version: int, community: bytes) -> Header:
+    """Parse the PDU at `pos` down to its var-bind list (`version`/`community` are copied)."""
+    try:
+        pdu_type = data[pos]
+        if pdu_type not in (GET, GET_NEXT, RESPONSE, SET, GET_BULK, REPORT):
+            raise CodecError(f"unsupported PDU type 0x{pdu_type:02x}")
+        pstart, pend = expect_tlv(data, pos, pdu_type, limit)
+        request_id, pos = integer_at(data, pstart, pend)
+        error_status, pos = integer_at(data, pos, pend)
+        error_index, pos = integer_at(data, pos, pend)
+        vstart, vend = expect_tlv(data, pos, SEQUENCE, pend)
+    except IndexError:
+        raise CodecError("truncated PDU") from None
     return Header(version, community, pdu_type, request_id, error_status, error_index, vstart, vend)
 
 
