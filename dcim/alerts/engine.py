@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
 
 from dcim.alerts.kinds.base import DeviceInfo, Evaluator, Explains, Signal
 from dcim.alerts.model import Incident, Level, Notification, Phase, Severity, Transition
@@ -112,6 +113,17 @@ class _Route:
         return hit
 
 
+def _fact_rules(rules: Mapping[str, RuleInfo]) -> frozenset[str]:
+    """Ids of the rules that take part in a `same_as` pair."""
+    found: set[str] = set()
+    for info in rules.values():
+        for fact in info.same_as:
+            named = {r for r in rules if any(fnmatchcase(r, p) for p in fact.rules)}
+            if named:
+                found |= named | {info.id}
+    return frozenset(found)
+
+
 class RuleEngine:
     def __init__(
         self,
@@ -146,6 +158,10 @@ class RuleEngine:
                     self._by_metric.setdefault(metric, _Routes()).add(route)
             if evaluator.timed:
                 self._timed.append(evaluator)
+        #: Rules in a `same_as` pair (declaring it, or named by one).
+        self._fact_rules = _fact_rules(self.rules)
+        #: Parent incident id -> its same-fact children (as last grouped): they hold it open.
+        self._same_fact_children: dict[str, set[str]] = {}
         self._entries: dict[tuple[str, str], Entry] = {}
         self._by_id: dict[str, Incident] = {}
         self.silences: dict[str, Silence] = {s.id: s for s in silences}
@@ -300,6 +316,7 @@ class RuleEngine:
             flap=self.settings.flap,
             new_incident=new_incident,
             emit=self._record,
+            held=self._held(entry.incident),
         )
         incident = entry.incident
         if entry.raw is None and (incident is None or incident.phase is Phase.RESOLVED):
@@ -308,6 +325,16 @@ class RuleEngine:
                 self._entries.pop((entry.rule.id, entry.key), None)
             else:
                 entry.incident = None
+
+    def _held(self, incident: Incident | None) -> bool:
+        """A firing parent stays open while a same-fact child of it still fires."""
+        if incident is None or incident.phase is not Phase.FIRING:
+            return False
+        for child_id in self._same_fact_children.get(incident.id, ()):
+            child = self._by_id.get(child_id)
+            if child is not None and child.phase is Phase.FIRING and child.parent == incident.id:
+                return True
+        return False
 
     def _record(self, event: str, incident: Incident) -> None:
         if event == "pending":
@@ -369,19 +396,29 @@ class RuleEngine:
         explainers: list[tuple[Incident, Explains]] = [
             (inc, explains) for inc in firing for explains in self.rules[inc.rule].explains
         ]
+        facts_by_device: dict[str, list[Incident]] = {}
+        for inc in firing:
+            if inc.rule in self._fact_rules:
+                facts_by_device.setdefault(inc.labels.get("device", ""), []).append(inc)
         for incident in firing:
             incident.children.clear()
+        self._same_fact_children.clear()
         for incident in self._by_id.values():
-            parent = parent_of(
+            grouping = parent_of(
                 incident,
                 self.rules.get(incident.rule),
                 degraded=degraded,
                 down_by_device=down_by_device,
                 explainers=explainers,
+                facts_by_device=facts_by_device if incident.rule in self._fact_rules else None,
+                rules=self.rules,
             )
+            parent = grouping.parent if grouping is not None else None
             parent_id = parent.id if parent is not None else None
-            if parent is not None:
-                parent.children.add(incident.id)
+            if grouping is not None:
+                grouping.parent.children.add(incident.id)
+                if grouping.same_fact:
+                    self._same_fact_children.setdefault(grouping.parent.id, set()).add(incident.id)
             if parent_id != incident.parent:
                 incident.parent = parent_id
                 self._record("grouped" if parent_id else "ungrouped", incident)

@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dcim.alerts.kinds.base import Explains, RuleBase
+from dcim.alerts.kinds.base import Explains, RuleBase, SameFact
 from dcim.alerts.model import Incident, Level, Phase
 
 
@@ -24,12 +24,19 @@ class RuleInfo:
     fire_alarm: bool = False
     explains: tuple[Explains, ...] = ()
     clear_for_s: float = 0.0
+    same_as: tuple[SameFact, ...] = ()
 
     @classmethod
     def of(cls, rule: RuleBase) -> RuleInfo:
         kind = str(getattr(rule, "kind", "rule"))
         return cls(
-            rule.id, rule.title, kind, rule.fire_alarm, tuple(rule.explains), rule.clear_for_s
+            rule.id,
+            rule.title,
+            kind,
+            rule.fire_alarm,
+            tuple(rule.explains),
+            rule.clear_for_s,
+            tuple(rule.same_as),
         )
 
 
@@ -78,8 +85,11 @@ def advance(
     flap: FlapPolicy,
     new_incident: NewIncident,
     emit: Emit,
+    held: bool = False,
 ) -> None:
-    """Move the entry's incident as far as time and the current verdict allow."""
+    """Move the entry's incident as far as time and the current verdict allow.
+
+    `held`: a firing incident does not resolve (a same-fact child still fires)."""
     incident = entry.incident
     raw = entry.raw
     if incident is None or incident.phase is Phase.RESOLVED:
@@ -103,6 +113,8 @@ def advance(
     if incident.phase is not Phase.FIRING:
         return
     if raw is None:
+        if held:
+            return
         hold = entry.rule.clear_for_s
         if incident.flapping:
             hold = max(hold, flap.hold_s)

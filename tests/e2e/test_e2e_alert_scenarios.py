@@ -92,12 +92,17 @@ EXPECTED: dict[str, tuple[Expect, ...]] = {
         Expect("fire.smoke_alert", "device=vesda-hall-1", WARNING),
         Expect("fire.risk", "site=lab/room=hall-1", CRITICAL),
     ),
-    # the APC bank's own overload state, and its current over the breaker rating the
-    # profile reads (rPDU2BankPropertiesBreakerRating) past 90 %; its breaker trips
-    # (APC rPDU2 reports no trip state)
+    # the APC bank's own overload state pages; its current over the breaker rating the
+    # profile reads (rPDU2BankPropertiesBreakerRating) past 90 % is the same fact
+    # (same_as), grouped under it; its breaker trips (APC rPDU2 reports no trip state)
     "branch-overload": (
-        Expect("pdu.branch_load", "device=pdu-hall-1-A01-a/branch=1", CRITICAL),
         Expect("pdu.branch_load_state", "device=pdu-hall-1-A01-a/branch=1", CRITICAL),
+        Expect(
+            "pdu.branch_load",
+            "device=pdu-hall-1-A01-a/branch=1",
+            CRITICAL,
+            under="pdu.branch_load_state",
+        ),
     ),
     "water-leak": (Expect("env.leak", "device=leak-hall-1/label=leak-hall-1 Leak", CRITICAL),),
     "door-open": (

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dcim.alerts.model import Level, Severity
-from dcim.alerts.scope import Place, Scope
+from dcim.alerts.scope import LABEL_TAGS, ROW_TAGS, Place, Scope
 from dcim.reading import Reading, Value
 
 RULE_ID_PATTERN = r"^[a-z0-9][a-z0-9_.:-]{0,80}$"
@@ -29,6 +29,35 @@ class Explains(Strict):
     within: Place = "room"
 
 
+class SameFact(Strict):
+    """Matching rules state the same fact as this one about the same thing (e.g. the
+    PDU's own overload state and our 80 % rule on one branch): the pair pages once.
+
+    Whichever of the two fires first is the parent and pages; the other is grouped
+    under it (visible as its child, no page of its own) unless it is more severe, and
+    the parent stays open while its same-fact child still fires, so the pair also
+    resolves once. Declared on either rule of the pair; at a tie the declaring rule
+    is the parent.
+    """
+
+    rules: list[str] = Field(min_length=1)  # rule id globs
+    #: Labels that must be equal on both incidents (a label absent on both is equal).
+    #: Default: the same device and the same table row (branch, phase, position...).
+    within: list[str] = Field(default_factory=lambda: ["device", *ROW_TAGS], min_length=1)
+
+    @field_validator("within")
+    @classmethod
+    def _labels(cls, within: list[str]) -> list[str]:
+        unknown = sorted(set(within) - set(LABEL_TAGS))
+        if unknown:
+            msg = f"unknown label(s) {', '.join(unknown)} (known: {', '.join(LABEL_TAGS)})"
+            raise ValueError(msg)
+        if "device" not in within:
+            msg = "a same fact is about one device: within must include device"
+            raise ValueError(msg)
+        return within
+
+
 class RuleBase(Strict):
     """Fields every rule has. `for_s` delays assertion, `clear_for_s` delays the clear."""
 
@@ -41,6 +70,7 @@ class RuleBase(Strict):
     for_s: Seconds = 0.0
     clear_for_s: Seconds = 0.0
     explains: list[Explains] = Field(default_factory=list)
+    same_as: list[SameFact] = Field(default_factory=list)
     #: Fire alarms can be acknowledged but never silenced.
     fire_alarm: bool = False
     enabled: bool = True
