@@ -1,13 +1,17 @@
-"""A fast SNMPv1/v2c agent for scale tests: thousands of devices per process.
+"""A fast SNMP agent for scale tests: thousands of devices per process.
 
 Same devices as `simulators.snmp_agent` (any `MibDevice`, reached by its
 community), but requests are parsed and answered with the lean codec of
 `collectors.snmp.fastcodec` instead of pysnmp's engine. Each device's
 `snapshot()` is encoded once into sorted (OID, var-bind bytes) lists and
 reused for `cache_s` seconds, so a GETBULK is a few bisects and a join.
-SNMPv3 is not spoken (use `simulators.snmp_agent` for that); requests with
-an unknown community, and devices whose `snapshot()` raises (a device a
-scenario made silent), get no answer, like a real agent.
+Requests with an unknown community, and devices whose `snapshot()` raises (a
+device a scenario made silent), get no answer, like a real agent.
+
+With `v3=True` (`--v3`) every device also answers SNMPv3 authPriv as user
+`BENCH_V3_USER` (SHA-256 `BENCH_V3_AUTH_KEY`, AES-128 `BENCH_V3_PRIV_KEY`),
+the device chosen by contextName = its community; each port is its own
+engine (`engine_ids`), see `simulators.fast_v3`.
 
     agent = FastAgent({"pdu-1": dev1, ...})
     await agent.start("127.0.0.1", 0, ports=2)   # every port serves every device
@@ -17,7 +21,7 @@ scenario made silent), get no answer, like a real agent.
 `python -m simulators.fast_agent --devices 5000` serves the benchmark fleet
 (`fleet()`: rack PDUs with outlet tables on the APC rPDU2 MIB, UPS on the
 UPS-MIB, AKCP temperature/humidity probes) and prints one JSON line with its
-ports once it answers.
+ports (and with `--v3` its "engine_ids", hex) once it answers.
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ from typing import Any
 from pysnmp.proto.rfc1902 import Integer32, ObjectIdentifier, OctetString, TimeTicks
 
 from collectors.snmp import fastcodec as fc
+from collectors.snmp import fastv3 as fv3
 from collectors.snmp.client import Absent
+from simulators.fast_v3 import UsmEngine, UsmUser, V3Request, new_engine_id, request_oids
 from simulators.mib import MibDevice, Missing, Oid, OidTable, TableBuilder
 from simulators.mibs.apc_rpdu2 import (
     BANK_STATUS,
@@ -48,6 +54,20 @@ from simulators.mibs.apc_rpdu2 import (
     OUTLET_METERED_STATUS,
     PHASE_STATUS,
     RPDU2,
+)
+
+#: The SNMPv3 user every device answers with `v3` (the benchmark's clients use these).
+BENCH_V3_USER = "bench"
+BENCH_V3_AUTH_PROTOCOL = "sha256"
+BENCH_V3_AUTH_KEY = "bench-auth-key"
+BENCH_V3_PRIV_PROTOCOL = "aes128"
+BENCH_V3_PRIV_KEY = "bench-priv-key"
+BENCH_V3 = UsmUser(
+    BENCH_V3_USER,
+    BENCH_V3_AUTH_PROTOCOL,
+    BENCH_V3_AUTH_KEY,
+    BENCH_V3_PRIV_PROTOCOL,
+    BENCH_V3_PRIV_KEY,
 )
 
 #: Largest response we send (RFC 3417 transport: one UDP datagram).
@@ -63,6 +83,7 @@ _OID_TLV: dict[Oid, bytes] = {}
 _OID_TLV_MAX = 1_000_000
 _NO_SUCH_NAME = 2
 _NOT_WRITABLE = 17
+_AUTHORIZATION_ERROR = 16
 
 
 def _oid_tlv(oid: Oid) -> bytes:
@@ -100,18 +121,20 @@ class AgentStats:
     answered: int = 0
     dropped: int = 0  # malformed, unknown community, silent device, v1 GETBULK
     snapshots: int = 0
+    reports: int = 0  # SNMPv3 REPORTs sent (discovery, wrong keys, time window...)
 
 
 class _Endpoint(asyncio.DatagramProtocol):
     def __init__(self, agent: FastAgent) -> None:
         self.agent = agent
         self.transport: Any = None
+        self.engine: UsmEngine | None = None  # this port's SNMPv3 engine
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        answer = self.agent.answer(data)
+        answer = self.agent.answer(data, self.engine)
         if answer is not None:
             self.transport.sendto(answer, addr)
 
@@ -125,11 +148,15 @@ class FastAgent:
         *,
         cache_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        v3: bool = False,
+        engine_boots: int = 1,
     ) -> None:
         if not communities:
             raise ValueError("an agent needs at least one device")
         self.devices = {c.encode(): d for c, d in communities.items()}
         self.cache_s = cache_s
+        self.v3 = v3
+        self._engine_boots = engine_boots
         self.stats = AgentStats()
         self._clock = clock
         self._cache: dict[bytes, EncodedSnapshot] = {}
@@ -161,7 +188,26 @@ class FastAgent:
             self._endpoints.append(endpoint)
             bound = sock.getsockname()
             self.addresses.append((str(bound[0]), int(bound[1])))
+            if self.v3:
+                engine_id = new_engine_id(int(bound[1]))
+                endpoint.engine = UsmEngine(engine_id, BENCH_V3, boots=self._engine_boots)
         return [p for _, p in self.addresses]
+
+    @property
+    def engines(self) -> list[UsmEngine]:
+        """The SNMPv3 engine of each port (empty without `v3`)."""
+        return [e.engine for e in self._endpoints if e.engine is not None]
+
+    @property
+    def engine_ids(self) -> list[str]:
+        """Each port's SNMPv3 engine id, hex, in port order."""
+        return [engine.engine_id.hex() for engine in self.engines]
+
+    def reboot(self, *, new_engine_ids: bool = False) -> None:
+        """Every engine restarts (boots + 1, time from 0); optionally as new engines."""
+        for endpoint, (_, port) in zip(self._endpoints, self.addresses, strict=True):
+            if endpoint.engine is not None:
+                endpoint.engine.reboot(new_engine_id(port) if new_engine_ids else None)
 
     def close(self) -> None:
         for endpoint in self._endpoints:
@@ -196,9 +242,14 @@ class FastAgent:
             self._cache = {c: s for c, s in self._cache.items() if s.expires > now}
         return encoded
 
-    def answer(self, data: bytes) -> bytes | None:
-        """The response to one request datagram, or None to stay silent."""
+    def answer(self, data: bytes, engine: UsmEngine | None = None) -> bytes | None:
+        """The response to one request datagram, or None to stay silent.
+
+        `engine` is the SNMPv3 engine of the port it came to (None: v1/v2c only).
+        """
         self.stats.requests += 1
+        if engine is not None and fv3.v3_msg_id(data) is not None:
+            return self._answer_v3(data, engine)
         try:
             header = fc.decode_header(data)
             oids = fc.decode_request_oids(data, header)
@@ -209,25 +260,11 @@ class FastAgent:
         if header.pdu_type == fc.GET_BULK and v1:
             self.stats.dropped += 1
             return None
-        if header.pdu_type not in (fc.GET, fc.GET_NEXT, fc.GET_BULK, fc.SET):
-            self.stats.dropped += 1
-            return None
-        snap = self.snapshot(header.community)
+        snap = self._serving(header)
         if snap is None:
             self.stats.dropped += 1
             return None
-        status = index = 0
-        if header.pdu_type == fc.SET:
-            status, index = (_NO_SUCH_NAME if v1 else _NOT_WRITABLE), 1
-            body = _echo(oids)
-        elif header.pdu_type == fc.GET:
-            body, status, index = _get(snap, oids, v1)
-        elif header.pdu_type == fc.GET_NEXT:
-            body, status, index = _get_next(snap, oids, v1)
-        else:
-            body = _get_bulk(snap, oids, header.error_status, header.error_index)
-        if status:
-            body = _echo(oids)
+        status, index, body = _respond(snap, header, oids, v1)
         version, community, rid = header.version, header.community, header.request_id
         message = fc.encode_message(
             version, community, fc.RESPONSE,
@@ -240,6 +277,70 @@ class FastAgent:
             )  # fmt: skip
         self.stats.answered += 1
         return message
+
+    def _serving(self, header: fc.Header) -> EncodedSnapshot | None:
+        """The snapshot that answers a request's PDU, None to stay silent."""
+        if header.pdu_type not in (fc.GET, fc.GET_NEXT, fc.GET_BULK, fc.SET):
+            return None
+        return self.snapshot(header.community)
+
+    def _answer_v3(self, data: bytes, engine: UsmEngine) -> bytes | None:
+        opened = engine.open(data)
+        if not isinstance(opened, V3Request):
+            if opened is None:
+                self.stats.dropped += 1
+            else:
+                self.stats.reports += 1
+            return opened
+        header = opened.scoped.header
+        try:
+            oids = request_oids(opened)
+        except fc.CodecError:
+            self.stats.dropped += 1
+            return None
+        if header.community not in self.devices:  # the context name names no device
+            report = engine.report(opened, fv3.UNKNOWN_CONTEXTS)
+            self.stats.reports += report is not None
+            return report
+        snap = self._serving(header)
+        if snap is None:
+            self.stats.dropped += 1
+            return None
+        if opened.message.flags & fv3.FLAG_PRIV:
+            status, index, body = _respond(snap, header, oids, v1=False)
+        else:  # the bench user may only read at authPriv (VACM, as net-snmp's rouser ... priv)
+            status, index, body = _AUTHORIZATION_ERROR, 0, _echo(oids)
+        rid = header.request_id
+        pdu = fc.encode_pdu(
+            fc.RESPONSE, request_id=rid, error_status=status, error_index=index, varbinds=body
+        )
+        message = engine.seal(opened, pdu)
+        if len(message) > MAX_RESPONSE:  # tooBig
+            pdu = fc.encode_pdu(
+                fc.RESPONSE, request_id=rid, error_status=1, error_index=0, varbinds=_echo(oids)
+            )
+            message = engine.seal(opened, pdu)
+        self.stats.answered += 1
+        return message
+
+
+def _respond(
+    snap: EncodedSnapshot, header: fc.Header, oids: Sequence[Oid], v1: bool
+) -> tuple[int, int, bytes]:
+    """(error-status, error-index, var-binds) answering a GET/GETNEXT/GETBULK/SET."""
+    status = index = 0
+    if header.pdu_type == fc.SET:
+        status, index = (_NO_SUCH_NAME if v1 else _NOT_WRITABLE), 1
+        body = b""
+    elif header.pdu_type == fc.GET:
+        body, status, index = _get(snap, oids, v1)
+    elif header.pdu_type == fc.GET_NEXT:
+        body, status, index = _get_next(snap, oids, v1)
+    else:
+        body = _get_bulk(snap, oids, header.error_status, header.error_index)
+    if status:
+        body = _echo(oids)
+    return status, index, body
 
 
 def _echo(oids: Sequence[Oid]) -> bytes:
@@ -515,9 +616,12 @@ def fleet_devices(devices: Sequence[FleetDevice]) -> dict[str, MibDevice]:
 
 
 async def _main(args: argparse.Namespace) -> int:
-    agent = FastAgent(fleet_devices(fleet(args.devices)), cache_s=args.cache_s)
+    agent = FastAgent(fleet_devices(fleet(args.devices)), cache_s=args.cache_s, v3=args.v3)
     ports = await agent.start(args.host, args.port, args.ports)
-    print(json.dumps({"host": args.host, "ports": ports, "devices": args.devices}), flush=True)
+    ready: dict[str, Any] = {"host": args.host, "ports": ports, "devices": args.devices}
+    if args.v3:
+        ready["engine_ids"] = agent.engine_ids
+    print(json.dumps(ready), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -537,6 +641,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ports", type=int, default=1)
     parser.add_argument("--cache-s", type=float, default=1.0)
+    parser.add_argument(
+        "--v3",
+        action="store_true",
+        help=f"also answer SNMPv3 authPriv as user {BENCH_V3_USER!r} (SHA-256/AES-128), "
+        "the device chosen by contextName = its community",
+    )
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(_main(args))
