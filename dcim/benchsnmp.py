@@ -5,6 +5,9 @@ PDUs with outlet tables on the APC rPDU2 MIB, UPS on the UPS-MIB, AKCP
 probes) served by the fast agent in its own process. Then, one after the
 other, each in its own process so CPU and memory are its own:
 
+- monitor (the main phase): the real `dcim.runner.Monitor` with a real sink
+  (VictoriaMetrics or influxd 1.x), the trap receiver, MQTT and the alert
+  engine, while traps and MQTT messages cross rules (`dcim.benchdrive`);
 - fast: the monitor's collectors (`CollectorFactory`, `DevicePoller`, the
   lean v2c client) poll every device every `--interval` seconds;
 - pysnmp: the same with the pysnmp client, on `--pysnmp-devices` devices
@@ -16,13 +19,15 @@ other, each in its own process so CPU and memory are its own:
 Every phase first polls for one interval (warm-up: sessions, caches), then
 measures for `--duration` seconds. A poll counts when it returns readings
 (or, for the exporter, an HTTP 200 with samples). Results are ratios taken
-in the same run: fast vs exporter and fast vs pysnmp polls per CPU-second.
+in the same run: monitor and fast vs exporter, fast vs pysnmp polls per CPU-second.
+`--json FILE` keeps everything; `dcim bench report FILE` renders it as a table.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import os
 import platform
@@ -36,13 +41,18 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from dcim.benchservers import SINKS
 from dcim.reading import Reading
 
-PHASES = ("fast", "pysnmp", "exporter")
+if TYPE_CHECKING:
+    from simulators.fast_agent import FleetDevice
+
+PHASES = ("monitor", "fast", "pysnmp", "exporter")
+DEFAULT_PHASES = "monitor,exporter"
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -82,8 +92,50 @@ def _free_tcp_port() -> int:
         return port
 
 
+def v3_credentials() -> tuple[str, str, str]:
+    """(user, auth key, priv key) every fast-agent device answers SNMPv3 with (`--v3`)."""
+    import simulators.fast_agent as agent
+
+    names = ("BENCH_V3_USER", "BENCH_V3_AUTH_KEY", "BENCH_V3_PRIV_KEY")
+    values = [getattr(agent, name, None) for name in names]
+    if not all(isinstance(v, str) for v in values):
+        msg = "this simulators.fast_agent has no SNMPv3 (BENCH_V3_* constants): use v2c"
+        raise SystemExit(msg)
+    user, auth, priv = (str(v) for v in values)
+    return user, auth, priv
+
+
+def _snmp_section(
+    member: FleetDevice, port: int, max_repetitions: int, snmp_version: str
+) -> dict[str, Any]:
+    snmp: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": port,
+        # v3 devices keep their community too: the trap receiver tells senders that share
+        # an address apart by it (the bench's traps are v2c)
+        "community": member.community,
+        "max_repetitions": max_repetitions,
+    }
+    if snmp_version == "v3":
+        user, auth, priv = v3_credentials()
+        snmp["version"] = "v3"
+        snmp["v3"] = {
+            "user": user,
+            "auth_protocol": "sha256",
+            "auth_key": auth,
+            "priv_protocol": "aes128",
+            "priv_key": priv,
+            "context_name": member.community,
+        }
+    return snmp
+
+
 def fleet_config(
-    count: int, ports: Sequence[int], interval_s: float, max_repetitions: int
+    count: int,
+    ports: Sequence[int],
+    interval_s: float,
+    max_repetitions: int,
+    snmp_version: str = "v2c",
 ) -> dict[str, Any]:
     """An inventory for the first `count` fleet devices: halls of racks with 2 PDUs each."""
     from simulators.fast_agent import fleet
@@ -99,12 +151,7 @@ def fleet_config(
             "vendor": "Simulated",
             "model": member.profile,
             "profile": member.profile,
-            "snmp": {
-                "host": "127.0.0.1",
-                "port": ports[n % len(ports)],
-                "community": member.community,
-                "max_repetitions": max_repetitions,
-            },
+            "snmp": _snmp_section(member, ports[n % len(ports)], max_repetitions, snmp_version),
         }
         if member.kind == "pdu":
             if not racks or len(racks[-1]["devices"]) == 2:
@@ -148,7 +195,13 @@ async def _poll_phase(spec: dict[str, Any]) -> dict[str, Any]:
     from dcim.poller import DevicePoller
 
     config = Config.model_validate(
-        fleet_config(spec["devices"], spec["ports"], spec["interval"], spec["max_repetitions"])
+        fleet_config(
+            spec["devices"],
+            spec["ports"],
+            spec["interval"],
+            spec["max_repetitions"],
+            spec.get("snmp_version", "v2c"),
+        )
     )
     stats = _Stats()
     loop = asyncio.get_running_loop()
@@ -315,16 +368,34 @@ def write_exporter_config(
             if body is None:
                 base = _exporter_module(member.profile)
                 base.update(
-                    version=2,
+                    version=3 if spec.get("snmp_version") == "v3" else 2,
                     max_repetitions=spec["max_repetitions"],
                     retries=spec["retries"],
                     timeout=f"{spec['timeout_s']}s",
                 )
                 text = yaml.safe_dump(base, sort_keys=False)
                 body = bodies[member.profile] = "".join(f"  {line}\n" for line in text.splitlines())
-            out.write(f"{member.id}:\n{body}  auth:\n    community: {member.community}\n")
+            out.write(f"{member.id}:\n{body}{_exporter_auth(member.community, spec)}")
             modules[member.id] = (member.id, member.profile.replace("-", "_"))
     return modules
+
+
+def _exporter_auth(community: str, spec: dict[str, Any]) -> str:
+    """The module's `auth:` (0.21 keeps credentials in the module): v2c, or v3 authPriv."""
+    if spec.get("snmp_version") != "v3":
+        return f"  auth:\n    community: {community}\n"
+    user, auth_key, priv_key = v3_credentials()
+    auth = {
+        "security_level": "authPriv",
+        "username": user,
+        "password": auth_key,
+        "auth_protocol": "SHA256",
+        "priv_protocol": "AES",
+        "priv_password": priv_key,
+        "context_name": community,
+    }
+    text = yaml.safe_dump({"auth": auth}, sort_keys=False)
+    return "".join(f"  {line}\n" for line in text.splitlines())
 
 
 async def _scrape_phase(spec: dict[str, Any]) -> dict[str, Any]:
@@ -478,29 +549,31 @@ def _exporter_version(binary: str) -> str:
 
 def run_bench(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="dcim-bench-snmp-"))
+    if args.snmp_version == "v3":
+        v3_credentials()  # fail before anything starts if the agent cannot speak it
+    command = [sys.executable, "-m", "simulators.fast_agent", "--devices", str(args.devices)]
+    command += ["--ports", str(args.agent_ports)]
+    if args.snmp_version == "v3":
+        command.append("--v3")
     agent = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "simulators.fast_agent",
-            "--devices",
-            str(args.devices),
-            "--ports",
-            str(args.agent_ports),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=(work / "agent.log").open("w"),
-        text=True,
+        command, stdout=subprocess.PIPE, stderr=(work / "agent.log").open("w"), text=True
     )
     result: dict[str, Any] = {
         "bench": "snmp",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "commit": _commit(),
+        "dirty": _dirty(),
         "python": platform.python_version(),
         "machine": platform.machine(),
+        "cpu_model": _cpu_model(),
+        "kernel": platform.release(),
         "cpus": os.cpu_count(),
+        "note": args.note,
         "devices": args.devices,
         "interval_s": args.interval,
         "duration_s": args.duration,
-        "commit": _commit(),
+        "snmp_version": args.snmp_version,
+        "sink": args.sink,
         "phases": {},
     }
     try:
@@ -514,11 +587,21 @@ def run_bench(args: argparse.Namespace) -> int:
             "retries": 1,
             "timeout_s": 2,
             "max_in_flight": 100,
+            "snmp_version": args.snmp_version,
         }
         phases = [p.strip() for p in args.phases.split(",") if p.strip()]
         for phase in phases:
             agent0 = cpu_of(agent.pid)
-            if phase == "fast":
+            if phase == "monitor":
+                from dcim.benchdrive import run_monitor_phase
+
+                try:
+                    out = run_monitor_phase(args, spec, work)
+                except RuntimeError as exc:  # the other phases' results still count
+                    print(f"monitor phase failed: {exc}")
+                    result["phases"][phase] = {"error": str(exc)}
+                    continue
+            elif phase == "fast":
                 out = _child("poll", {**spec, "mode": "fast", "devices": args.devices})
             elif phase == "pysnmp":
                 count = min(args.devices, args.pysnmp_devices)
@@ -541,6 +624,8 @@ def run_bench(args: argparse.Namespace) -> int:
             out.setdefault("agent_cpu_s", round(cpu_of(agent.pid) - agent0, 3))
             result["phases"][phase] = out
             _print_phase(phase, out)
+            if phase == "monitor":
+                _print_monitor_extras(out)
             if out.get("errors"):
                 print(f"         errors: {out['errors']}")
         result["agent_rss_bytes"] = rss_of(agent.pid)
@@ -560,8 +645,10 @@ def _ratios(phases: dict[str, dict[str, Any]]) -> dict[str, float | None]:
         value = phases.get(name, {}).get("polls_per_cpu_s")
         return float(value) if value else None
 
-    fast, slow, go = per_cpu("fast"), per_cpu("pysnmp"), per_cpu("exporter")
+    monitor, fast = per_cpu("monitor"), per_cpu("fast")
+    slow, go = per_cpu("pysnmp"), per_cpu("exporter")
     return {
+        "monitor_vs_exporter_polls_per_cpu_s": monitor / go if monitor and go else None,
         "fast_vs_exporter_polls_per_cpu_s": fast / go if fast and go else None,
         "fast_vs_pysnmp_polls_per_cpu_s": fast / slow if fast and slow else None,
     }
@@ -572,6 +659,27 @@ def _commit() -> str | None:
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     )
     return done.stdout.strip() or None
+
+
+def _dirty() -> bool | None:
+    """Whether the measured code differs from the commit (others may be editing it)."""
+    done = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", "dcim", "collectors"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return bool(done.stdout.strip()) if done.returncode == 0 else None
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
 
 
 def _fmt(value: Any, spec: str = ",.0f") -> str:
@@ -589,6 +697,30 @@ def _print_phase(phase: str, r: dict[str, Any]) -> None:
     )
 
 
+def _print_monitor_extras(r: dict[str, Any]) -> None:
+    ms = 1000.0
+    print(
+        f"         points: {_fmt(r['points_written_per_s'])}/s written, "
+        f"{_fmt(r['points_landed_per_s'])}/s landed in {r['sink_server']} "
+        f"({r['points_lost']} lost, {r['points_dropped_total']} dropped, "
+        f"{r['spool_batches']} batches spooled); RSS/device {r['rss_per_device_bytes'] / 1024:.1f} KiB",
+        flush=True,
+    )
+    print(
+        f"         events: {r['events_sent']} sent ({r['traps_sent']} traps, {r['mqtt_sent']} MQTT), "
+        f"{r['events_decided']} decided, {r['events_notified']} notified; "
+        f"send->decision p50 {_fmt(_scaled(r['decision_p50_s'], ms), '.1f')} ms "
+        f"p99 {_fmt(_scaled(r['decision_p99_s'], ms), '.1f')} ms; "
+        f"send->webhook p50 {_fmt(_scaled(r['webhook_p50_s'], ms), '.1f')} ms "
+        f"p99 {_fmt(_scaled(r['webhook_p99_s'], ms), '.1f')} ms",
+        flush=True,
+    )
+
+
+def _scaled(value: float | None, factor: float) -> float | None:
+    return None if value is None else value * factor
+
+
 def _print_ratios(ratios: dict[str, float | None]) -> None:
     for name, value in ratios.items():
         print(f"{name}: {_fmt(value, '.2f')}x")
@@ -596,8 +728,12 @@ def _print_ratios(ratios: dict[str, float | None]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    phase, spec = argv[0], json.loads(sys.stdin.read())
-    if phase == "poll":
+    phase, spec = argv[0], json.loads(sys.stdin.readline())  # the monitor reads on after it
+    if phase == "monitor":
+        from dcim.benchmonitor import monitor_phase
+
+        out = asyncio.run(monitor_phase(spec))
+    elif phase == "poll":
         out = asyncio.run(_poll_phase(spec))
     elif phase == "scrape":
         out = asyncio.run(_scrape_phase(spec))
@@ -615,7 +751,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pysnmp-devices", type=int, default=500)
     parser.add_argument("--max-repetitions", type=int, default=25)
     parser.add_argument("--agent-ports", type=int, default=4)
-    parser.add_argument("--phases", default=",".join(PHASES))
+    parser.add_argument(
+        "--phases", default=DEFAULT_PHASES, help=f"comma-separated, of: {', '.join(PHASES)}"
+    )
+    parser.add_argument("--snmp-version", choices=["v2c", "v3"], default="v2c")
+    parser.add_argument(
+        "--sink",
+        choices=SINKS,
+        default="victoria-metrics",
+        help="monitor phase: the server its sink writes to (influx1: influxd 1.x)",
+    )
+    parser.add_argument(
+        "--event-rate", type=float, default=4.0, help="monitor phase: traps + MQTT messages/s"
+    )
+    parser.add_argument(
+        "--no-mqtt", dest="mqtt", action="store_false", help="monitor phase: traps only"
+    )
+    parser.add_argument("--note", help="free text kept in the JSON (e.g. 'shared machine')")
 
 
 if __name__ == "__main__":

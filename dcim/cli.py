@@ -166,6 +166,12 @@ def cmd_bench_snmp(args: argparse.Namespace) -> int:
     return run_snmp_bench(args)
 
 
+def cmd_bench_report(args: argparse.Namespace) -> int:
+    from dcim.benchreport import run_report
+
+    return run_report(args)
+
+
 def cmd_modbus(args: argparse.Namespace) -> int:
     from collectors.modbus.preview import run_poll, run_preview
 
@@ -279,6 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_snmp_bench_arguments(snmp_bench)
     snmp_bench.add_argument("--json", metavar="FILE", help="write the results here")
     snmp_bench.set_defaults(func=cmd_bench_snmp)
+    report = bench_sub.add_parser("report", help="render `bench snmp --json` results as a table")
+    from dcim.benchreport import add_arguments as add_report_arguments
+
+    add_report_arguments(report)
+    report.set_defaults(func=cmd_bench_report)
     bench = bench_sub.add_parser("pipeline", help="readings/s through the bus into a sink")
     bench.add_argument("--readings", type=int, default=200_000)
     bench.add_argument("--batch-size", type=int, default=5000)

@@ -1,0 +1,274 @@
+"""The "monitor" phase of `dcim bench snmp`, child side: the real `Monitor` on the fleet.
+
+The child builds the monitor from a config (`monitor_config`): every fleet device
+polled every interval, the sink the parent started, the trap receiver on a free
+port, the shipped rule packs plus the UPS trap rules and the bench's MQTT rule,
+a webhook channel to the parent, and rack env sensors on the parent's broker.
+
+Protocol on stdin/stdout (one JSON object per line): the parent writes the spec;
+the child warms up for one interval and answers `{"ready": ...}` with its trap
+port; the parent sends events and then writes `stop`; the child stops the
+monitor (sinks flush) and answers with its figures, including the moment of each
+alert decision (CLOCK_MONOTONIC, which every process on the host shares).
+
+The decision is seen where the engine publishes it: the `alert.event` readings it
+emits on the bus right after storing the transition. Only the alert engine,
+stream collectors and self-metrics publish through the observed `publish`;
+pollers keep the bus's own, so polling pays nothing for the observation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dcim.benchsnmp import _cpu_self, _percentile, fleet_config, rss_of
+from dcim.collector import Collector
+from dcim.errors import CollectError
+from dcim.reading import Reading
+
+#: Rules whose decisions the bench times (the UPS trap rule and the bench's MQTT rule).
+TRAP_RULE = "ups.trap_on_battery"
+MQTT_RULE = "bench.inlet_overheat"
+BENCH_RULES = frozenset({TRAP_RULE, MQTT_RULE})
+#: Inlet temperature that fires the bench's MQTT rule, and a normal one that clears it.
+HOT_C, NORMAL_C = 45.0, 22.0
+
+# The shipped ASHRAE rules wait 120 s (for_s) by design before firing; the bench times
+# the engine, not that wait, so its MQTT rule fires at once.
+_BENCH_RULE_FILE = f"""\
+rules:
+  - id: {MQTT_RULE}
+    name: Inlet overheating (bench)
+    kind: threshold
+    metric: sensor.temp_c
+    scope: {{tags: {{position: inlet}}}}
+    source: "dcim bench: fires at once so the bench times the engine"
+    levels: {{high_critical: 40}}
+    hysteresis: 0.5
+"""
+
+
+def env_sensor_racks(
+    config: dict[str, Any], count: int, interval_s: float
+) -> list[tuple[str, str, str]]:
+    """Put `count` MQTT rack env sensors into the first racks: (device id, topic prefix)."""
+    placed: list[tuple[str, str, str]] = []
+    site = config["sites"][0]
+    for room in site["rooms"]:
+        for row in room["rows"]:
+            for rack in row["racks"]:
+                if len(placed) == count:
+                    return placed
+                device_id = f"env-{len(placed):05d}"
+                rack["devices"].append(
+                    {
+                        "id": device_id,
+                        "kind": "sensor",
+                        "profile": "rack-env-json",
+                        "mqtt": {"stale_after_s": 3600},
+                        # the alert engine's start-up grace is the longest interval
+                        "poll_interval_s": interval_s,
+                    }
+                )
+                placed.append((device_id, f"{site['id']}/{room['id']}/{rack['id']}", rack["id"]))
+    return placed
+
+
+def monitor_config(spec: dict[str, Any]) -> dict[str, Any]:
+    """The monitor's whole config for the bench (see the module doc)."""
+    from dcim.alerts.config import DEFAULT_PACKS
+
+    work = Path(spec["work"])
+    config = fleet_config(
+        spec["devices"],
+        spec["ports"],
+        spec["interval"],
+        spec["max_repetitions"],
+        spec.get("snmp_version", "v2c"),
+    )
+    rule_file = work / "bench-rules.yaml"
+    rule_file.write_text(_BENCH_RULE_FILE)
+    config["monitor"].update(state_dir=str(work / "state"), self_metrics_interval_s=10)
+    config["sinks"] = [spec["sink"]]
+    config["traps"] = {"host": "127.0.0.1", "port": 0, "communities": spec["trap_communities"]}
+    config["alerts"] = {
+        "packs": [*DEFAULT_PACKS, "ups-traps"],
+        "rule_files": [str(rule_file)],
+        "channels": [{"type": "webhook", "name": "bench", "url": spec["webhook_url"]}],
+        "flap": {"count": spec["flap_count"]},
+    }
+    if spec.get("mqtt_url"):
+        env_sensor_racks(config, spec["mqtt_sensors"], spec["interval"])
+        config["mqtt"] = {
+            "url": spec["mqtt_url"],
+            "client_id": f"dcim-bench-{spec['mqtt_port']}",
+            "session_expiry_s": 0,
+        }
+    return config
+
+
+class _Window:
+    """Per-poll figures of the measured window."""
+
+    def __init__(self) -> None:
+        self.measuring = False
+        self.ok = 0
+        self.failed = 0
+        self.readings = 0
+        self.lags: list[float] = []
+        self.durations: list[float] = []
+        self.errors: dict[str, int] = {}
+
+
+class TimedCollector:
+    """A poller's collector, timed: start lag against the poller's grid, outcome, duration."""
+
+    def __init__(self, inner: Collector, interval: float, offset: float, window: _Window) -> None:
+        self.inner = inner
+        self.device_id = inner.device_id
+        self.tags = inner.tags
+        self._interval = interval
+        self._offset = offset
+        self._window = window
+        #: loop time at which the poller laid its grid (set when its task starts)
+        self.grid_start = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)  # per-poll quality counters the poller reads
+
+    async def __aenter__(self) -> TimedCollector:
+        await self.inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.inner.__aexit__(*exc)
+
+    async def poll(self) -> list[Reading]:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        first_due = self.grid_start + self._offset
+        lag = now - (first_due + round((now - first_due) / self._interval) * self._interval)
+        window = self._window
+        try:
+            readings = await self.inner.poll()
+        except Exception as exc:
+            if window.measuring:
+                window.failed += 1
+                name = exc.error_class if isinstance(exc, CollectError) else type(exc).__name__
+                window.errors[name] = window.errors.get(name, 0) + 1
+            raise
+        if window.measuring:
+            window.ok += 1
+            window.readings += len(readings)
+            window.lags.append(lag)
+            window.durations.append(loop.time() - now)
+        return readings
+
+
+async def _stdin_line() -> str:
+    return await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+
+
+async def monitor_phase(spec: dict[str, Any]) -> dict[str, Any]:
+    from collectors.snmp.traps import TrapReceiver
+    from dcim.inventory import Config
+    from dcim.runner import Monitor
+
+    config = Config.model_validate(monitor_config(spec))
+    rss_start = rss_of()
+    monitor = Monitor(config)
+    window = _Window()
+    loop = asyncio.get_running_loop()
+
+    timed: list[TimedCollector] = []
+    for poller in monitor.pollers:
+        collector = TimedCollector(poller.collector, poller.interval_s, poller._offset, window)
+        poller.collector = collector
+        timed.append(collector)
+        run = poller.run
+
+        async def laid_grid(run: Any = run, collector: TimedCollector = collector) -> None:
+            collector.grid_start = loop.time()  # DevicePoller.run reads this clock first
+            await run()
+
+        setattr(poller, "run", laid_grid)  # noqa: B010 - an instance override, bench only
+
+    decisions: list[tuple[str, str, str, float]] = []
+    publish = monitor.bus.publish
+
+    def observed(readings: Sequence[Reading]) -> None:
+        if readings and readings[0].metric == "alert.event":  # the engine's own batches
+            at = time.monotonic()
+            for r in readings:
+                rule = r.tags.get("rule", "")
+                if rule in BENCH_RULES and r.value in ("firing", "resolved"):
+                    decisions.append((r.device_id, rule, str(r.value), at))
+        publish(readings)
+
+    setattr(monitor.bus, "publish", observed)  # noqa: B010 - see the module doc
+    (sink_name,) = monitor.sinks
+    sink = monitor.sinks[sink_name]
+
+    stop = asyncio.Event()
+    running = asyncio.create_task(monitor.run(stop))
+    await asyncio.sleep(spec["warmup"])
+    receivers = [s for s in monitor.streams if isinstance(s, TrapReceiver)]
+    written0, bus0 = sink.stats.points_written, monitor.bus.published
+    window.measuring = True
+    cpu0, wall0 = _cpu_self(), time.perf_counter()
+    print(json.dumps({"ready": True, "trap_port": receivers[0].port}), flush=True)
+    if (await _stdin_line()).strip() != "stop":
+        raise SystemExit("bench monitor phase: expected 'stop' from the parent")
+    cpu, wall = _cpu_self() - cpu0, time.perf_counter() - wall0
+    window.measuring = False
+    written, published = sink.stats.points_written - written0, monitor.bus.published - bus0
+    rss = rss_of()
+    queue_depths = {s.name: s.queue.qsize() for s in monitor.bus.subscriptions}
+    stop.set()
+    await running
+    stats = sink.stats
+    devices = len(monitor.pollers)
+    return {
+        "mode": "monitor",
+        "devices": devices,
+        "mqtt_devices": spec["mqtt_sensors"] if spec.get("mqtt_url") else 0,
+        "interval_s": spec["interval"],
+        "window_s": round(wall, 2),
+        "polls": window.ok,
+        "failed_polls": window.failed,
+        "errors": window.errors,
+        "expected_polls": round(devices * wall / spec["interval"]),
+        "polls_per_s": window.ok / wall,
+        "cpu_s": round(cpu, 3),
+        "cpu_share_of_one_core": cpu / wall,
+        "polls_per_cpu_s": window.ok / cpu if cpu else None,
+        "readings_per_s": window.readings / wall,
+        "published_per_s": published / wall,
+        "lag_p50_s": _percentile(window.lags, 0.5),
+        "lag_p99_s": _percentile(window.lags, 0.99),
+        "lag_max_s": max(window.lags, default=None),
+        "poll_duration_p50_s": _percentile(window.durations, 0.5),
+        "poll_duration_p99_s": _percentile(window.durations, 0.99),
+        "rss_bytes": rss,
+        "rss_before_devices_bytes": rss_start,
+        "rss_per_device_bytes": (rss - rss_start) / max(devices, 1),
+        "skipped_slots": sum(p.skipped for p in monitor.pollers),
+        "sink": sink_name,
+        "points_written_in_window": written,
+        "points_written_per_s": written / wall,
+        "points_written_total": stats.points_written,
+        "points_dropped_total": stats.points_dropped,
+        "spool_batches": stats.spool_batches,
+        "spool_bytes": stats.spool_bytes,
+        "bus_dropped": {s.name: s.dropped for s in monitor.bus.subscriptions},
+        "queue_depth_at_stop": queue_depths,
+        "traps_received": sum(r.received for r in receivers),
+        "trap_errors": {f"{d}:{why}": n for r in receivers for (d, why), n in r.errors.items()},
+        "decisions": decisions,
+    }
