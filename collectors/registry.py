@@ -8,6 +8,7 @@ from collectors.profile import load_snmp_profile
 from collectors.snmp.client import SnmpEngineHost
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.fastclient import FastSnmpHost
+from collectors.snmp.fastv3session import supported as fast_v3_supported
 from collectors.snmp.plan import SnmpPlan, plan_profile
 from collectors.snmp.security import warn_weak_security
 from dcim.collector import Collector, StreamCollector
@@ -25,7 +26,8 @@ class CollectorFactory:
     def __init__(self, *, max_in_flight: int = 100, fast_snmp: bool = True) -> None:
         self._max_in_flight = max_in_flight
         self._snmp_host: SnmpEngineHost | None = None
-        # SNMPv1/v2c through the lean codec (collectors/snmp/fastclient.py); v3 via pysnmp
+        # SNMP through the lean codec (collectors/snmp/fastclient.py, fastv3session.py);
+        # pysnmp only for SNMPv3 protocols the fast path lacks, or when fast_snmp is off
         self._fast_snmp = fast_snmp
         self._fast_host: FastSnmpHost | None = None
         self._snmp_plans: dict[str, SnmpPlan] = {}
@@ -38,7 +40,9 @@ class CollectorFactory:
         if device.snmp is not None:
             warn_weak_security(device.id, device.snmp)
             host: SnmpEngineHost
-            if self._fast_snmp and device.snmp.version is not SnmpVersion.V3:
+            if self._fast_snmp and (
+                device.snmp.version is not SnmpVersion.V3 or fast_v3_supported(device.snmp)
+            ):
                 if self._fast_host is None:
                     self._fast_host = FastSnmpHost(self._max_in_flight)
                 host = self._fast_host
