@@ -634,6 +634,10 @@ def run_bench(args: argparse.Namespace) -> int:
         agent.wait(10)
     result["ratios"] = _ratios(result["phases"])
     _print_ratios(result["ratios"])
+    if args.keep_work or any("error" in out for out in result["phases"].values()):
+        print(f"logs and server data kept in {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
         print(f"results written to {args.json}")
@@ -766,6 +770,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--no-mqtt", dest="mqtt", action="store_false", help="monitor phase: traps only"
+    )
+    parser.add_argument(
+        "--keep-work", action="store_true", help="keep the temp dir (logs, server data)"
     )
     parser.add_argument("--note", help="free text kept in the JSON (e.g. 'shared machine')")
 
