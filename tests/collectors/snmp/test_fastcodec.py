@@ -30,10 +30,11 @@ from pysnmp.proto.rfc1905 import endOfMibView, noSuchInstance, noSuchObject
 from collectors.registry import CollectorFactory
 from collectors.snmp import fastcodec as fc
 from collectors.snmp.client import Absent, SnmpStatusError, VarBind, to_python
-from collectors.snmp.fastclient import FastSnmpHost, FastSnmpSession
+from collectors.snmp.fastclient import SLOT_HOLD_S, FastSnmpHost, FastSnmpSession
 from dcim.errors import DeviceAuthError, DeviceTimeoutError
 from dcim.inventory import DeviceConfig, PlacedDevice, SnmpConfig
 from simulators.clock import SimClock
+from simulators.fast_agent import FastAgent
 from simulators.mib import OidTable, TableBuilder
 from simulators.snmp_agent import SnmpAgent, serve
 from simulators.ups import UpsModel
@@ -349,7 +350,9 @@ def config(port: int, **extra: Any) -> SnmpConfig:
 
 
 async def session(host: FastSnmpHost, port: int, **extra: Any) -> FastSnmpSession:
-    return await host.session("dev", config(port, **{"community": "tbl", **extra}))
+    made = await host.session("dev", config(port, **{"community": "tbl", **extra}))
+    assert isinstance(made, FastSnmpSession)
+    return made
 
 
 async def test_fast_client_get_next_bulk_against_pysnmp_agent(agent: SnmpAgent) -> None:
@@ -448,3 +451,84 @@ async def test_collector_reads_the_same_through_both_clients(
             assert fast_value == pytest.approx(value, rel=0.05, abs=1)
         elif key[0] not in {"ups.battery_runtime_s", "ups.on_battery_s"}:
             assert fast_value == value, key
+
+
+# --- in-flight slots: dead devices must not starve live ones ------------------------------
+
+SYS_NAME = [((1, 3, 6, 1, 2, 1, 1, 5, 0), None)]
+
+
+async def test_dead_devices_do_not_starve_live_ones() -> None:
+    """300 devices that never answer (nothing listens on their ports) and one live device.
+
+    All share one socket with 100 in-flight slots. Before, each dead request held
+    its slot for its whole timeout, so the live device waited behind them.
+    """
+    live_agent = FastAgent({"tbl": Table()})
+    await live_agent.start("127.0.0.1", 0)
+    host = FastSnmpHost(max_in_flight=100, devices_per_socket=1000)
+    loop = asyncio.get_running_loop()
+    try:
+        dead = [
+            await host.session(
+                f"dead-{n}", config(free_udp_port(), community="tbl", timeout_s=1.5, retries=0)
+            )
+            for n in range(300)
+        ]
+        live = await host.session("live", config(live_agent.port, community="tbl", retries=0))
+        assert host.sockets == 1
+        dead_polls = [asyncio.create_task(s.get(SYS_NAME)) for s in dead]
+        await asyncio.sleep(0)  # one loop pass: each poll runs until it waits
+        assert host.in_flight == 100  # every slot is taken by a dead device
+        started = loop.time()
+        for _ in range(5):
+            assert (await live.get(SYS_NAME))[0].value == b"ups\xff name"
+        elapsed = loop.time() - started
+        assert not any(poll.done() for poll in dead_polls)  # still waiting for their timeout
+        # the dead requests free their slots SLOT_HOLD_S after sending (3 rounds of 100)
+        assert elapsed < 4 * SLOT_HOLD_S + 0.3
+        results = await asyncio.gather(*dead_polls, return_exceptions=True)
+        assert all(isinstance(r, DeviceTimeoutError) for r in results)
+    finally:
+        host.close()
+        live_agent.close()
+
+
+class _SlowAgent(asyncio.DatagramProtocol):
+    """Answers like the fast agent, but only after `delay_s`."""
+
+    def __init__(self, agent: FastAgent, delay_s: float) -> None:
+        self.agent = agent
+        self.delay_s = delay_s
+        self.transport: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        answer = self.agent.answer(data)
+        if answer is not None:
+            asyncio.get_running_loop().call_later(self.delay_s, self.transport.sendto, answer, addr)
+
+
+async def test_an_answer_after_the_slot_was_given_back_still_counts() -> None:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _SlowAgent(FastAgent({"tbl": Table()}), 3 * SLOT_HOLD_S),
+        local_addr=("127.0.0.1", 0),
+    )
+    host = FastSnmpHost(max_in_flight=1)
+    try:
+        port = transport.get_extra_info("sockname")[1]
+        slow = await host.session("slow", config(port, community="tbl", timeout_s=2.0, retries=0))
+        started = loop.time()
+        first = asyncio.create_task(slow.get(SYS_NAME))
+        # a second request queues for the only slot, which the first gives back early
+        second = asyncio.create_task(slow.get(SYS_NAME))
+        answers = await asyncio.gather(first, second)
+        assert [a[0].value for a in answers] == [b"ups\xff name"] * 2
+        # both were in flight at once: well under two sequential delays
+        assert loop.time() - started < 2 * 3 * SLOT_HOLD_S
+    finally:
+        host.close()
+        transport.close()
