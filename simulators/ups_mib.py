@@ -15,14 +15,14 @@ from pysnmp.proto.rfc1902 import (
     Integer32,
     ObjectIdentifier,
     OctetString,
-    TimeTicks,
 )
 
 from simulators.clock import SimClock
 from simulators.mib import Oid, OidTable, TableBuilder
-from simulators.ups import BatteryStatus, UpsModel
+from simulators.mibs.smi import WRAP_32, int32, ticks
+from simulators.mibs.system import fill_system
+from simulators.ups import BatteryStatus, UpsModel, UpsState
 
-SYSTEM: Oid = (1, 3, 6, 1, 2, 1, 1)
 UPS_MIB: Oid = (1, 3, 6, 1, 2, 1, 33)
 UPS_OBJECTS: Oid = (*UPS_MIB, 1)
 IDENT: Oid = (*UPS_OBJECTS, 1)
@@ -36,19 +36,16 @@ ALARM_ENTRY: Oid = (*ALARM, 2, 1)
 WELL_KNOWN_ALARMS: Oid = (*ALARM, 3)
 CONFIG: Oid = (*UPS_OBJECTS, 9)
 
-_TICKS_WRAP = 2**32
-
-
-def _ticks(seconds: float) -> TimeTicks:
-    return TimeTicks(int(max(seconds, 0.0) * 100) % _TICKS_WRAP)
-
-
-def _i(value: float) -> Integer32:
-    return Integer32(round(value))
-
 
 class UpsDevice:
-    """One simulated UPS agent view: advances the model to `clock.now()` per snapshot."""
+    """One simulated UPS agent view: advances the model to `clock.now()` per snapshot.
+
+    This class answers UPS-MIB; a vendor view subclasses it with its own defaults
+    (class attributes), `description` and `fill`.
+    """
+
+    default_manufacturer = "DCIM Simulators"
+    default_sys_object_id: Oid = UPS_MIB
 
     def __init__(
         self,
@@ -56,23 +53,30 @@ class UpsDevice:
         model: UpsModel,
         clock: SimClock,
         *,
-        manufacturer: str = "DCIM Simulators",
+        manufacturer: str | None = None,
         model_name: str | None = None,
         location: str = "simulated",
-        sys_object_id: Oid = UPS_MIB,
+        sys_object_id: Oid | None = None,
     ) -> None:
         self._name = name
         self.model = model
         self.clock = clock
-        self.manufacturer = manufacturer
-        self.model_name = model_name or f"SIM-UPS-{int(model.rated_va)}"
+        self.manufacturer = manufacturer or self.default_manufacturer
+        self.model_name = model_name or self.default_model_name(model)
         self.location = location
-        self.sys_object_id = sys_object_id
+        self.sys_object_id = sys_object_id or self.default_sys_object_id
         self._start_s = model.time_s
 
     @property
     def name(self) -> str:
         return self._name
+
+    def default_model_name(self, model: UpsModel) -> str:
+        return f"SIM-UPS-{int(model.rated_va)}"
+
+    def description(self) -> str:
+        """sysDescr."""
+        return f"{self.manufacturer} {self.model_name} UPS simulator"
 
     def set_utility(self, on: bool) -> None:
         """Flip utility power now (after catching the model up to the clock)."""
@@ -82,17 +86,21 @@ class UpsDevice:
     def snapshot(self) -> OidTable:
         self.model.advance_to(self.clock.now())
         s = self.model.state()
-        m = self.model
         t = TableBuilder()
+        fill_system(
+            t,
+            descr=self.description(),
+            sys_object_id=self.sys_object_id,
+            uptime_s=self.clock.now() - self._start_s,
+            name=self._name,
+            location=self.location,
+        )
+        self.fill(t, s)
+        return t.build()
 
-        t.scalar((*SYSTEM, 1), OctetString(f"{self.manufacturer} {self.model_name} UPS simulator"))
-        t.scalar((*SYSTEM, 2), ObjectIdentifier(self.sys_object_id))
-        t.scalar((*SYSTEM, 3), _ticks(self.clock.now() - self._start_s))
-        t.scalar((*SYSTEM, 4), OctetString("dcim simulators"))
-        t.scalar((*SYSTEM, 5), OctetString(self._name))
-        t.scalar((*SYSTEM, 6), OctetString(self.location))
-        t.scalar((*SYSTEM, 7), Integer32(72))  # application + end-to-end layers
-
+    def fill(self, t: TableBuilder, s: UpsState) -> None:
+        """The UPS MIB's objects for state `s` (the system group is already there)."""
+        m = self.model
         t.scalar((*IDENT, 1), OctetString(self.manufacturer))
         t.scalar((*IDENT, 2), OctetString(self.model_name))
         t.scalar((*IDENT, 3), OctetString("1.0.0"))
@@ -106,31 +114,31 @@ class UpsDevice:
         t.scalar((*BATTERY, 1), Integer(int(s.battery_status)))
         t.scalar((*BATTERY, 2), Integer32(s.seconds_on_battery))
         t.scalar((*BATTERY, 3), Integer32(minutes))
-        t.scalar((*BATTERY, 4), _i(s.charge_percent))
-        t.scalar((*BATTERY, 5), _i(s.battery_voltage_v * 10))
-        t.scalar((*BATTERY, 6), _i(s.battery_current_a * 10))
-        t.scalar((*BATTERY, 7), _i(s.battery_temperature_c))
+        t.scalar((*BATTERY, 4), int32(s.charge_percent))
+        t.scalar((*BATTERY, 5), int32(s.battery_voltage_v * 10))
+        t.scalar((*BATTERY, 6), int32(s.battery_current_a * 10))
+        t.scalar((*BATTERY, 7), int32(s.battery_temperature_c))
 
-        t.scalar((*INPUT, 1), Counter32(s.input_line_bads % _TICKS_WRAP))
+        t.scalar((*INPUT, 1), Counter32(s.input_line_bads % WRAP_32))
         t.scalar((*INPUT, 2), Integer32(len(s.input_lines)))
         for col in (2, 3, 4, 5):
             t.column((*INPUT_ENTRY, col))
         for n, line in enumerate(s.input_lines, start=1):
-            t.cell((*INPUT_ENTRY, 2), (n,), _i(line.frequency_hz * 10))
-            t.cell((*INPUT_ENTRY, 3), (n,), _i(line.voltage_v))
-            t.cell((*INPUT_ENTRY, 4), (n,), _i(line.current_a * 10))
-            t.cell((*INPUT_ENTRY, 5), (n,), _i(line.power_w))
+            t.cell((*INPUT_ENTRY, 2), (n,), int32(line.frequency_hz * 10))
+            t.cell((*INPUT_ENTRY, 3), (n,), int32(line.voltage_v))
+            t.cell((*INPUT_ENTRY, 4), (n,), int32(line.current_a * 10))
+            t.cell((*INPUT_ENTRY, 5), (n,), int32(line.power_w))
 
         t.scalar((*OUTPUT, 1), Integer(int(s.output_source)))
-        t.scalar((*OUTPUT, 2), _i(s.output_frequency_hz * 10))
+        t.scalar((*OUTPUT, 2), int32(s.output_frequency_hz * 10))
         t.scalar((*OUTPUT, 3), Integer32(len(s.output_lines)))
         for col in (2, 3, 4, 5):
             t.column((*OUTPUT_ENTRY, col))
         for n, out in enumerate(s.output_lines, start=1):
-            t.cell((*OUTPUT_ENTRY, 2), (n,), _i(out.voltage_v))
-            t.cell((*OUTPUT_ENTRY, 3), (n,), _i(out.current_a * 10))
-            t.cell((*OUTPUT_ENTRY, 4), (n,), _i(out.power_w))
-            t.cell((*OUTPUT_ENTRY, 5), (n,), _i(out.percent_load))
+            t.cell((*OUTPUT_ENTRY, 2), (n,), int32(out.voltage_v))
+            t.cell((*OUTPUT_ENTRY, 3), (n,), int32(out.current_a * 10))
+            t.cell((*OUTPUT_ENTRY, 4), (n,), int32(out.power_w))
+            t.cell((*OUTPUT_ENTRY, 5), (n,), int32(out.percent_load))
 
         t.scalar((*ALARM, 1), Gauge32(len(s.alarms)))
         t.column((*ALARM_ENTRY, 2))
@@ -138,16 +146,15 @@ class UpsDevice:
         for alarm in s.alarms:
             row = (alarm.id,)
             t.cell((*ALARM_ENTRY, 2), row, ObjectIdentifier((*WELL_KNOWN_ALARMS, int(alarm.kind))))
-            t.cell((*ALARM_ENTRY, 3), row, _ticks(alarm.since_s - self._start_s))
+            t.cell((*ALARM_ENTRY, 3), row, ticks(alarm.since_s - self._start_s))
 
-        t.scalar((*CONFIG, 1), _i(m.nominal_voltage))
-        t.scalar((*CONFIG, 2), _i(m.nominal_frequency * 10))
-        t.scalar((*CONFIG, 3), _i(m.nominal_voltage))
-        t.scalar((*CONFIG, 4), _i(m.nominal_frequency * 10))
-        t.scalar((*CONFIG, 5), _i(m.rated_va))
-        t.scalar((*CONFIG, 6), _i(m.rated_w))
-        t.scalar((*CONFIG, 7), _i(m.low_runtime_s / 60))
+        t.scalar((*CONFIG, 1), int32(m.nominal_voltage))
+        t.scalar((*CONFIG, 2), int32(m.nominal_frequency * 10))
+        t.scalar((*CONFIG, 3), int32(m.nominal_voltage))
+        t.scalar((*CONFIG, 4), int32(m.nominal_frequency * 10))
+        t.scalar((*CONFIG, 5), int32(m.rated_va))
+        t.scalar((*CONFIG, 6), int32(m.rated_w))
+        t.scalar((*CONFIG, 7), int32(m.low_runtime_s / 60))
         t.scalar((*CONFIG, 8), Integer(2))  # audible alarms enabled
-        t.scalar((*CONFIG, 9), _i(m.nominal_voltage * 0.8))
-        t.scalar((*CONFIG, 10), _i(m.nominal_voltage * 1.1))
-        return t.build()
+        t.scalar((*CONFIG, 9), int32(m.nominal_voltage * 0.8))
+        t.scalar((*CONFIG, 10), int32(m.nominal_voltage * 1.1))

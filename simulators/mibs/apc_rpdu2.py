@@ -18,6 +18,7 @@ from pysnmp.proto.rfc1902 import Integer32, OctetString
 from simulators.hall import power
 from simulators.mib import Oid, TableBuilder
 from simulators.mibs.base import HallMibDevice
+from simulators.mibs.smi import int32
 
 RPDU2: Oid = (1, 3, 6, 1, 4, 1, 318, 1, 1, 26)
 DEVICE_PROPERTIES: Oid = (*RPDU2, 4, 2, 1)
@@ -28,10 +29,6 @@ BANK_STATUS: Oid = (*RPDU2, 8, 3, 1)
 OUTLET_METERED_STATUS: Oid = (*RPDU2, 9, 4, 3, 1)
 
 LOAD_STATE = {"low": 1, "normal": 2, "near_overload": 3, "overload": 4}
-
-
-def _i(value: float) -> Integer32:
-    return Integer32(round(value))
 
 
 class ApcRpdu2Device(HallMibDevice):
@@ -51,15 +48,15 @@ class ApcRpdu2Device(HallMibDevice):
         t.cell((*DEVICE_PROPERTIES, 2), row, Integer32(1))
         t.cell((*DEVICE_PROPERTIES, 3), row, OctetString(pdu.id))
         t.cell((*DEVICE_PROPERTIES, 7), row, Integer32(pdu.phases))
-        t.cell((*DEVICE_PROPERTIES, 9), row, _i(pdu.rated_a))
+        t.cell((*DEVICE_PROPERTIES, 9), row, int32(pdu.rated_a))
         t.cell((*DEVICE_STATUS, 1), row, Integer32(1))
         t.cell((*DEVICE_STATUS, 2), row, Integer32(1))
         t.cell((*DEVICE_STATUS, 3), row, OctetString(pdu.id))
         t.cell((*DEVICE_STATUS, 4), row, Integer32(LOAD_STATE[device_state]))
-        t.cell((*DEVICE_STATUS, 5), row, _i(flow.total_w / 10))
-        t.cell((*DEVICE_STATUS, 9), row, _i(model.energy_kwh[pdu.id] * 10))
-        t.cell((*DEVICE_STATUS, 16), row, _i(flow.apparent_va / 10))
-        t.cell((*DEVICE_STATUS, 17), row, _i(power.POWER_FACTOR * 100 if flow.total_w else 0))
+        t.cell((*DEVICE_STATUS, 5), row, int32(flow.total_w / 10))
+        t.cell((*DEVICE_STATUS, 9), row, int32(model.energy_kwh[pdu.id] * 10))
+        t.cell((*DEVICE_STATUS, 16), row, int32(flow.apparent_va / 10))
+        t.cell((*DEVICE_STATUS, 17), row, int32(power.POWER_FACTOR * 100 if flow.total_w else 0))
 
         for p, amps in enumerate(flow.phase_a):
             idx = (p + 1,)
@@ -69,9 +66,9 @@ class ApcRpdu2Device(HallMibDevice):
             t.cell(
                 (*PHASE_STATUS, 4), idx, Integer32(LOAD_STATE[power.load_state(amps, pdu.rated_a)])
             )
-            t.cell((*PHASE_STATUS, 5), idx, _i(amps * 10))
-            t.cell((*PHASE_STATUS, 6), idx, _i(flow.voltage_v))
-            t.cell((*PHASE_STATUS, 7), idx, _i(flow.phase_w[p] / 10))
+            t.cell((*PHASE_STATUS, 5), idx, int32(amps * 10))
+            t.cell((*PHASE_STATUS, 6), idx, int32(flow.voltage_v))
+            t.cell((*PHASE_STATUS, 7), idx, int32(flow.phase_w[p] / 10))
 
         for b, amps in enumerate(flow.branch_a):
             idx = (b + 1,)
@@ -79,12 +76,12 @@ class ApcRpdu2Device(HallMibDevice):
             t.cell((*BANK_PROPERTIES, 1), idx, Integer32(b + 1))
             t.cell((*BANK_PROPERTIES, 2), idx, Integer32(1))
             t.cell((*BANK_PROPERTIES, 3), idx, Integer32(b + 1))
-            t.cell((*BANK_PROPERTIES, 5), idx, _i(pdu.breaker_a))
+            t.cell((*BANK_PROPERTIES, 5), idx, int32(pdu.breaker_a))
             t.cell((*BANK_STATUS, 1), idx, Integer32(b + 1))
             t.cell((*BANK_STATUS, 2), idx, Integer32(1))
             t.cell((*BANK_STATUS, 3), idx, Integer32(b + 1))
             t.cell((*BANK_STATUS, 4), idx, Integer32(LOAD_STATE[state]))
-            t.cell((*BANK_STATUS, 5), idx, _i(amps * 10))
+            t.cell((*BANK_STATUS, 5), idx, int32(amps * 10))
 
         energy = model.outlet_energy_kwh[pdu.id]
         for o, watts in enumerate(flow.outlet_w):
@@ -94,6 +91,6 @@ class ApcRpdu2Device(HallMibDevice):
             t.cell((*OUTLET_METERED_STATUS, 3), idx, OctetString(f"Outlet {o + 1}"))
             t.cell((*OUTLET_METERED_STATUS, 4), idx, Integer32(o + 1))
             t.cell((*OUTLET_METERED_STATUS, 5), idx, Integer32(2))  # on
-            t.cell((*OUTLET_METERED_STATUS, 6), idx, _i(flow.outlet_a[o] * 10))
-            t.cell((*OUTLET_METERED_STATUS, 7), idx, _i(watts))
-            t.cell((*OUTLET_METERED_STATUS, 11), idx, _i(energy[o] * 10))
+            t.cell((*OUTLET_METERED_STATUS, 6), idx, int32(flow.outlet_a[o] * 10))
+            t.cell((*OUTLET_METERED_STATUS, 7), idx, int32(watts))
+            t.cell((*OUTLET_METERED_STATUS, 11), idx, int32(energy[o] * 10))

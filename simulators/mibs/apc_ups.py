@@ -36,15 +36,13 @@ from __future__ import annotations
 
 import zlib
 
-from pysnmp.proto.rfc1902 import Gauge32, Integer, Integer32, ObjectIdentifier, OctetString
+from pysnmp.proto.rfc1902 import Integer, OctetString
 
-from simulators.clock import SimClock
-from simulators.hall.model import HallModel
-from simulators.mib import Oid, OidTable, TableBuilder
-from simulators.mibs.base import ticks
-from simulators.mibs.hall_ups import HallTime, HallUpsDevice
+from simulators.mib import Oid, TableBuilder
+from simulators.mibs.hall_ups import HallUpsDevice
+from simulators.mibs.smi import gauge32, int32, ticks
 from simulators.ups import AlarmKind, BatteryStatus, OutputSource, UpsModel, UpsState
-from simulators.ups_mib import SYSTEM, UpsDevice
+from simulators.ups_mib import UpsDevice
 
 APC: Oid = (1, 3, 6, 1, 4, 1, 318)
 UPS: Oid = (*APC, 1, 1, 1)
@@ -83,10 +81,6 @@ BATTERY_STATUS: dict[BatteryStatus, int] = {
 NO_TRANSFER, BLACKOUT = 1, 4  # upsAdvInputLineFailCause
 
 
-def _gauge(value: float) -> Gauge32:
-    return Gauge32(min(max(round(value), 0), 2**32 - 1))
-
-
 def single_phase(s: UpsState) -> tuple[float, float, float, float, float]:
     """(input V, input Hz, output V, output A, load %) as the single-phase objects report them."""
     inp = s.input_lines[0]
@@ -97,61 +91,34 @@ def single_phase(s: UpsState) -> tuple[float, float, float, float, float]:
 class ApcUpsDevice(UpsDevice):
     """One simulated APC UPS: SNMPv2-MIB system group + PowerNet-MIB ups group."""
 
-    def __init__(
-        self,
-        name: str,
-        model: UpsModel,
-        clock: SimClock,
-        *,
-        manufacturer: str = "APC",
-        model_name: str | None = None,
-        location: str = "simulated",
-        sys_object_id: Oid = SMART_UPS,
-    ) -> None:
-        super().__init__(
-            name,
-            model,
-            clock,
-            manufacturer=manufacturer,
-            model_name=model_name or f"Smart-UPS {int(model.rated_va)}",
-            location=location,
-            sys_object_id=sys_object_id,
-        )
+    default_manufacturer = "APC"
+    default_sys_object_id = SMART_UPS
 
-    def snapshot(self) -> OidTable:
-        self.model.advance_to(self.clock.now())
-        s = self.model.state()
-        t = TableBuilder()
-        self._system(t)
+    def default_model_name(self, model: UpsModel) -> str:
+        return f"Smart-UPS {int(model.rated_va)}"
+
+    def description(self) -> str:
+        return f"APC Web/SNMP Management Card (dcim simulator) {self.model_name}"
+
+    def fill(self, t: TableBuilder, s: UpsState) -> None:
         self._ident(t)
         self._battery(t, s)
         in_v, in_hz, out_v, out_a, load = single_phase(s)
-        t.scalar((*INPUT_ADV, 1), _gauge(in_v))
-        t.scalar((*INPUT_ADV, 4), _gauge(in_hz))
+        t.scalar((*INPUT_ADV, 1), gauge32(in_v))
+        t.scalar((*INPUT_ADV, 4), gauge32(in_hz))
         t.scalar((*INPUT_ADV, 5), Integer(BLACKOUT if s.input_line_bads else NO_TRANSFER))
-        t.scalar((*INPUT_HIGH, 1), _gauge(in_v * 10))
-        t.scalar((*INPUT_HIGH, 4), _gauge(in_hz * 10))
+        t.scalar((*INPUT_HIGH, 1), gauge32(in_v * 10))
+        t.scalar((*INPUT_HIGH, 4), gauge32(in_hz * 10))
 
         t.scalar((*OUTPUT_BASIC, 1), Integer(OUTPUT_STATUS[s.output_source]))
-        t.scalar((*OUTPUT_ADV, 1), _gauge(out_v))
-        t.scalar((*OUTPUT_ADV, 2), _gauge(s.output_frequency_hz))
-        t.scalar((*OUTPUT_ADV, 3), _gauge(load))
-        t.scalar((*OUTPUT_ADV, 4), _gauge(out_a))
-        t.scalar((*OUTPUT_HIGH, 1), _gauge(out_v * 10))
-        t.scalar((*OUTPUT_HIGH, 2), _gauge(s.output_frequency_hz * 10))
-        t.scalar((*OUTPUT_HIGH, 3), _gauge(load * 10))
-        t.scalar((*OUTPUT_HIGH, 4), _gauge(out_a * 10))
-        return t.build()
-
-    def _system(self, t: TableBuilder) -> None:
-        descr = f"APC Web/SNMP Management Card (dcim simulator) {self.model_name}"
-        t.scalar((*SYSTEM, 1), OctetString(descr))
-        t.scalar((*SYSTEM, 2), ObjectIdentifier(self.sys_object_id))
-        t.scalar((*SYSTEM, 3), ticks(self.clock.now() - self._start_s))
-        t.scalar((*SYSTEM, 4), OctetString("dcim simulators"))
-        t.scalar((*SYSTEM, 5), OctetString(self.name))
-        t.scalar((*SYSTEM, 6), OctetString(self.location))
-        t.scalar((*SYSTEM, 7), Integer32(72))
+        t.scalar((*OUTPUT_ADV, 1), gauge32(out_v))
+        t.scalar((*OUTPUT_ADV, 2), gauge32(s.output_frequency_hz))
+        t.scalar((*OUTPUT_ADV, 3), gauge32(load))
+        t.scalar((*OUTPUT_ADV, 4), gauge32(out_a))
+        t.scalar((*OUTPUT_HIGH, 1), gauge32(out_v * 10))
+        t.scalar((*OUTPUT_HIGH, 2), gauge32(s.output_frequency_hz * 10))
+        t.scalar((*OUTPUT_HIGH, 3), gauge32(load * 10))
+        t.scalar((*OUTPUT_HIGH, 4), gauge32(out_a * 10))
 
     def _ident(self, t: TableBuilder) -> None:
         t.scalar((*IDENT_BASIC, 1), OctetString(self.model_name))
@@ -166,27 +133,17 @@ class ApcUpsDevice(UpsDevice):
         t.scalar((*BATTERY_BASIC, 1), Integer(BATTERY_STATUS[s.battery_status]))
         t.scalar((*BATTERY_BASIC, 2), ticks(s.seconds_on_battery))
         t.scalar((*BATTERY_BASIC, 3), OctetString("01/15/2024"))
-        t.scalar((*BATTERY_ADV, 1), _gauge(s.charge_percent))
-        t.scalar((*BATTERY_ADV, 2), _gauge(s.battery_temperature_c))
+        t.scalar((*BATTERY_ADV, 1), gauge32(s.charge_percent))
+        t.scalar((*BATTERY_ADV, 2), gauge32(s.battery_temperature_c))
         t.scalar((*BATTERY_ADV, 3), ticks(runtime))
         t.scalar((*BATTERY_ADV, 4), Integer(2 if replace else 1))
-        t.scalar((*BATTERY_ADV, 8), Integer32(round(s.battery_voltage_v)))
-        t.scalar((*BATTERY_HIGH, 1), _gauge(s.charge_percent * 10))
-        t.scalar((*BATTERY_HIGH, 2), _gauge(s.battery_temperature_c * 10))
-        t.scalar((*BATTERY_HIGH, 4), Integer32(round(s.battery_voltage_v * 10)))
+        t.scalar((*BATTERY_ADV, 8), int32(s.battery_voltage_v))
+        t.scalar((*BATTERY_HIGH, 1), gauge32(s.charge_percent * 10))
+        t.scalar((*BATTERY_HIGH, 2), gauge32(s.battery_temperature_c * 10))
+        t.scalar((*BATTERY_HIGH, 4), int32(s.battery_voltage_v * 10))
 
 
 class HallApcUpsDevice(HallUpsDevice):
     """PowerNet-MIB view of one hall UPS (community / v3 context = `name`)."""
 
-    def __init__(self, name: str, device_id: str, model: HallModel, clock: HallTime) -> None:
-        super().__init__(name, device_id, model, clock)
-        ups_mib = self.inner
-        self.inner = ApcUpsDevice(
-            name,
-            ups_mib.model,
-            clock,
-            manufacturer=ups_mib.manufacturer,
-            model_name=ups_mib.model_name,
-            location=ups_mib.location,
-        )
+    mib_view = ApcUpsDevice

@@ -9,21 +9,14 @@ real timeout.
 from __future__ import annotations
 
 from pysnmp.error import PySnmpError
-from pysnmp.proto.rfc1902 import Integer32, ObjectIdentifier, OctetString, TimeTicks
 
 from simulators.hall.views import HallView
 from simulators.mib import Oid, OidTable, TableBuilder
-
-SYSTEM: Oid = (1, 3, 6, 1, 2, 1, 1)
-_TICKS_WRAP = 2**32
+from simulators.mibs.system import fill_system
 
 
 class DeviceSilentError(PySnmpError):  # type: ignore[misc]
     """Raised instead of answering while the device plays dead."""
-
-
-def ticks(seconds: float) -> TimeTicks:
-    return TimeTicks(int(max(seconds, 0.0) * 100) % _TICKS_WRAP)
 
 
 class HallMibDevice:
@@ -48,14 +41,14 @@ class HallMibDevice:
         t = TableBuilder()
         placed = self.view.model.topology.placed[self.view.device_id]
         d = placed.device
-        t.scalar((*SYSTEM, 1), OctetString(f"{d.vendor} {d.model} ({self.description})".strip()))
-        t.scalar((*SYSTEM, 2), ObjectIdentifier(self.sys_object_id))
-        t.scalar((*SYSTEM, 3), ticks(self.view.model.time_s - self._start_s))
-        t.scalar((*SYSTEM, 4), OctetString("dcim simulators"))
-        t.scalar((*SYSTEM, 5), OctetString(d.id))
-        where = "/".join(x for x in (placed.site, placed.room, placed.row, placed.rack) if x)
-        t.scalar((*SYSTEM, 6), OctetString(where))
-        t.scalar((*SYSTEM, 7), Integer32(72))
+        fill_system(
+            t,
+            descr=f"{d.vendor} {d.model} ({self.description})".strip(),
+            sys_object_id=self.sys_object_id,
+            uptime_s=self.view.model.time_s - self._start_s,
+            name=d.id,
+            location="/".join(x for x in (placed.site, placed.room, placed.row, placed.rack) if x),
+        )
         self.fill(t)
         return t.build()
 

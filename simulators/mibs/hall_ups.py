@@ -27,14 +27,16 @@ class HallTime(SimClock):
 
 
 class HallUpsDevice:
-    """UPS-MIB view of one hall UPS (community = `name`)."""
+    """UPS-MIB view of one hall UPS (community = `name`); a subclass names another `mib_view`."""
+
+    mib_view: type[UpsDevice] = UpsDevice
 
     def __init__(self, name: str, device_id: str, model: HallModel, clock: HallTime) -> None:
         self._name = name
         self.device_id = device_id
         self.model = model
         placed = model.topology.placed[device_id].device
-        self.inner = UpsDevice(
+        self.inner = self.mib_view(
             name,
             model.ups_models[device_id],
             clock,

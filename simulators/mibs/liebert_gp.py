@@ -24,6 +24,7 @@ from pysnmp.proto.rfc1902 import Gauge32, Integer32, ObjectIdentifier
 from simulators.hall.thermal import relative_humidity_pct
 from simulators.mib import Oid, TableBuilder
 from simulators.mibs.base import HallMibDevice
+from simulators.mibs.smi import int32
 
 LGP: Oid = (1, 3, 6, 1, 4, 1, 476, 1, 42)
 FOUNDATION: Oid = (*LGP, 3)
@@ -61,12 +62,12 @@ class LiebertGpDevice(HallMibDevice):
         }
         for index, (temp, rh, high, low) in rows.items():
             t.cell((*TEMPERATURE_DEG_C, 2), (index,), ObjectIdentifier(TEMPERATURE_KIND[index]))
-            t.cell((*TEMPERATURE_DEG_C, 3), (index,), Integer32(round(temp)))
+            t.cell((*TEMPERATURE_DEG_C, 3), (index,), int32(temp))
             t.cell((*TEMPERATURE_DEG_C, 4), (index,), Integer32(high))
             t.cell((*TEMPERATURE_DEG_C, 5), (index,), Integer32(low))
-            t.cell((*TEMPERATURE_DEG_C, 50), (index,), Integer32(round(temp * 10)))
+            t.cell((*TEMPERATURE_DEG_C, 50), (index,), int32(temp * 10))
             t.cell((*HUMIDITY_REL, 2), (index,), ObjectIdentifier(HUMIDITY_KIND[index]))
-            t.cell((*HUMIDITY_REL, 3), (index,), Integer32(round(rh)))
+            t.cell((*HUMIDITY_REL, 3), (index,), int32(rh))
         t.scalar(SYSTEM_STATE, Integer32(ON if crac.running else OFF))
         failed = self.view.device_id in model.failed_cracs
         t.scalar(GENERAL_ALARM_OUTPUT, Integer32(ON if failed else OFF))

@@ -33,13 +33,11 @@ import zlib
 
 from pysnmp.proto.rfc1902 import Gauge32, Integer32, ObjectIdentifier, OctetString
 
-from simulators.clock import SimClock
-from simulators.hall.model import HallModel
-from simulators.mib import Oid, OidTable, TableBuilder
-from simulators.mibs.base import ticks
-from simulators.mibs.hall_ups import HallTime, HallUpsDevice
+from simulators.mib import Oid, TableBuilder
+from simulators.mibs.hall_ups import HallUpsDevice
+from simulators.mibs.smi import int32
 from simulators.ups import BatteryStatus, OutputSource, UpsModel, UpsState
-from simulators.ups_mib import SYSTEM, UpsDevice
+from simulators.ups_mib import UpsDevice
 
 LGP: Oid = (1, 3, 6, 1, 4, 1, 476, 1, 42)
 AGENT_IDENT: Oid = (*LGP, 2, 1)
@@ -63,45 +61,19 @@ BATTERY_DC_POINT = 1
 CHARGE_FULL, CHARGE_PARTIAL, CHARGING, DISCHARGING = 1, 2, 3, 4
 
 
-def _i(value: float) -> Integer32:
-    return Integer32(round(value))
-
-
 class LiebertUpsDevice(UpsDevice):
     """One simulated Liebert UPS: SNMPv2-MIB system group + LIEBERT-GP power objects."""
 
-    def __init__(
-        self,
-        name: str,
-        model: UpsModel,
-        clock: SimClock,
-        *,
-        manufacturer: str = "Vertiv",
-        model_name: str | None = None,
-        location: str = "simulated",
-        sys_object_id: Oid = LGP,
-    ) -> None:
-        super().__init__(
-            name,
-            model,
-            clock,
-            manufacturer=manufacturer,
-            model_name=model_name or f"Liebert APM {int(model.rated_va / 1000)}kVA",
-            location=location,
-            sys_object_id=sys_object_id,
-        )
+    default_manufacturer = "Vertiv"
+    default_sys_object_id = LGP
 
-    def snapshot(self) -> OidTable:
-        self.model.advance_to(self.clock.now())
-        s = self.model.state()
-        t = TableBuilder()
-        t.scalar((*SYSTEM, 1), OctetString(f"Liebert {self.model_name} (dcim simulator)"))
-        t.scalar((*SYSTEM, 2), ObjectIdentifier(self.sys_object_id))
-        t.scalar((*SYSTEM, 3), ticks(self.clock.now() - self._start_s))
-        t.scalar((*SYSTEM, 4), OctetString("dcim simulators"))
-        t.scalar((*SYSTEM, 5), OctetString(self.name))
-        t.scalar((*SYSTEM, 6), OctetString(self.location))
-        t.scalar((*SYSTEM, 7), Integer32(72))
+    def default_model_name(self, model: UpsModel) -> str:
+        return f"Liebert APM {int(model.rated_va / 1000)}kVA"
+
+    def description(self) -> str:
+        return f"Liebert {self.model_name} (dcim simulator)"
+
+    def fill(self, t: TableBuilder, s: UpsState) -> None:
         t.scalar((*AGENT_IDENT, 1), OctetString(self.manufacturer))
         t.scalar((*AGENT_IDENT, 2), OctetString(self.model_name))
         t.scalar((*AGENT_IDENT, 3), OctetString("4.0.0.0-dcim-sim"))
@@ -110,7 +82,6 @@ class LiebertUpsDevice(UpsDevice):
         self._battery(t, s)
         self._points(t, s)
         self._status(t, s)
-        return t.build()
 
     def _battery(self, t: TableBuilder, s: UpsState) -> None:
         if s.output_source is OutputSource.BATTERY:
@@ -124,7 +95,7 @@ class LiebertUpsDevice(UpsDevice):
         depleted = s.battery_status is BatteryStatus.DEPLETED
         t.scalar((*BATTERY, 14), Integer32(charge))
         t.scalar((*BATTERY, 18), Integer32(0 if depleted else int(s.runtime_s // 60)))
-        t.scalar((*BATTERY, 19), _i(s.charge_percent))
+        t.scalar((*BATTERY, 19), int32(s.charge_percent))
         t.scalar((*BATTERY, 25), Integer32(s.seconds_on_battery))
         t.scalar((*BATTERY, 26), Integer32(int(s.battery_status)))  # same values as RFC 1628
 
@@ -141,31 +112,31 @@ class LiebertUpsDevice(UpsDevice):
         for index, (point, frequency) in points.items():
             t.cell((*POINT_ENTRY, 2), (index,), ObjectIdentifier(point))
             t.cell((*POINT_ENTRY, 3), (index,), Integer32(m.lines))
-            t.cell((*POINT_ENTRY, 4), (index,), _i(m.nominal_voltage))
-            t.cell((*POINT_ENTRY, 5), (index,), _i(m.nominal_frequency))
-            t.cell((*POINT_ENTRY, 6), (index,), _i(frequency))
+            t.cell((*POINT_ENTRY, 4), (index,), int32(m.nominal_voltage))
+            t.cell((*POINT_ENTRY, 5), (index,), int32(m.nominal_frequency))
+            t.cell((*POINT_ENTRY, 6), (index,), int32(frequency))
         out_va = sum(line.voltage_v * line.current_a for line in s.output_lines)
         in_w = sum(line.power_w for line in s.input_lines)
-        t.cell((*POINT_ENTRY, 7), (OUTPUT_POINT,), _i(out_va))
-        t.cell((*POINT_ENTRY, 8), (INPUT_POINT,), _i(in_w))
-        t.cell((*POINT_ENTRY, 8), (OUTPUT_POINT,), _i(sum(o.power_w for o in s.output_lines)))
+        t.cell((*POINT_ENTRY, 7), (OUTPUT_POINT,), int32(out_va))
+        t.cell((*POINT_ENTRY, 8), (INPUT_POINT,), int32(in_w))
+        t.cell((*POINT_ENTRY, 8), (OUTPUT_POINT,), int32(sum(o.power_w for o in s.output_lines)))
         for n, inp in enumerate(s.input_lines, start=1):
             row = (INPUT_POINT, n)
             t.cell((*LINE_ENTRY, 3), row, ObjectIdentifier(SOURCE1_INPUT))
-            t.cell((*LINE_ENTRY, 5), row, _i(inp.voltage_v))
-            t.cell((*LINE_ENTRY, 6), row, _i(inp.current_a))
-            t.cell((*LINE_ENTRY, 9), row, _i(inp.power_w))
+            t.cell((*LINE_ENTRY, 5), row, int32(inp.voltage_v))
+            t.cell((*LINE_ENTRY, 6), row, int32(inp.current_a))
+            t.cell((*LINE_ENTRY, 9), row, int32(inp.power_w))
         for n, out in enumerate(s.output_lines, start=1):
             row = (OUTPUT_POINT, n)
             t.cell((*LINE_ENTRY, 3), row, ObjectIdentifier(OUTPUT_TO_LOAD))
-            t.cell((*LINE_ENTRY, 5), row, _i(out.voltage_v))
-            t.cell((*LINE_ENTRY, 6), row, _i(out.current_a))
-            t.cell((*LINE_ENTRY, 8), row, _i(out.voltage_v * out.current_a))
-            t.cell((*LINE_ENTRY, 9), row, _i(out.power_w))
-            t.cell((*LINE_ENTRY, 19), row, _i(out.percent_load))
+            t.cell((*LINE_ENTRY, 5), row, int32(out.voltage_v))
+            t.cell((*LINE_ENTRY, 6), row, int32(out.current_a))
+            t.cell((*LINE_ENTRY, 8), row, int32(out.voltage_v * out.current_a))
+            t.cell((*LINE_ENTRY, 9), row, int32(out.power_w))
+            t.cell((*LINE_ENTRY, 19), row, int32(out.percent_load))
         t.column((*DC_ENTRY, 5))  # no current row: the MIB does not give its sign
         t.cell((*DC_ENTRY, 2), (BATTERY_DC_POINT,), ObjectIdentifier(MEAS_BATTERY))
-        t.cell((*DC_ENTRY, 4), (BATTERY_DC_POINT,), _i(s.battery_voltage_v))
+        t.cell((*DC_ENTRY, 4), (BATTERY_DC_POINT,), int32(s.battery_voltage_v))
 
     def _status(self, t: TableBuilder, s: UpsState) -> None:
         on_inverter = s.output_source in (OutputSource.NORMAL, OutputSource.BATTERY)
@@ -180,14 +151,4 @@ class LiebertUpsDevice(UpsDevice):
 class HallLiebertUpsDevice(HallUpsDevice):
     """LIEBERT-GP-POWER-MIB view of one hall UPS (community / v3 context = `name`)."""
 
-    def __init__(self, name: str, device_id: str, model: HallModel, clock: HallTime) -> None:
-        super().__init__(name, device_id, model, clock)
-        ups_mib = self.inner
-        self.inner = LiebertUpsDevice(
-            name,
-            ups_mib.model,
-            clock,
-            manufacturer=ups_mib.manufacturer,
-            model_name=ups_mib.model_name,
-            location=ups_mib.location,
-        )
+    mib_view = LiebertUpsDevice
