@@ -26,6 +26,7 @@ DEFAULT_PACKS = [
     "ups",
     "fire-environment",
     "monitoring",
+    "sensor-health",
 ]
 
 

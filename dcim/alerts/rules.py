@@ -30,6 +30,14 @@ from dcim.alerts.kinds.correlation import (
     UpsRuntimeRule,
 )
 from dcim.alerts.kinds.rate import RateEvaluator, RateRule
+from dcim.alerts.kinds.sensor import (
+    DeviationEvaluator,
+    DeviationRule,
+    DropoutEvaluator,
+    DropoutRule,
+    StuckEvaluator,
+    StuckRule,
+)
 from dcim.alerts.kinds.stale import StaleEvaluator, StaleRule
 from dcim.alerts.kinds.state import EventEvaluator, EventRule, StateEvaluator, StateRule
 from dcim.alerts.kinds.threshold import ThresholdEvaluator, ThresholdRule
@@ -47,7 +55,10 @@ Rule = Annotated[
     | ImbalanceRule
     | FireRiskRule
     | RedundancyRule
-    | UpsRuntimeRule,
+    | UpsRuntimeRule
+    | StuckRule
+    | DeviationRule
+    | DropoutRule,
     Field(discriminator="kind"),
 ]
 
@@ -63,10 +74,14 @@ _EVALUATORS: dict[type, type[Evaluator]] = {
     FireRiskRule: FireRiskEvaluator,
     RedundancyRule: RedundancyEvaluator,
     UpsRuntimeRule: UpsRuntimeEvaluator,
+    StuckRule: StuckEvaluator,
+    DeviationRule: DeviationEvaluator,
+    DropoutRule: DropoutEvaluator,
 }
 
 _KIND_NAMES = {"threshold", "rate", "state", "event", "stale", "aggregate", "ratio"}
 _KIND_NAMES |= {"imbalance", "fire_risk", "redundancy", "ups_runtime"}
+_KIND_NAMES |= {"stuck", "deviation", "dropout"}
 
 
 class RuleError(DcimError):
