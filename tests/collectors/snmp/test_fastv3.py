@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from pyasn1.codec.ber import decoder, encoder
 from pyasn1.type import univ
+from pysnmp.entity import config as pysnmp_config
 from pysnmp.proto.api import v2c
 from pysnmp.proto.mpmod.rfc3412 import ScopedPDU, SNMPv3Message
 from pysnmp.proto.rfc1902 import Counter64, Integer32, OctetString
@@ -41,6 +42,8 @@ from collectors.snmp.fastclient import FastSnmpHost
 from collectors.snmp.fastv3session import FastV3Session
 from dcim.errors import DeviceProtocolError, DeviceTimeoutError
 from dcim.inventory import DeviceConfig, PlacedDevice, SnmpConfig
+from simulators import snmp_agent
+from simulators.clock import SimClock
 from simulators.fast_agent import (
     BENCH_V3_AUTH_KEY,
     BENCH_V3_PRIV_KEY,
@@ -49,6 +52,9 @@ from simulators.fast_agent import (
     fleet,
     fleet_devices,
 )
+from simulators.snmp_agent import V3User
+from simulators.ups import UpsModel
+from simulators.ups_mib import UpsDevice
 
 AUTH_KEY = "auth-secret-4711"
 PRIV_KEY = "priv-secret-0815"
@@ -660,3 +666,66 @@ async def test_net_snmp_snmpget_polls_the_fast_agent_cli() -> None:
     finally:
         proc.terminate()
         await proc.wait()
+
+
+@pytest.mark.parametrize(("priv", "agent_priv"), [("3des", "3DES"), ("aes192c", "AES-192")])
+async def test_fast_client_polls_the_pysnmp_agent(
+    host: FastSnmpHost, monkeypatch: pytest.MonkeyPatch, priv: str, agent_priv: str
+) -> None:
+    """What net-snmp 5.9 lacks (3DES) or names otherwise (pysnmp's AES-192 is our aes192c)."""
+    monkeypatch.setitem(snmp_agent.PRIV_PROTOCOLS, "3DES", pysnmp_config.USM_PRIV_CBC168_3DES)
+    device = UpsDevice("ups1", UpsModel(rated_va=3000.0, rated_w=2700.0, seed=1), SimClock())
+    user = V3User("noc", AUTH_KEY, PRIV_KEY, auth_protocol="SHA", priv_protocol=agent_priv)
+    agent = await snmp_agent.serve({"ups1": device}, "127.0.0.1", 0, v3_users=[user])
+    try:
+        config = v3_config(agent.port, "noc", "sha", priv)
+        oids = ["1.3.6.1.2.1.33.1.1.1.0", "1.3.6.1.2.1.33.1.1.2.0"]
+        fast = await values(await host.session("ups-p", config), oids)
+        slow_host = SnmpEngineHost()
+        try:
+            assert fast == await values(await slow_host.session("ups-p", config), oids)
+        finally:
+            slow_host.close()
+        assert all(isinstance(v, bytes) and v for v in fast)
+    finally:
+        agent.close()
+
+
+class _Forger(asyncio.DatagramProtocol):
+    """Answers like the fast agent, but first sends the answer with one octet changed."""
+
+    def __init__(self, agent: FastAgent) -> None:
+        self.agent = agent
+        self.engine = agent.engines[0]
+        self.transport: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        answer = self.agent.answer(data, self.engine)
+        if answer is None:
+            return
+        if fv3.decode_message(answer).flags & fv3.FLAG_AUTH:
+            forged = bytearray(answer)
+            forged[-1] ^= 0x55  # same msgID, broken digest
+            self.transport.sendto(bytes(forged), addr)
+        self.transport.sendto(answer, addr)
+
+
+async def test_a_forged_answer_is_dropped_and_the_real_one_taken(
+    fast_agent: FastAgent, host: FastSnmpHost
+) -> None:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _Forger(fast_agent), local_addr=("127.0.0.1", 0)
+    )
+    try:
+        port = transport.get_extra_info("sockname")[1]
+        member = MEMBERS[5]
+        session = await host.session(member.id, bench_config(port, member.community))
+        assert await values(session, ["1.3.6.1.2.1.1.5.0"]) == [member.id.encode()]
+        assert isinstance(session, FastV3Session)
+        assert session._channel.stray == 1  # the forgery, counted and ignored
+    finally:
+        transport.close()
