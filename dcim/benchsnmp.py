@@ -591,7 +591,7 @@ def run_bench(args: argparse.Namespace) -> int:
         }
         phases = [p.strip() for p in args.phases.split(",") if p.strip()]
         for phase in phases:
-            agent0 = cpu_of(agent.pid)
+            agent0, udp0, load0 = cpu_of(agent.pid), udp_counters(), os.getloadavg()[0]
             if phase == "monitor":
                 from dcim.benchdrive import run_monitor_phase
 
@@ -622,6 +622,9 @@ def run_bench(args: argparse.Namespace) -> int:
             else:
                 raise SystemExit(f"unknown phase {phase!r} (choose from {', '.join(PHASES)})")
             out.setdefault("agent_cpu_s", round(cpu_of(agent.pid) - agent0, 3))
+            # the host's UDP drops and load: polls failing in bulk are explained here
+            out["udp_errors"] = {k: v - udp0.get(k, 0) for k, v in udp_counters().items()}
+            out["loadavg_1m_before_after"] = [load0, os.getloadavg()[0]]
             result["phases"][phase] = out
             _print_phase(phase, out)
             if phase == "monitor":
@@ -632,6 +635,7 @@ def run_bench(args: argparse.Namespace) -> int:
     finally:
         agent.terminate()
         agent.wait(10)
+    result["agent_stats"] = _agent_stats(work / "agent.log")
     result["ratios"] = _ratios(result["phases"])
     _print_ratios(result["ratios"])
     if args.keep_work or any("error" in out for out in result["phases"].values()):
@@ -663,6 +667,31 @@ def _commit() -> str | None:
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     )
     return done.stdout.strip() or None
+
+
+def udp_counters() -> dict[str, int]:
+    """The kernel's UDP error counters (receive buffer overflows...), from /proc/net/snmp."""
+    try:
+        lines = [ln.split() for ln in Path("/proc/net/snmp").read_text().splitlines()]
+    except OSError:
+        return {}
+    rows = [ln[1:] for ln in lines if ln and ln[0] == "Udp:"]
+    if len(rows) < 2:
+        return {}
+    wanted = ("InErrors", "RcvbufErrors", "SndbufErrors")
+    return {k: int(v) for k, v in zip(rows[0], rows[1], strict=False) if k in wanted}
+
+
+def _agent_stats(log: Path) -> dict[str, Any] | None:
+    """What the fast agent says it received and answered (its last stderr line)."""
+    try:
+        for line in reversed(log.read_text().splitlines()):
+            if line.startswith('{"stats"'):
+                stats: dict[str, Any] = json.loads(line)["stats"]
+                return stats
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def _dirty() -> bool | None:
