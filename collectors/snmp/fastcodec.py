@@ -10,8 +10,10 @@ every poll are decoded once (`_OID_CACHE`). Values become the same plain
 Python types `collectors.snmp.client.to_python` gives (int, bytes, dotted str
 for OIDs and IP addresses, `Absent` for the v2 exception values).
 
-The agent side (`simulators.fast_agent`) uses `decode_request` and
-`encode_response` from here; pysnmp is the oracle in the tests.
+The agent side (`simulators.fast_agent`) decodes requests and encodes
+responses with the same calls; pysnmp is the oracle in the tests. SNMPv3
+(`collectors.snmp.fastv3`) wraps the PDU-level pieces here (`pdu_template`,
+`encode_pdu`, `decode_pdu`) in its scoped PDUs.
 """
 
 from __future__ import annotations
