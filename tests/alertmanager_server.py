@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import ssl
 import subprocess
 import urllib.error
@@ -17,19 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-from servers import find_binary, free_port, wait_until
+from servers import free_port, require_binary, stop_process, wait_until
 
 
 def alertmanager_binary() -> str:
     """The binary; a skip without it, a failure under CI (where it must be installed)."""
-    path = find_binary("prometheus-alertmanager", "/usr/bin/prometheus-alertmanager")
-    if path is not None:
-        return path
-    reason = "prometheus-alertmanager not found (apt-get install prometheus-alertmanager)"
-    if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-        pytest.fail(f"{reason}; CI is set, so a missing server is a failure")
-    pytest.skip(reason)
+    name = "prometheus-alertmanager"
+    return require_binary(name, f"/usr/bin/{name}", f"apt-get install {name}")
 
 
 @dataclass
@@ -67,9 +60,7 @@ class Alertmanager:
         return len(json.loads(body)["cluster"].get("peers") or [])
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 def start_alertmanager(

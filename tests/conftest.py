@@ -1,38 +1,31 @@
-"""Shared fixtures: real InfluxDB 1.x and VictoriaMetrics servers on free loopback ports."""
+"""Shared fixtures: real InfluxDB 1.x and VictoriaMetrics servers on free loopback ports
+(and, from mosquitto_fixtures, Mosquitto brokers)."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from servers import InfluxDB1, VictoriaMetrics, find_binary
+from servers import InfluxDB1, VictoriaMetrics, require_binary
 
 # Let `pytest` run from a checkout without installing the package first.
 _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-
-def _binary(name: str, default: str) -> str:
-    """The server binary, or skip (locally) / fail (under CI) with the reason."""
-    path = find_binary(name, default)
-    if path is not None:
-        return path
-    reason = f"{name} binary not found ({default}, ${name.upper().replace('-', '_')}_BIN, PATH)"
-    if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-        pytest.fail(f"{reason}; CI is set, so a missing server is a failure")
-    pytest.skip(reason)
+pytest_plugins = ["mosquitto_fixtures"]
 
 
 @pytest.fixture(scope="session")
 def influxdb1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB1]:
     """One influxd 1.x for the session; use `influx_db` for a fresh database."""
-    server = InfluxDB1(_binary("influxd", "/usr/bin/influxd"), tmp_path_factory.mktemp("influxd"))
+    server = InfluxDB1(
+        require_binary("influxd", "/usr/bin/influxd"), tmp_path_factory.mktemp("influxd")
+    )
     server.start()
     yield server
     server.stop()
@@ -41,7 +34,7 @@ def influxdb1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB1]:
 @pytest.fixture
 def influxdb1_own(tmp_path: Path) -> Iterator[InfluxDB1]:
     """A private influxd the test may stop() and start() (same port, same data)."""
-    server = InfluxDB1(_binary("influxd", "/usr/bin/influxd"), tmp_path)
+    server = InfluxDB1(require_binary("influxd", "/usr/bin/influxd"), tmp_path)
     server.start()
     yield server
     server.stop()
@@ -59,7 +52,8 @@ def influx_db(influxdb1: InfluxDB1) -> str:
 def victoria_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetrics]:
     """One victoria-metrics for the session: give test data its own measurement or tag."""
     server = VictoriaMetrics(
-        _binary("victoria-metrics", "/usr/bin/victoria-metrics"), tmp_path_factory.mktemp("vm")
+        require_binary("victoria-metrics", "/usr/bin/victoria-metrics"),
+        tmp_path_factory.mktemp("vm"),
     )
     server.start()
     yield server
@@ -69,7 +63,7 @@ def victoria_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Victo
 @pytest.fixture
 def influxdb1_auth(tmp_path: Path) -> Iterator[InfluxDB1]:
     """A private influxd with HTTP auth on; the admin user is `.credentials`."""
-    server = InfluxDB1(_binary("influxd", "/usr/bin/influxd"), tmp_path, auth=True)
+    server = InfluxDB1(require_binary("influxd", "/usr/bin/influxd"), tmp_path, auth=True)
     server.start()
     yield server
     server.stop()

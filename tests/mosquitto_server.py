@@ -1,4 +1,4 @@
-"""A real Mosquitto broker on a free loopback port, plus a test PKI, for MQTT tests.
+"""A real Mosquitto broker on a free loopback port, for MQTT tests.
 
 Each broker gets its own temp directory (config, persistence, log); `stop()` and
 `start()` keep port and persisted sessions, which is what a restart test needs.
@@ -6,20 +6,13 @@ Each broker gets its own temp directory (config, persistence, log); `stop()` and
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import os
 import socket
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-from servers import _Process, find_binary, free_port
+from certs import Pki
+from servers import ServerProcess, free_port, require_binary
 
 MQTT_USER = "monitor"
 MQTT_PASSWORD = "s3cret-Pa55"  # noqa: S105 - a test broker's throwaway password
@@ -27,99 +20,10 @@ MQTT_PASSWORD = "s3cret-Pa55"  # noqa: S105 - a test broker's throwaway password
 
 def binary_or_skip(name: str, default: str) -> str:
     """The binary, or skip (locally) / fail (under CI) naming the Debian package."""
-    path = find_binary(name, default)
-    if path is not None:
-        return path
-    reason = f"{name} not found ({default}, PATH); apt-get install mosquitto mosquitto-clients"
-    if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-        pytest.fail(f"{reason}; CI is set, so a missing binary is a failure")
-    pytest.skip(reason)
+    return require_binary(name, default, "apt-get install mosquitto mosquitto-clients")
 
 
-@dataclass(frozen=True)
-class Pki:
-    """A CA, a server certificate for localhost/127.0.0.1 and a client certificate."""
-
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-
-
-def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-
-
-def _issue(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
-    *,
-    ca: bool = False,
-    server: bool = False,
-) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    issuer_name, issuer_key = issuer if issuer else (name, key)
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-    if server:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def make_pki(directory: Path) -> Pki:
-    """Generate the CA and both certificates into `directory` (EC P-256: fast)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = _issue("dcim test CA", ca_key, None, ca=True)
-    paths = {}
-    for role, server in (("server", True), ("client", False)):
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = _issue(f"dcim test {role}", key, (ca_cert.subject, ca_key), server=server)
-        (directory / f"{role}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        _write_key(key, directory / f"{role}.key")
-        paths[role] = (directory / f"{role}.crt", directory / f"{role}.key")
-    (directory / "ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    return Pki(directory / "ca.crt", *paths["server"], *paths["client"])
-
-
-class Mosquitto(_Process):
+class Mosquitto(ServerProcess):
     """mosquitto -c <temp config>: plain, TLS (optionally requiring a client certificate)
     or password-protected; persistence on, so sessions survive `stop()`/`start()`."""
 

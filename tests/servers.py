@@ -20,14 +20,16 @@ import urllib.parse
 import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+import pytest
 
 START_TIMEOUT_S = 30.0
 
 
-def free_port() -> int:
-    """A port the kernel just had free on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
+    """A port (TCP unless `kind` says UDP) the kernel just had free on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
@@ -40,6 +42,37 @@ def find_binary(name: str, default: str) -> str | None:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return None
+
+
+def require_binary(name: str, default: str, install: str = "") -> str:
+    """`find_binary`, or skip (locally) / fail (under CI, where it must be installed).
+
+    `install` says how to get it (e.g. "apt-get install snmpd"), for the reason shown.
+    """
+    path = find_binary(name, default)
+    if path is None:
+        env = f"${name.upper().replace('-', '_')}_BIN"
+        missing(f"{name} not found ({default}, {env}, PATH)" + (f"; {install}" if install else ""))
+    return path
+
+
+def missing(reason: str) -> NoReturn:
+    """Skip the test for want of a tool, or fail it under CI (where the tool must be there)."""
+    if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+        pytest.fail(f"{reason}; CI is set, so a missing tool is a failure")
+    pytest.skip(reason)
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL if it is not gone in 10 s; wait for it. A no-op once it exited."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def http(
@@ -86,8 +119,10 @@ async def eventually(check: Callable[[], Awaitable[bool]], within_s: float, what
         raise TimeoutError(f"timed out after {within_s:.0f}s waiting for {what}") from None
 
 
-class _Process:
+class ServerProcess:
     """A server process with a log file, restartable with the same arguments."""
+
+    start_timeout_s = START_TIMEOUT_S
 
     def __init__(self, name: str, workdir: Path) -> None:
         self.name = name
@@ -100,6 +135,9 @@ class _Process:
 
     def _ready(self) -> bool:
         raise NotImplementedError
+
+    def _env(self) -> dict[str, str]:
+        return dict(os.environ)
 
     @property
     def running(self) -> bool:
@@ -118,14 +156,16 @@ class _Process:
         """Start the process and wait until it answers."""
         if self.running:
             return
-        # INFLUXDB_* variables would override the config file.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("INFLUXDB_")}
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
-                self._args(), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir
+                self._args(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._env(),
+                cwd=self.workdir,
             )
         try:
-            wait_until(self._probe, START_TIMEOUT_S, f"{self.name} to answer")
+            wait_until(self._probe, self.start_timeout_s, f"{self.name} to answer")
         except BaseException:
             self.stop()
             raise
@@ -133,17 +173,10 @@ class _Process:
     def stop(self) -> None:
         """Stop the process (SIGTERM, then SIGKILL) and wait for it."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
-class InfluxDB1(_Process):
+class InfluxDB1(ServerProcess):
     """influxd 1.x with every listener on a free loopback port and data in `workdir`.
 
     With `auth`, HTTP auth is on and `start()` creates the admin user `credentials`.
@@ -197,6 +230,10 @@ bind-address = "127.0.0.1:{rpc_port}"
     def _args(self) -> list[str]:
         return [self.binary, "-config", str(self.config_path)]
 
+    def _env(self) -> dict[str, str]:
+        # INFLUXDB_* variables would override the config file.
+        return {k: v for k, v in super()._env().items() if not k.startswith("INFLUXDB_")}
+
     def _ready(self) -> bool:
         return http("GET", f"{self.url}/ping", timeout=1.0)[0] == 204
 
@@ -228,7 +265,7 @@ bind-address = "127.0.0.1:{rpc_port}"
         self.query(f'CREATE DATABASE "{db}"', db)
 
 
-class VictoriaMetrics(_Process):
+class VictoriaMetrics(ServerProcess):
     """victoria-metrics single-node with data in `workdir`."""
 
     def __init__(self, binary: str, workdir: Path) -> None:

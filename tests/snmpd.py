@@ -16,15 +16,13 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-from servers import find_binary
+import servers
+from servers import ServerProcess, free_port
 
-START_TIMEOUT_S = 15.0
 SYS_DESCR = "1.3.6.1.2.1.1.1.0"
 
 #: No MIB files are loaded by the net-snmp tools and agent we start.
@@ -33,21 +31,12 @@ NO_MIBS_ENV = {"MIBS": "", "MIBDIRS": "/nonexistent"}
 
 def require_binary(name: str, default: str) -> str:
     """Path of a net-snmp binary, or skip (locally) / fail (under CI) saying which is missing."""
-    path = find_binary(name, default)
-    if path is not None:
-        return path
-    reason = f"{name} not found ({default}, ${name.upper()}_BIN, PATH); apt-get install snmpd snmp"
-    if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-        pytest.fail(f"{reason}; CI is set, so a missing binary is a failure")
-    pytest.skip(reason)
+    return servers.require_binary(name, default, "apt-get install snmpd snmp")
 
 
 def free_udp_port() -> int:
     """A UDP port the kernel just had free on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    return free_port(socket.SOCK_DGRAM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +68,10 @@ def _env() -> dict[str, str]:
     return {**os.environ, **NO_MIBS_ENV}
 
 
-class Snmpd:
+class Snmpd(ServerProcess):
     """One snmpd process; `restart()` keeps the port, `engine_id` may change between starts."""
+
+    start_timeout_s = 15.0
 
     def __init__(
         self,
@@ -91,14 +82,14 @@ class Snmpd:
         communities: Sequence[str] = ("public",),
         engine_id: str = "80001f88046463696d30303031",
     ) -> None:
+        super().__init__("snmpd", workdir)
         self.binary = binary
-        self.workdir = workdir
         self.users = tuple(users)
         self.communities = tuple(communities)
         self.engine_id = engine_id
         self.port = free_udp_port()
-        self.log_path = workdir / "snmpd.log"
-        self._proc: subprocess.Popen[bytes] | None = None
+        self.persist = workdir / "persist"
+        self.config_path = workdir / "snmpd.conf"
 
     def _config(self) -> str:
         lines = [
@@ -117,32 +108,22 @@ class Snmpd:
 
     def start(self) -> None:
         """Start snmpd (fresh persistent state) and wait until it answers a v2c GET."""
-        persist = self.workdir / "persist"
+        if self.running:
+            return
         # createUser lines are consumed into the persistent store: start clean each time
-        shutil.rmtree(persist, ignore_errors=True)
-        persist.mkdir(parents=True)
-        conf = self.workdir / "snmpd.conf"
-        conf.write_text(self._config())
-        env = {**_env(), "SNMP_PERSISTENT_DIR": str(persist)}
-        with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                [self.binary, "-f", "-Lo", "-C", "-c", str(conf), "-p", str(self.workdir / "pid")],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=self.workdir,
-            )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not self._answers():
-            if self._proc.poll() is not None:
-                text = self.log_path.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"snmpd exited with {self._proc.returncode}:\n{text}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError(f"snmpd did not answer on port {self.port}")
-            time.sleep(0.05)
+        shutil.rmtree(self.persist, ignore_errors=True)
+        self.persist.mkdir(parents=True)
+        self.config_path.write_text(self._config())
+        super().start()
 
-    def _answers(self) -> bool:
+    def _args(self) -> list[str]:
+        pid = str(self.workdir / "pid")
+        return [self.binary, "-f", "-Lo", "-C", "-c", str(self.config_path), "-p", pid]
+
+    def _env(self) -> dict[str, str]:
+        return {**_env(), "SNMP_PERSISTENT_DIR": str(self.persist)}
+
+    def _ready(self) -> bool:
         result = subprocess.run(
             [
                 "snmpget",
@@ -161,17 +142,6 @@ class Snmpd:
             check=False,
         )
         return result.returncode == 0
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
     def restart(self, engine_id: str | None = None) -> None:
         """Stop and start again on the same port, optionally as a different engine."""

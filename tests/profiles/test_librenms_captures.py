@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -37,6 +36,8 @@ from pysnmp.hlapi.v3arch.asyncio import (  # only for the readiness probe
     UdpTransportTarget,
     get_cmd,
 )
+from servers import stop_process
+from snmpd import free_udp_port
 
 from collectors.profile import load_snmp_profile
 from collectors.snmp.client import SnmpEngineHost
@@ -83,13 +84,6 @@ def responder_binary() -> Path:
             f"cannot create {VENV}: {out.decode(errors='replace')[-800:]}"
         ) from None
     return binary
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Snmpsim:
@@ -156,13 +150,7 @@ class Snmpsim:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 

@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
 import pytest
+from manual_time import T0, ManualTime
 
 from collectors.modbus.profile import load_modbus_profile
 from collectors.profile import SnmpProfile, load_snmp_profile, parse_snmp_profile
@@ -41,7 +42,6 @@ from simulators.site import Site
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE_FILE = ROOT / "simulators" / "sites" / "small-site.yaml"
-T0 = 1000.0
 
 #: A reading -> its expected value, or None when the model has none.
 Expect = Callable[[Site, Reading], Value | None]
@@ -85,14 +85,6 @@ UNCHECKED: dict[tuple[str, str], str] = {
         "Modbus unit serves 0 in holding register 2"
     ),
 }
-
-
-class ManualTime:
-    def __init__(self) -> None:
-        self.t = T0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 # --- each profile's resolution: how far a decoded value may be from the model ---

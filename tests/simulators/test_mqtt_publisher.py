@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from mosquitto_server import Mosquitto, binary_or_skip
 
 from simulators.mqtt_publisher import (
     MqttSensor,
@@ -20,21 +18,6 @@ from simulators.mqtt_publisher import (
     sensor_payload,
     standalone_sensors,
 )
-
-# the Mosquitto fixture and helpers live with the MQTT collector tests
-_MQTT_TESTS = str(Path(__file__).resolve().parents[1] / "collectors" / "mqtt")
-if _MQTT_TESTS not in sys.path:
-    sys.path.insert(0, _MQTT_TESTS)
-
-from mosquitto_server import Mosquitto, binary_or_skip  # noqa: E402
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    server = Mosquitto(binary_or_skip("mosquitto", "/usr/sbin/mosquitto"), tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_payloads_follow_the_value_source() -> None:
@@ -60,7 +43,7 @@ def test_dew_point_is_consistent() -> None:
     assert dew_point_c(22.0, 30.0) < dew_point_c(22.0, 60.0)
 
 
-async def test_mosquitto_sub_receives_sensor_messages(broker: Mosquitto) -> None:
+async def test_mosquitto_sub_receives_sensor_messages(mosquitto: Mosquitto) -> None:
     sub_bin = binary_or_skip("mosquitto_sub", "/usr/bin/mosquitto_sub")
     sensors = standalone_sensors("s1", "r1", ["a01", "a02"], ["env", "smoke", "leak", "door"])
     # -C: exit after this many messages; 8 status + about four rounds of 8 payloads
@@ -69,7 +52,7 @@ async def test_mosquitto_sub_receives_sensor_messages(broker: Mosquitto) -> None
         "-h",
         "127.0.0.1",
         "-p",
-        str(broker.port),
+        str(mosquitto.port),
         "-t",
         "s1/#",
         "-v",
@@ -82,7 +65,7 @@ async def test_mosquitto_sub_receives_sensor_messages(broker: Mosquitto) -> None
     stats = PublisherStats()
     # subscribed before publishing? mosquitto_sub gives no signal; the retained
     # status messages reach it either way, and payloads repeat every 0.1 s
-    task = asyncio.create_task(run_publishers(broker.url, sensors, 0.1, stats=stats))
+    task = asyncio.create_task(run_publishers(mosquitto.url, sensors, 0.1, stats=stats))
     try:
         out, _ = await sub.communicate()
     finally:
@@ -102,15 +85,15 @@ async def test_mosquitto_sub_receives_sensor_messages(broker: Mosquitto) -> None
     assert stats.connects == 8
 
 
-async def test_clean_stop_leaves_retained_offline(broker: Mosquitto) -> None:
+async def test_clean_stop_leaves_retained_offline(mosquitto: Mosquitto) -> None:
     sub_bin = binary_or_skip("mosquitto_sub", "/usr/bin/mosquitto_sub")
     sensors = standalone_sensors("s1", "r1", ["a01"], ["door"])
     stats = PublisherStats()
-    task = asyncio.create_task(run_publishers(broker.url, sensors, 0.05, stats=stats))
+    task = asyncio.create_task(run_publishers(mosquitto.url, sensors, 0.05, stats=stats))
     sub = await asyncio.create_subprocess_exec(
         sub_bin,
         "-p",
-        str(broker.port),
+        str(mosquitto.port),
         "-t",
         "s1/r1/a01/door",
         "-C",
@@ -126,7 +109,7 @@ async def test_clean_stop_leaves_retained_offline(broker: Mosquitto) -> None:
     retained = await asyncio.create_subprocess_exec(
         sub_bin,
         "-p",
-        str(broker.port),
+        str(mosquitto.port),
         "-t",
         "s1/r1/a01/door/status",
         "-C",

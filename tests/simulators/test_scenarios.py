@@ -7,15 +7,14 @@ The site runs in the test's event loop with a hand-driven clock; net-snmp
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from servers import eventually
+from manual_time import ManualTime
+from servers import eventually, require_binary
 
 from dcim.inventory import load_config
 from simulators.clock import SimClock
@@ -24,27 +23,10 @@ from simulators.site import Site
 
 SITES = Path(__file__).resolve().parents[2] / "simulators" / "sites"
 SCENARIOS = Path(__file__).resolve().parents[2] / "simulators" / "scenarios"
-CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 
 def need(binary: str) -> str:
-    path = shutil.which(binary) or (
-        f"/usr/sbin/{binary}" if os.path.exists(f"/usr/sbin/{binary}") else None
-    )
-    if path is None:
-        reason = f"{binary} not installed (apt-get install -y snmp snmptrapd)"
-        if CI:
-            pytest.fail(f"{reason}; CI is set, so a missing client is a failure")
-        pytest.skip(reason)
-    return path
-
-
-class ManualTime:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
+    return require_binary(binary, f"/usr/sbin/{binary}", "apt-get install -y snmp snmptrapd")
 
 
 @dataclass

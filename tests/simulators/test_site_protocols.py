@@ -13,18 +13,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
-import shutil
 import signal
 import struct
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from manual_time import T0, ManualTime
+from mosquitto_server import Mosquitto, binary_or_skip
+from servers import require_binary
 
 from collectors.modbus.profile import ModbusField, load_modbus_profile
 from dcim.inventory import load_config
@@ -34,17 +35,8 @@ from simulators.scenario import ScenarioPlayer, load_scenario, parse_scenario
 from simulators.site import Site
 from simulators.source import ValueSource
 
-# the Mosquitto helper lives with the MQTT collector tests
-_MQTT_TESTS = str(Path(__file__).resolve().parents[1] / "collectors" / "mqtt")
-if _MQTT_TESTS not in sys.path:
-    sys.path.insert(0, _MQTT_TESTS)
-
-from mosquitto_server import Mosquitto, binary_or_skip  # noqa: E402
-
 ROOT = Path(__file__).resolve().parents[2]
 SITES = ROOT / "simulators" / "sites"
-CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
-T0 = 1000.0
 
 UPS_SOURCE = "1.3.6.1.2.1.33.1.4.1.0"  # upsOutputSource: 3 normal, 5 battery
 LIEBERT_RETURN_TENTHS = "1.3.6.1.4.1.476.1.42.3.4.1.3.3.1.50.2"
@@ -54,15 +46,7 @@ CRAC_FAULT, CRAC_COOLING = 7, 2  # sim-crac operating mode codes
 
 
 def need(binary: str, package: str) -> str:
-    path = shutil.which(binary) or (
-        f"/usr/sbin/{binary}" if os.path.exists(f"/usr/sbin/{binary}") else None
-    )
-    if path is None:
-        reason = f"{binary} not installed (apt-get install -y {package})"
-        if CI:
-            pytest.fail(f"{reason}; CI is set, so a missing client is a failure")
-        pytest.skip(reason)
-    return path
+    return require_binary(binary, f"/usr/sbin/{binary}", f"apt-get install -y {package}")
 
 
 async def run(*argv: str) -> tuple[int, str]:
@@ -71,14 +55,6 @@ async def run(*argv: str) -> tuple[int, str]:
     )
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=20)
     return proc.returncode or 0, out.decode()
-
-
-class ManualTime:
-    def __init__(self) -> None:
-        self.t = T0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @dataclass
@@ -140,16 +116,8 @@ async def rig() -> AsyncIterator[Rig]:
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    server = Mosquitto(binary_or_skip("mosquitto", "/usr/sbin/mosquitto"), tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def mqtt_rig(broker: Mosquitto) -> AsyncIterator[Rig]:
-    async with small_site(broker.url) as started:
+async def mqtt_rig(mosquitto: Mosquitto) -> AsyncIterator[Rig]:
+    async with small_site(mosquitto.url) as started:
         yield started
 
 
@@ -237,10 +205,10 @@ class Subscriber:
         self.seen: dict[str, list[str]] = {}
 
     @classmethod
-    async def start(cls, broker: Mosquitto, topic: str) -> Subscriber:
+    async def start(cls, mosquitto: Mosquitto, topic: str) -> Subscriber:
         sub = binary_or_skip("mosquitto_sub", "/usr/bin/mosquitto_sub")
         proc = await asyncio.create_subprocess_exec(
-            sub, "-h", "127.0.0.1", "-p", str(broker.port), "-t", topic, "-v",
+            sub, "-h", "127.0.0.1", "-p", str(mosquitto.port), "-t", topic, "-v",
             stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         return cls(proc)
@@ -314,14 +282,14 @@ async def test_mbpoll_meter_floats_are_the_facility_power(rig: Rig) -> None:
 
 
 async def test_crac_failure_shows_on_modbus_snmp_and_mqtt_together(
-    mqtt_rig: Rig, broker: Mosquitto
+    mqtt_rig: Rig, mosquitto: Mosquitto
 ) -> None:
     rig = mqtt_rig
     # the crac-failure timeline, aimed at the row-2 CRAC, which speaks Modbus
     text = (ROOT / "simulators/scenarios/crac-failure.yaml").read_text()
     text = text.replace("do: crac_fail}", "do: crac_fail, device: crac-hall-1-2}")
     text = text.replace("do: crac_restore}", "do: crac_restore, device: crac-hall-1-2}")
-    sub = await Subscriber.start(broker, "lab/#")
+    sub = await Subscriber.start(mosquitto, "lab/#")
     try:
         p = rig.play(text)
         env = "lab/hall-1/hall-1-B01/env"
@@ -355,9 +323,9 @@ async def test_crac_failure_shows_on_modbus_snmp_and_mqtt_together(
         await sub.stop()
 
 
-async def test_water_leak_shows_on_snmp_and_mqtt(mqtt_rig: Rig, broker: Mosquitto) -> None:
+async def test_water_leak_shows_on_snmp_and_mqtt(mqtt_rig: Rig, mosquitto: Mosquitto) -> None:
     rig = mqtt_rig
-    sub = await Subscriber.start(broker, "lab/#")
+    sub = await Subscriber.start(mosquitto, "lab/#")
     leak = "lab/hall-1/hall-1-B02/leak"
     try:
         p = rig.play(
@@ -412,12 +380,12 @@ async def test_a_silent_modbus_unit_fails_as_a_gateway_target(rig: Rig) -> None:
     assert len(await rig.registers("crac-hall-1-2", "input", 0, 1)) == 1
 
 
-async def test_demo_site_ups_over_modbus_and_snmp_on_battery_together(broker: Mosquitto) -> None:
+async def test_demo_site_ups_over_modbus_and_snmp_on_battery_together(mosquitto: Mosquitto) -> None:
     time = ManualTime()
     site = Site(load_config(SITES / "demo-site.yaml"), clock=SimClock(now_fn=time), seed=3)
-    await site.start(port=0, mqtt_url=broker.url, mqtt_interval_s=0.5)
+    await site.start(port=0, mqtt_url=mosquitto.url, mqtt_interval_s=0.5)
     rig = Rig(site, time)
-    sub = await Subscriber.start(broker, "demo/+/+/+/status")
+    sub = await Subscriber.start(mosquitto, "demo/+/+/+/status")
     try:
         # what one process serves for the demo site
         assert sum(len(a.communities) for a in site.agents) == 128
@@ -443,12 +411,12 @@ async def test_demo_site_ups_over_modbus_and_snmp_on_battery_together(broker: Mo
         await site.aclose()
 
 
-async def test_cli_serves_the_site_and_says_where(broker: Mosquitto) -> None:
-    sub = await Subscriber.start(broker, "lab/+/+/+/status")
+async def test_cli_serves_the_site_and_says_where(mosquitto: Mosquitto) -> None:
+    sub = await Subscriber.start(mosquitto, "lab/+/+/+/status")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "simulators.cli", "--site", str(SITES / "small-site.yaml"),
         "--port", "0", "--speed", "600", "--scenario", "door-open",
-        "--mqtt-url", broker.url, "--mqtt-interval", "0.2",
+        "--mqtt-url", mosquitto.url, "--mqtt-interval", "0.2",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -476,7 +444,7 @@ async def test_cli_serves_the_site_and_says_where(broker: Mosquitto) -> None:
     out = "".join(lines)
     assert re.search(r"^modbus tcp:127\.0\.0\.1:\d+: 2 unit\(s\)$", out, re.M), out
     assert "  unit 2: crac-hall-1-2 (sim-crac)" in out
-    assert f"mqtt {broker.url}: 4 sensor(s), JSON every 0.2 s" in out
+    assert f"mqtt {mosquitto.url}: 4 sensor(s), JSON every 0.2 s" in out
     assert "  lab/hall-1/hall-1-B01/door (+ /status): door-hall-1-B01 (rack-door-json)" in out
     assert sorted(sub.seen) == [
         f"lab/hall-1/hall-1-B0{rack}/{kind}/status"

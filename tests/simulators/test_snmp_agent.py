@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+from manual_time import ManualTime
 from pysnmp.hlapi.v3arch.asyncio import (
     CommunityData,
     ContextData,
@@ -38,16 +39,6 @@ UPS = "1.3.6.1.2.1.33"
 USER = V3User("dcim", "auth-secret-1", "priv-secret-1", "SHA-256", "AES")
 # Numeric OIDs, bare values, raw timeticks; one second, no retries: fail fast.
 FLAGS = ["-On", "-Oq", "-Ot", "-Oe", "-t", "1", "-r", "0", "-m", ""]
-
-
-class ManualTime:
-    """A wall clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @dataclass

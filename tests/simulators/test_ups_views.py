@@ -23,6 +23,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+from manual_time import T0, ManualTime
 
 from collectors.profile import SnmpProfile, load_snmp_profile
 from collectors.snmp.client import SnmpEngineHost
@@ -41,20 +42,11 @@ from simulators.ups import AlarmKind, BatteryStatus, UpsModel, UpsState
 from simulators.ups_mib import UpsDevice
 
 SITE_FILE = Path(__file__).resolve().parents[2] / "simulators" / "sites" / "ups-vendors.yaml"
-T0 = 1000.0
 UPSES = {"ups-apc": "apc-ups", "ups-liebert": "liebert-ups", "ups-rfc": "ups-mib-rfc1628"}
 V3_ARGS = ["-v3", "-l", "authPriv", "-u", "dcim-monitor", "-a", "SHA-256", "-A", "sim-auth-key-1"]
 V3_PRIV = ["-x", "AES", "-X", "sim-priv-key-1"]
 LGP_CAPACITY = "1.3.6.1.4.1.476.1.42.3.5.1.19.0"  # lgpPwrBatteryCapacity
 UPS_MIB_CHARGE = "1.3.6.1.2.1.33.1.2.4.0"  # upsEstimatedChargeRemaining
-
-
-class ManualTime:
-    def __init__(self) -> None:
-        self.t = T0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def steps(profile: SnmpProfile) -> dict[str, float]:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
-from mosquitto_server import MQTT_PASSWORD, MQTT_USER, Mosquitto, Pki, make_pki
+from certs import Pki, make_pki
+from mosquitto_server import MQTT_PASSWORD, MQTT_USER, Mosquitto
 from mqtt_helpers import (
     Collected,
     client_for,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import AsyncIterator
 from types import MappingProxyType
 from typing import Any
 
 import pytest
 from pysnmp.proto.rfc1902 import Gauge32, Integer, Integer32, OctetString
+from snmpd import free_udp_port
 
 from collectors.registry import CollectorFactory
 from dcim.collector import Collector
@@ -25,14 +25,6 @@ from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice
 
 UPS = (1, 3, 6, 1, 2, 1, 33, 1)
-
-
-def free_udp_port() -> int:
-    """A UDP port nobody listens on (just released by the kernel)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class OddUps:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import alert_rig
 import pytest
 from aiohttp import web
 from servers import http
@@ -23,13 +24,9 @@ from dcim.alerts.service import AlertEngine
 from dcim.reading import Reading, now_ns
 
 TOKEN = "api-token-for-tests-0123456789"  # noqa: S105 - a throwaway test token
-RULES = parse_rules(
+RULES = alert_rig.RULES + parse_rules(  # the inlet rule, and a door
     """
 rules:
-  - id: inlet
-    kind: threshold
-    metric: sensor.temp_c
-    levels: {high_warning: 27, high_critical: 32}
   - id: door
     kind: state
     metric: sensor.door_open

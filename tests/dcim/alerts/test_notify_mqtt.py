@@ -7,89 +7,35 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import alert_rig
 import pytest
+from alert_rig import TAGS, all_delivered, temp
+from certs import Pki
+from mosquitto_server import MQTT_PASSWORD, MQTT_USER, Mosquitto
 from pydantic import ValidationError
 
 from dcim.alerts.clock import ManualClock
 from dcim.alerts.config import AlertsConfig, MqttChannel
-from dcim.alerts.kinds.base import DeviceInfo
 from dcim.alerts.notify.base import NotifyError
 from dcim.alerts.notify.mqtt import MqttNotifier
-from dcim.alerts.rules import parse_rules
 from dcim.alerts.service import AlertEngine
-from dcim.reading import Reading
 
-# the Mosquitto helper and test PKI live with the MQTT collector tests
-_MQTT_TESTS = str(Path(__file__).resolve().parents[2] / "collectors" / "mqtt")
-if _MQTT_TESTS not in sys.path:
-    sys.path.insert(0, _MQTT_TESTS)
-
-from mosquitto_server import (  # noqa: E402
-    MQTT_PASSWORD,
-    MQTT_USER,
-    Mosquitto,
-    Pki,
-    binary_or_skip,
-    make_password_file,
-    make_pki,
-)
-
-RULES = parse_rules(
-    """
-rules:
-  - id: inlet
-    kind: threshold
-    metric: sensor.temp_c
-    levels: {high_warning: 27, high_critical: 32}
-""",
-    "test",
-)
-TAGS = {"site": "par1", "room": "hall-a", "rack": "a01", "device": "env-1", "kind": "sensor"}
-DEVICES = {"env-1": DeviceInfo(TAGS, 30.0)}
 FILTER = "dcim/alerts/#"
 
 
-def temp(value: float, clock: ManualClock) -> Reading:
-    return Reading("env-1", "sensor.temp_c", value, "degC", int(clock() * 1e9), TAGS)
+def service(tmp_path: Path, clock: ManualClock, *channels: dict[str, Any]) -> AlertEngine:
+    # a broker connection takes longer than a webhook: retry a little slower
+    return alert_rig.service(tmp_path, clock, *channels, retry_s=(0.05, 0.2))
 
 
 def channel(name: str, url: str, **extra: Any) -> dict[str, Any]:
     return {"type": "mqtt", "name": name, "url": url, "timeout_s": 2.0, **extra}
-
-
-def service(tmp_path: Path, clock: ManualClock, *channels: dict[str, Any]) -> AlertEngine:
-    settings = AlertsConfig.model_validate(
-        {
-            "packs": [],
-            "startup_grace_s": 0,
-            "channels": list(channels),
-            "retry": {"initial_s": 0.05, "max_s": 0.2, "fail_after": 2},
-        }
-    )
-    engine = AlertEngine(settings, RULES, DEVICES, tmp_path, clock=clock)
-    engine.dispatcher.start()
-    return engine
-
-
-async def all_delivered(alerts: AlertEngine, name: str) -> None:
-    """Wait until the channel marked every outbox row delivered (not just sent)."""
-    done = asyncio.Event()
-
-    def check(_: str, __: object) -> None:
-        if not alerts.store.pending(name):
-            done.set()
-
-    alerts.dispatcher.on_delivered = check
-    if alerts.store.pending(name):
-        async with asyncio.timeout(10):
-            await done.wait()
 
 
 # --- subscribers ----------------------------------------------------------------------
@@ -171,42 +117,6 @@ async def retained(
             assert isinstance(message.payload, bytes)
             found[message.topic.value] = json.loads(message.payload)
     raise AssertionError("the marker never came back")
-
-
-# --- brokers --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def mosquitto_bin() -> str:
-    return binary_or_skip("mosquitto", "/usr/sbin/mosquitto")
-
-
-@pytest.fixture
-def mosquitto(mosquitto_bin: str, tmp_path: Path) -> Iterator[Mosquitto]:
-    workdir = tmp_path / "broker"
-    workdir.mkdir()
-    broker = Mosquitto(mosquitto_bin, workdir)
-    broker.start()
-    yield broker
-    broker.stop()
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture
-def mosquitto_tls_auth(mosquitto_bin: str, pki: Pki, tmp_path: Path) -> Iterator[Mosquitto]:
-    """TLS only (server certificate from the test CA) and only MQTT_USER / MQTT_PASSWORD."""
-    passwd = binary_or_skip("mosquitto_passwd", "/usr/bin/mosquitto_passwd")
-    workdir = tmp_path / "broker-tls"
-    workdir.mkdir()
-    password_file = make_password_file(passwd, workdir / "passwd", MQTT_USER, MQTT_PASSWORD)
-    broker = Mosquitto(mosquitto_bin, workdir, pki=pki, password_file=password_file)
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 # --- tests ----------------------------------------------------------------------------

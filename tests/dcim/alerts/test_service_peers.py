@@ -14,36 +14,17 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from alert_rig import all_delivered, service, temp
 from alertmanager_server import Alertmanager, start_alertmanager
 from certs import self_signed
 from servers import free_port
 
 from dcim.alerts.clock import ManualClock
 from dcim.alerts.config import AlertsConfig
-from dcim.alerts.kinds.base import DeviceInfo
 from dcim.alerts.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from dcim.alerts.rules import parse_rules
-from dcim.alerts.service import AlertEngine
-from dcim.reading import Reading
 
 HMAC_KEY = "k3y-for-tests-only-0123456789"
 SMTP_PASSWORD = "s3cret-pass"  # noqa: S105 - a throwaway test server's password
-RULES = parse_rules(
-    """
-rules:
-  - id: inlet
-    kind: threshold
-    metric: sensor.temp_c
-    levels: {high_warning: 27, high_critical: 32}
-""",
-    "test",
-)
-TAGS = {"site": "par1", "room": "hall-a", "rack": "a01", "device": "env-1", "kind": "sensor"}
-DEVICES = {"env-1": DeviceInfo(TAGS, 30.0)}
-
-
-def temp(value: float, clock: ManualClock) -> Reading:
-    return Reading("env-1", "sensor.temp_c", value, "degC", int(clock() * 1e9), TAGS)
 
 
 class WebhookReceiver:
@@ -97,34 +78,6 @@ async def hook() -> AsyncIterator[WebhookReceiver]:
 
 def webhook(name: str, url: str) -> dict[str, Any]:
     return {"type": "webhook", "name": name, "url": url, "hmac_key": HMAC_KEY}
-
-
-def service(tmp_path: Path, clock: ManualClock, *channels: dict[str, Any]) -> AlertEngine:
-    settings = AlertsConfig.model_validate(
-        {
-            "packs": [],
-            "startup_grace_s": 0,
-            "channels": list(channels),
-            "retry": {"initial_s": 0.02, "max_s": 0.1, "fail_after": 2},
-        }
-    )
-    engine = AlertEngine(settings, RULES, DEVICES, tmp_path, clock=clock)
-    engine.dispatcher.start()
-    return engine
-
-
-async def all_delivered(alerts: AlertEngine, channel: str) -> None:
-    """Wait until the channel marked every outbox row delivered (not just sent)."""
-    done = asyncio.Event()
-
-    def check(name: str, _: object) -> None:
-        if not alerts.store.pending(channel):
-            done.set()
-
-    alerts.dispatcher.on_delivered = check
-    if alerts.store.pending(channel):
-        async with asyncio.timeout(10):
-            await done.wait()
 
 
 async def test_webhook_is_signed_and_carries_the_incident(
