@@ -101,45 +101,6 @@ topics:
     assert good.topics[0].payload is not None
 
 
-def test_two_devices_on_one_topic_are_refused() -> None:
-    config = parse_config(
-        """
-sites:
-  - id: s1
-    rooms:
-      - id: r1
-        rows:
-          - id: row1
-            racks:
-              - id: a01
-                devices:
-                  - {id: env-1, kind: sensor, profile: rack-env-json, mqtt: {}}
-                  - {id: env-2, kind: sensor, profile: rack-env-json, mqtt: {}}
-mqtt: {url: "mqtt://127.0.0.1:1883"}
-"""
-    )
-    assert config.mqtt is not None
-    with pytest.raises(ConfigError, match="resolves to both env-1 and env-2"):
-        MqttCollector(config.mqtt, devices(config))
-
-
-def test_device_without_the_captured_tag_needs_an_explicit_topic() -> None:
-    config = parse_config(
-        """
-sites:
-  - id: s1
-    rooms:
-      - id: r1
-        devices:
-          - {id: env-room, kind: sensor, profile: rack-env-json, mqtt: {}}
-mqtt: {url: "mqtt://127.0.0.1:1883"}
-"""
-    )
-    assert config.mqtt is not None
-    with pytest.raises(ConfigError, match=r"set mqtt\.topic"):
-        MqttCollector(config.mqtt, devices(config))
-
-
 def test_router_resolves_captures_explicit_topics_and_misses() -> None:
     config = inventory("mqtt://127.0.0.1:1883")
     maps = {name: load_topic_map(name) for name in available_topic_maps()}
@@ -162,18 +123,51 @@ def test_router_resolves_captures_explicit_topics_and_misses() -> None:
     assert isinstance(router.route("sensors/t1/temperature"), Route)
 
 
-def test_kind_mismatch_is_refused() -> None:
-    config = parse_config(
-        """
-sites:
+@pytest.mark.parametrize(
+    ("sites", "error"),
+    [
+        pytest.param(
+            """
+  - id: s1
+    rooms:
+      - id: r1
+        rows:
+          - id: row1
+            racks:
+              - id: a01
+                devices:
+                  - {id: env-1, kind: sensor, profile: rack-env-json, mqtt: {}}
+                  - {id: env-2, kind: sensor, profile: rack-env-json, mqtt: {}}
+""",
+            "resolves to both env-1 and env-2",
+            id="two devices on one topic",
+        ),
+        pytest.param(
+            """
+  - id: s1
+    rooms:
+      - id: r1
+        devices:
+          - {id: env-room, kind: sensor, profile: rack-env-json, mqtt: {}}
+""",
+            r"set mqtt\.topic",
+            id="a device without the captured tag needs an explicit topic",
+        ),
+        pytest.param(
+            """
   - id: s1
     rooms:
       - id: r1
         devices:
           - {id: u1, kind: ups, profile: plain-sensor, mqtt: {topic: u/1}}
-mqtt: {url: "mqtt://127.0.0.1:1883"}
-"""
-    )
+""",
+            "topic map plain-sensor is for kind sensor",
+            id="a topic map of another kind",
+        ),
+    ],
+)
+def test_the_collector_refuses_devices_it_cannot_route(sites: str, error: str) -> None:
+    config = parse_config(f"sites:{sites}mqtt: {{url: 'mqtt://127.0.0.1:1883'}}\n")
     assert config.mqtt is not None
-    with pytest.raises(ConfigError, match="topic map plain-sensor is for kind sensor"):
+    with pytest.raises(ConfigError, match=error):
         MqttCollector(config.mqtt, devices(config))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -158,51 +159,81 @@ def assert_no_secret(exc: BaseException) -> None:
         assert "wrong-key" not in text
 
 
-async def test_unknown_user_is_a_typed_auth_error(agent: Snmpd, host: SnmpEngineHost) -> None:
-    config = v3_config(agent.port, "nobody", "sha256", "aes128")
+@dataclass(frozen=True)
+class Refusal:
+    """A poll the agent refuses: the credentials used, the device polled, the reason."""
+
+    user: str
+    auth: str
+    priv: str
+    device: str
+    reason: str
+    auth_key: str = AUTH_KEY
+    priv_key: str = PRIV_KEY
+    timeout_s: float = 1.0
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        pytest.param(
+            Refusal("nobody", "sha256", "aes128", "ups-7", "unknown_user"), id="unknown user"
+        ),
+        pytest.param(
+            Refusal(
+                user_name("sha256", "aes128"),
+                "sha256",
+                "aes128",
+                "ups-7",
+                "wrong_auth",
+                auth_key="wrong-key-123",
+            ),
+            id="wrong auth key",
+        ),
+        # net-snmp drops a request it cannot decrypt without a word; the engine-id
+        # probe shows the agent is alive, so the error says "priv", not "timeout"
+        pytest.param(
+            Refusal(
+                user_name("sha", "aes128"),
+                "sha",
+                "aes128",
+                "pdu-3",
+                "wrong_priv",
+                priv_key="wrong-key-456",
+                timeout_s=0.5,
+            ),
+            id="wrong priv key, told apart from a dead agent",
+        ),
+        # SHA-1 + AES-256: the Cisco key extension differs from net-snmp's default
+        pytest.param(
+            Refusal(
+                user_name("sha", "aes256"), "sha", "aes256c", "pdu-3", "wrong_priv", timeout_s=0.5
+            ),
+            id="wrong aes256 key extension",
+        ),
+    ],
+)
+async def test_refused_credentials_are_a_typed_auth_error(
+    agent: Snmpd, host: SnmpEngineHost, refusal: Refusal
+) -> None:
+    r = refusal
+    config = v3_config(
+        agent.port,
+        r.user,
+        r.auth,
+        r.priv,
+        auth_key=r.auth_key,
+        priv_key=r.priv_key,
+        timeout_s=r.timeout_s,
+    )
     with pytest.raises(SnmpSecurityError) as info:
-        await get_sys_descr(host, "ups-7", config)
+        await get_sys_descr(host, r.device, config)
     assert isinstance(info.value, DeviceAuthError)
-    assert info.value.reason == "unknown_user"
+    assert info.value.reason == r.reason
     assert info.value.error_class == "auth"
-    assert "ups-7" in str(info.value)
-    assert "'nobody'" in str(info.value)
+    assert r.device in str(info.value)
+    assert f"'{r.user}'" in str(info.value)
     assert_no_secret(info.value)
-
-
-async def test_wrong_auth_key_is_a_typed_auth_error(agent: Snmpd, host: SnmpEngineHost) -> None:
-    user = user_name("sha256", "aes128")
-    config = v3_config(agent.port, user, "sha256", "aes128", auth_key="wrong-key-123")
-    with pytest.raises(SnmpSecurityError) as info:
-        await get_sys_descr(host, "ups-7", config)
-    assert info.value.reason == "wrong_auth"
-    assert "ups-7" in str(info.value)
-    assert_no_secret(info.value)
-
-
-async def test_wrong_priv_key_is_told_apart_from_a_dead_agent(
-    agent: Snmpd, host: SnmpEngineHost
-) -> None:
-    # net-snmp drops a request it cannot decrypt without a word; the engine-id
-    # probe shows the agent is alive, so the error says "priv", not "timeout"
-    user = user_name("sha", "aes128")
-    config = v3_config(agent.port, user, "sha", "aes128", priv_key="wrong-key-456", timeout_s=0.5)
-    with pytest.raises(SnmpSecurityError) as info:
-        await get_sys_descr(host, "pdu-3", config)
-    assert info.value.reason == "wrong_priv"
-    assert "pdu-3" in str(info.value)
-    assert_no_secret(info.value)
-
-
-async def test_wrong_aes256_key_extension_is_a_priv_error(
-    agent: Snmpd, host: SnmpEngineHost
-) -> None:
-    # SHA-1 + AES-256: the Cisco key extension differs from net-snmp's default
-    user = user_name("sha", "aes256")
-    config = v3_config(agent.port, user, "sha", "aes256c", timeout_s=0.5)
-    with pytest.raises(SnmpSecurityError) as info:
-        await get_sys_descr(host, "pdu-3", config)
-    assert info.value.reason == "wrong_priv"
 
 
 async def test_lower_security_level_than_required_is_an_auth_status(

@@ -12,6 +12,7 @@ import socket
 import statistics
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -92,13 +93,59 @@ class Sink:
         return [r for r in self.readings if r.metric == metric]
 
 
+@dataclass
+class Traps:
+    """The receiver under test, what it emitted, and `snmptrap` aimed at it."""
+
+    receiver: TrapReceiver
+    sink: Sink
+    snmptrap: str
+
+    def args(
+        self,
+        trap_oid: str,
+        *,
+        version: str = "2c",
+        community: str = "trap-community",
+        source: str = UPS_IP,
+        varbinds: Sequence[tuple[str, str, str]] = (),
+        v3: UsmUser | None = None,
+        enterprise: str = "",
+        specific: int = 0,
+    ) -> list[str]:
+        """The `snmptrap` argv of one trap; by default v2c from the UPS, the right community."""
+        return snmptrap_args(
+            self.snmptrap,
+            self.receiver.address,
+            version=version,
+            community=community,
+            source=source,
+            trap_oid=trap_oid,
+            varbinds=varbinds,
+            v3=v3,
+            engine_id=SENDER_ENGINE if v3 is not None else None,
+            enterprise=enterprise,
+            specific=specific,
+        )
+
+    async def send(self, trap_oid: str, **options: Any) -> None:
+        await send(self.args(trap_oid, **options))
+
+    async def event(self, trap_oid: str, **options: Any) -> Reading:
+        """Send one trap; the one event reading it became."""
+        await self.send(trap_oid, **options)
+        await self.sink.wait_for(1)
+        (event,) = self.sink.of("event.trap")
+        return event
+
+
 @pytest.fixture
 def snmptrap() -> str:
     return require_binary("snmptrap", "/usr/bin/snmptrap")
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[tuple[TrapReceiver, Sink]]:
+async def traps(snmptrap: str) -> AsyncIterator[Traps]:
     config = TrapReceiverConfig.model_validate(
         {
             "host": "127.0.0.1",
@@ -120,7 +167,7 @@ async def receiver() -> AsyncIterator[tuple[TrapReceiver, Sink]]:
     sink = Sink()
     await trap_receiver.start()
     task = asyncio.create_task(trap_receiver.run(sink))
-    yield trap_receiver, sink
+    yield Traps(trap_receiver, sink, snmptrap)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
 
@@ -130,68 +177,42 @@ async def send(args: list[str]) -> None:
     await asyncio.to_thread(send_trap, args)
 
 
-async def test_v2c_ups_on_battery_becomes_an_event_and_readings(
-    receiver: tuple[TrapReceiver, Sink], snmptrap: str
-) -> None:
-    trap_receiver, sink = receiver
-    args = snmptrap_args(
-        snmptrap,
-        trap_receiver.address,
-        version="2c",
-        community="trap-community",
-        source=UPS_IP,
-        trap_oid="1.3.6.1.2.1.33.2.1",
+async def test_v2c_ups_on_battery_becomes_an_event_and_readings(traps: Traps) -> None:
+    event = await traps.event(
+        "1.3.6.1.2.1.33.2.1",
         varbinds=[
             ("1.3.6.1.2.1.33.1.2.3.0", "i", "12"),  # upsEstimatedMinutesRemaining
             ("1.3.6.1.2.1.33.1.2.2.0", "i", "30"),  # upsSecondsOnBattery
         ],
     )
-    await send(args)
-    await sink.wait_for(1)
-    (event,) = sink.of("event.trap")
     assert event.device_id == "ups-1"
     assert event.value == "on_battery"
     assert event.tags["trap"] == "upsTrapOnBattery"
     assert event.tags["site"] == "dc1"
     assert event.tags["trap_oid"] == "1.3.6.1.2.1.33.2.1"
-    runtime = [r for r in sink.readings if r.metric == "ups.battery_runtime_s"]
+    readings = traps.sink.readings
+    runtime = [r for r in readings if r.metric == "ups.battery_runtime_s"]
     assert [(r.device_id, r.value, r.unit) for r in runtime] == [("ups-1", 720.0, "s")]
-    assert [r.value for r in sink.readings if r.metric == "ups.on_battery_s"] == [30.0]
+    assert [r.value for r in readings if r.metric == "ups.on_battery_s"] == [30.0]
 
 
-async def test_v2c_alarm_added_names_the_alarm(
-    receiver: tuple[TrapReceiver, Sink], snmptrap: str
-) -> None:
-    trap_receiver, sink = receiver
-    args = snmptrap_args(
-        snmptrap,
-        trap_receiver.address,
-        version="2c",
-        community="trap-community",
-        source=UPS_IP,
-        trap_oid="1.3.6.1.2.1.33.2.3",
+async def test_v2c_alarm_added_names_the_alarm(traps: Traps) -> None:
+    event = await traps.event(
+        "1.3.6.1.2.1.33.2.3",
         varbinds=[
             ("1.3.6.1.2.1.33.1.6.2.1.1.4", "i", "4"),  # upsAlarmId.4
             ("1.3.6.1.2.1.33.1.6.2.1.2.4", "o", "1.3.6.1.2.1.33.1.6.3.3"),  # LowBattery
         ],
     )
-    await send(args)
-    await sink.wait_for(1)
-    (event,) = sink.of("event.trap")
     assert event.value == "alarm_added"
     assert event.tags["alarm"] == "upsAlarmLowBattery"
     assert event.tags["alarm_id"] == "4"
 
 
-async def test_v1_apc_on_battery_trap(receiver: tuple[TrapReceiver, Sink], snmptrap: str) -> None:
-    trap_receiver, sink = receiver
-    args = snmptrap_args(
-        snmptrap,
-        trap_receiver.address,
+async def test_v1_apc_on_battery_trap(traps: Traps) -> None:
+    event = await traps.event(
+        "",
         version="1",
-        community="trap-community",
-        source=UPS_IP,
-        trap_oid="",
         enterprise="1.3.6.1.4.1.318",
         specific=5,  # PowerNet-MIB upsOnBattery
         varbinds=[
@@ -202,32 +223,20 @@ async def test_v1_apc_on_battery_trap(receiver: tuple[TrapReceiver, Sink], snmpt
             )
         ],
     )
-    await send(args)
-    await sink.wait_for(1)
-    (event,) = sink.of("event.trap")
     assert event.device_id == "ups-1"
     assert event.value == "on_battery"
     assert event.tags["trap"] == "upsOnBattery"
     assert event.tags["detail"].startswith("UPS: On battery power")
 
 
-async def test_v3_auth_priv_pdu_overload_trap(
-    receiver: tuple[TrapReceiver, Sink], snmptrap: str
-) -> None:
-    trap_receiver, sink = receiver
-    args = snmptrap_args(
-        snmptrap,
-        trap_receiver.address,
+async def test_v3_auth_priv_pdu_overload_trap(traps: Traps) -> None:
+    event = await traps.event(
+        "1.3.6.1.4.1.318.0.276",  # rPDUOverload
         version="3",
         v3=TRAP_USER,
-        engine_id=SENDER_ENGINE,
         source=PDU_IP,
-        trap_oid="1.3.6.1.4.1.318.0.276",  # rPDUOverload
         varbinds=[("1.3.6.1.4.1.318.1.1.12.2.3.1.1.4.1", "i", "2")],
     )
-    await send(args)
-    await sink.wait_for(1)
-    (event,) = sink.of("event.trap")
     assert event.device_id == "pdu-1"
     assert event.value == "overload"
     assert event.tags["trap"] == "rPDUOverload"
@@ -235,75 +244,25 @@ async def test_v3_auth_priv_pdu_overload_trap(
     assert event.tags["kind"] == "pdu"
 
 
-async def test_unknown_trap_is_an_unknown_event(
-    receiver: tuple[TrapReceiver, Sink], snmptrap: str
-) -> None:
-    trap_receiver, sink = receiver
-    args = snmptrap_args(
-        snmptrap,
-        trap_receiver.address,
-        version="2c",
-        community="trap-community",
-        source=UPS_IP,
-        trap_oid="1.3.6.1.4.1.99999.0.42",
-    )
-    await send(args)
-    await sink.wait_for(1)
-    (event,) = sink.of("event.trap")
+async def test_unknown_trap_is_an_unknown_event(traps: Traps) -> None:
+    event = await traps.event("1.3.6.1.4.1.99999.0.42")
     assert event.value == "unknown"
     assert event.tags["trap_oid"] == "1.3.6.1.4.1.99999.0.42"
 
 
 async def test_wrong_credentials_and_unknown_sources_are_counted_and_dropped(
-    receiver: tuple[TrapReceiver, Sink], snmptrap: str, caplog: pytest.LogCaptureFixture
+    traps: Traps, caplog: pytest.LogCaptureFixture
 ) -> None:
-    trap_receiver, sink = receiver
+    trap_receiver, sink = traps.receiver, traps.sink
     on_battery = "1.3.6.1.2.1.33.2.1"
     wrong_user_key = UsmUser("trapper", "SHA-256", "not-the-key1", "AES", "trap-priv-key1")
     with caplog.at_level(logging.WARNING):
         for _ in range(2):
-            await send(
-                snmptrap_args(
-                    snmptrap,
-                    trap_receiver.address,
-                    version="2c",
-                    community="wrong-community",
-                    source=UPS_IP,
-                    trap_oid=on_battery,
-                )
-            )
-        await send(
-            snmptrap_args(
-                snmptrap,
-                trap_receiver.address,
-                version="2c",
-                community="trap-community",
-                source=STRANGER_IP,
-                trap_oid=on_battery,
-            )
-        )
-        await send(
-            snmptrap_args(
-                snmptrap,
-                trap_receiver.address,
-                version="3",
-                v3=wrong_user_key,
-                engine_id=SENDER_ENGINE,
-                source=PDU_IP,
-                trap_oid=on_battery,
-            )
-        )
+            await traps.send(on_battery, community="wrong-community")
+        await traps.send(on_battery, source=STRANGER_IP)
+        await traps.send(on_battery, version="3", v3=wrong_user_key, source=PDU_IP)
         # a good trap last: once it is here, the bad ones before it were handled
-        await send(
-            snmptrap_args(
-                snmptrap,
-                trap_receiver.address,
-                version="2c",
-                community="trap-community",
-                source=UPS_IP,
-                trap_oid=on_battery,
-            )
-        )
+        await traps.send(on_battery)
         await sink.wait_for(1)
         await sink.wait_for(3, metric="device.trap_errors")
     assert [r.device_id for r in sink.of("event.trap")] == ["ups-1"]
@@ -320,10 +279,7 @@ async def test_wrong_credentials_and_unknown_sources_are_counted_and_dropped(
     assert not any("wrong-community" in m or "not-the-key1" in m for m in messages)
 
 
-async def test_malformed_packets_do_not_stop_the_receiver(
-    receiver: tuple[TrapReceiver, Sink], snmptrap: str
-) -> None:
-    trap_receiver, sink = receiver
+async def test_malformed_packets_do_not_stop_the_receiver(traps: Traps) -> None:
     garbage = [
         b"",
         b"\x00",
@@ -337,41 +293,20 @@ async def test_malformed_packets_do_not_stop_the_receiver(
         sock.bind((UPS_IP, 0))
         for _ in range(30):
             for packet in garbage:
-                sock.sendto(packet, trap_receiver.address)
-    await send(
-        snmptrap_args(
-            snmptrap,
-            trap_receiver.address,
-            version="2c",
-            community="trap-community",
-            source=UPS_IP,
-            trap_oid="1.3.6.1.2.1.33.2.1",
-        )
-    )
-    await sink.wait_for(1)
-    assert sink.of("event.trap")[0].value == "on_battery"
-    assert trap_receiver.errors[("ups-1", "malformed")] == 30 * len(garbage)
+                sock.sendto(packet, traps.receiver.address)
+    assert (await traps.event("1.3.6.1.2.1.33.2.1")).value == "on_battery"
+    assert traps.receiver.errors[("ups-1", "malformed")] == 30 * len(garbage)
 
 
-async def test_trap_latency_median_over_50_traps(
-    receiver: tuple[TrapReceiver, Sink], snmptrap: str
-) -> None:
+async def test_trap_latency_median_over_50_traps(traps: Traps) -> None:
     """From starting `snmptrap` to the event reading; printed for the report."""
-    trap_receiver, sink = receiver
-    args = snmptrap_args(
-        snmptrap,
-        trap_receiver.address,
-        version="2c",
-        community="trap-community",
-        source=UPS_IP,
-        trap_oid="1.3.6.1.4.1.318.0.7",
-    )
+    args = traps.args("1.3.6.1.4.1.318.0.7")
     latencies = []
     for count in range(1, 51):
         started = time.monotonic()
         await send(args)
-        await sink.wait_for(count)
-        latencies.append(sink.arrival[-1] - started)
+        await traps.sink.wait_for(count)
+        latencies.append(traps.sink.arrival[-1] - started)
     median = statistics.median(latencies)
     print(
         f"trap latency over {len(latencies)}: median {median * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms"
