@@ -18,38 +18,21 @@ from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
 from dcim.alerts.config import AlertsConfig
+from dcim.configmodel import Strict
 from dcim.errors import ConfigError
-from dcim.secret import SecretRef
+from dcim.secret import Secret
 from dcim.tls import TlsConfig as TlsConfig  # noqa: PLC0414 - re-exported for importers
 from dcim.yamlsource import YamlSourceError, format_path, line_of, load_yaml_with_lines
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$"
 Ident = Annotated[str, Field(pattern=ID_PATTERN)]
-
-
-def _to_secret(value: object) -> object:
-    if isinstance(value, dict):
-        return SecretRef.model_validate(value).resolve()
-    return value
-
-
-#: A secret: inline string, `{env: VAR}` or `{file: PATH}`; always a SecretStr after loading.
-Secret = Annotated[SecretStr, BeforeValidator(_to_secret)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DeviceKind(StrEnum):

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
+from pydantic import BeforeValidator, SecretStr, model_validator
+
+from dcim.configmodel import Strict
 
 
-class SecretRef(BaseModel):
+class SecretRef(Strict):
     """`{env: NAME}` or `{file: PATH}`; exactly one of them."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     env: str | None = None
     file: Path | None = None
@@ -51,3 +52,14 @@ def resolve_secret(value: SecretStr | SecretRef | str | None) -> SecretStr | Non
     if isinstance(value, SecretRef):
         return value.resolve()
     return SecretStr(value)
+
+
+def _resolve_ref(value: object) -> object:
+    if isinstance(value, dict):
+        return SecretRef.model_validate(value).resolve()
+    return value
+
+
+#: A config field holding a secret: inline string, `{env: VAR}` or `{file: PATH}`;
+#: a SecretStr once loaded, so it is never printed.
+Secret = Annotated[SecretStr, BeforeValidator(_resolve_ref)]

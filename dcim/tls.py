@@ -8,13 +8,13 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import model_validator
+
+from dcim.configmodel import Strict
 
 
-class TlsConfig(BaseModel):
+class TlsConfig(Strict):
     """Client-side TLS: the server's CA, and optionally a client certificate."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     ca_file: Path | None = None
     cert_file: Path | None = None

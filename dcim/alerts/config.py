@@ -9,11 +9,12 @@ from pathlib import Path
 from string import Formatter
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic import Field, model_validator
 
 from dcim.alerts.model import Severity
 from dcim.alerts.scope import Scope
-from dcim.secret import SecretRef
+from dcim.configmodel import Strict
+from dcim.secret import Secret
 from dcim.tls import TlsConfig
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$")]
@@ -30,21 +31,7 @@ DEFAULT_PACKS = [
 ]
 
 
-def _to_secret(value: object) -> object:
-    if isinstance(value, dict):
-        return SecretRef.model_validate(value).resolve()
-    return value
-
-
-#: Inline string, `{env: VAR}` or `{file: PATH}`; a SecretStr once loaded, never printed.
-Secret = Annotated[SecretStr, BeforeValidator(_to_secret)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class WebhookChannel(_Strict):
+class WebhookChannel(Strict):
     type: Literal["webhook"]
     name: Name
     url: str = Field(pattern=r"^https?://")
@@ -53,7 +40,7 @@ class WebhookChannel(_Strict):
     timeout_s: float = Field(default=5.0, gt=0, le=60)
 
 
-class EmailChannel(_Strict):
+class EmailChannel(Strict):
     type: Literal["email"]
     name: Name
     host: str = Field(min_length=1)
@@ -81,7 +68,7 @@ class EmailChannel(_Strict):
 AlertmanagerUrl = Annotated[str, Field(pattern=r"^https?://")]
 
 
-class AlertmanagerChannel(_Strict):
+class AlertmanagerChannel(Strict):
     """One Alertmanager, or every member of an Alertmanager cluster (`urls`).
 
     A cluster gets each alert from us directly, not through a load balancer:
@@ -143,7 +130,7 @@ def topic_fields(template: str) -> list[str]:
     return fields
 
 
-class MqttChannel(_Strict):
+class MqttChannel(Strict):
     """Each notification as JSON on an MQTT topic; firing state retained, the resolve clears it."""
 
     type: Literal["mqtt"]
@@ -194,7 +181,7 @@ Channel = Annotated[
 Event = Literal["firing", "updated", "resolved", "escalated"]
 
 
-class Route(_Strict):
+class Route(Strict):
     """Which notifications go to which channels (every matching route is used)."""
 
     channels: list[Name] = Field(min_length=1)
@@ -206,25 +193,25 @@ class Route(_Strict):
     )
 
 
-class RetryPolicy(_Strict):
+class RetryPolicy(Strict):
     initial_s: float = Field(default=1.0, gt=0)
     max_s: float = Field(default=300.0, gt=0)
     #: Failed attempts in a row before the channel raises 'notification failed'.
     fail_after: int = Field(default=3, ge=1)
 
 
-class FlapSettings(_Strict):
+class FlapSettings(Strict):
     count: int = Field(default=4, ge=2)
     window_s: float = Field(default=1800.0, gt=0)
     hold_s: float = Field(default=600.0, ge=0)
 
 
-class DegradedSettings(_Strict):
+class DegradedSettings(Strict):
     min_devices: int = Field(default=3, ge=2)
     min_fraction: float = Field(default=0.5, gt=0, le=1)
 
 
-class ApiSettings(_Strict):
+class ApiSettings(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=9180, ge=0, le=65535)
     #: Required for every call: nothing is readable or writable without it.
@@ -238,7 +225,7 @@ class ApiSettings(_Strict):
         return self
 
 
-class AlertsConfig(_Strict):
+class AlertsConfig(Strict):
     packs: list[str] = Field(default_factory=lambda: list(DEFAULT_PACKS))
     rule_files: list[Path] = Field(default_factory=list)
     #: Default: the longest poll interval (the first full poll round).
