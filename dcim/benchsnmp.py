@@ -552,7 +552,12 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.snmp_version == "v3":
         v3_credentials()  # fail before anything starts if the agent cannot speak it
     command = [sys.executable, "-m", "simulators.fast_agent", "--devices", str(args.devices)]
-    command += ["--ports", str(args.agent_ports)]
+    # each poll's requests must find the snapshot its first request built: with the 1 s
+    # default, a busy agent whose queue delays requests rebuilds it for every request,
+    # gets busier and no answer comes in time any more (every poll fails); below the
+    # interval, each poll still sees fresh values
+    cache_s = min(10.0, args.interval / 3)
+    command += ["--ports", str(args.agent_ports), "--cache-s", f"{cache_s:g}"]
     if args.snmp_version == "v3":
         command.append("--v3")
     agent = subprocess.Popen(
@@ -574,6 +579,7 @@ def run_bench(args: argparse.Namespace) -> int:
         "duration_s": args.duration,
         "snmp_version": args.snmp_version,
         "sink": args.sink,
+        "agent_cache_s": cache_s,
         "phases": {},
     }
     try:
@@ -590,37 +596,19 @@ def run_bench(args: argparse.Namespace) -> int:
             "snmp_version": args.snmp_version,
         }
         phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+        unknown = [p for p in phases if p not in PHASES]
+        if unknown:
+            raise SystemExit(f"unknown phase {unknown[0]!r} (choose from {', '.join(PHASES)})")
         for phase in phases:
             agent0, udp0, load0 = cpu_of(agent.pid), udp_counters(), os.getloadavg()[0]
-            if phase == "monitor":
-                from dcim.benchdrive import run_monitor_phase
-
-                try:
-                    out = run_monitor_phase(args, spec, work)
-                except RuntimeError as exc:  # the other phases' results still count
-                    print(f"monitor phase failed: {exc}")
-                    result["phases"][phase] = {"error": str(exc)}
-                    continue
-            elif phase == "fast":
-                out = _child("poll", {**spec, "mode": "fast", "devices": args.devices})
-            elif phase == "pysnmp":
-                count = min(args.devices, args.pysnmp_devices)
-                out = _child("poll", {**spec, "mode": "pysnmp", "devices": count})
-            elif phase == "exporter":
-                binary = shutil.which("prometheus-snmp-exporter")
-                if binary is None:
-                    print(
-                        "prometheus-snmp-exporter not installed: skipping (apt-get install -y prometheus-snmp-exporter)"
-                    )
-                    continue
-                try:
-                    out = _run_exporter(binary, args.devices, spec, agent.pid, work)
-                except RuntimeError as exc:  # the other phases' results still count
-                    print(f"exporter phase failed: {exc} (see {work}/exporter.log)")
-                    result["phases"][phase] = {"error": str(exc)}
-                    continue
-            else:
-                raise SystemExit(f"unknown phase {phase!r} (choose from {', '.join(PHASES)})")
+            try:
+                out = _run_phase(phase, args, spec, agent.pid, work)
+            except Exception as exc:  # the other phases' results still count
+                print(f"{phase} phase failed: {exc} (logs in {work})")
+                result["phases"][phase] = {"error": f"{type(exc).__name__}: {exc}"}
+                continue
+            if out is None:
+                continue
             out.setdefault("agent_cpu_s", round(cpu_of(agent.pid) - agent0, 3))
             # the host's UDP drops and load: polls failing in bulk are explained here
             out["udp_errors"] = {k: v - udp0.get(k, 0) for k, v in udp_counters().items()}
@@ -646,6 +634,28 @@ def run_bench(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
         print(f"results written to {args.json}")
     return 0
+
+
+def _run_phase(
+    phase: str, args: argparse.Namespace, spec: dict[str, Any], agent_pid: int, work: Path
+) -> dict[str, Any] | None:
+    """One phase's figures; None when it cannot run here (its tool is not installed)."""
+    if phase == "monitor":
+        from dcim.benchdrive import run_monitor_phase
+
+        return run_monitor_phase(args, spec, work)
+    if phase == "fast":
+        return _child("poll", {**spec, "mode": "fast", "devices": args.devices})
+    if phase == "pysnmp":
+        count = min(args.devices, args.pysnmp_devices)
+        return _child("poll", {**spec, "mode": "pysnmp", "devices": count})
+    binary = shutil.which("prometheus-snmp-exporter")
+    if binary is None:
+        print(
+            "prometheus-snmp-exporter not installed: skipping (apt-get install -y prometheus-snmp-exporter)"
+        )
+        return None
+    return _run_exporter(binary, args.devices, spec, agent_pid, work)
 
 
 def _ratios(phases: dict[str, dict[str, Any]]) -> dict[str, float | None]:
