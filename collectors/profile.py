@@ -10,29 +10,22 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
+from collectors.shipped import read_profile
+from dcim.configmodel import Strict
 from dcim.errors import ProfileError
 from dcim.vocabulary import load_vocabulary
-from dcim.yamlsource import YamlSourceError, format_path, line_of, load_yaml_with_lines
+from dcim.yamlsource import YamlSourceError, validate_yaml
 
 OID_PATTERN = r"^\d+(\.\d+)+$"
 Oid = Annotated[str, Field(pattern=OID_PATTERN)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _known_metric(metric: str) -> str:
@@ -51,7 +44,7 @@ def _check_enum(metric: str, enum: dict[int, str]) -> None:
         raise ValueError(msg)
 
 
-class Conversion(_Strict):
+class Conversion(Strict):
     """How one raw value becomes a vocabulary value.
 
     Numbers: `raw * scale / divisor + offset` (divisor from `divisor_oid` or
@@ -118,7 +111,7 @@ class SnmpVariant(Conversion):
         return self
 
 
-class SwitchedColumn(_Strict):
+class SwitchedColumn(Strict):
     """A table column whose meaning depends on the row (sensor type, unit column).
 
     The selector is one named index part (`select_index`), another column's
@@ -154,7 +147,7 @@ class SwitchedColumn(_Strict):
         return self
 
 
-class LabelRule(_Strict):
+class LabelRule(Strict):
     """Tags for the table rows whose label (the device's own name) matches `match`.
 
     `match` is a regular expression searched in the label, ignoring case. Rules
@@ -176,7 +169,7 @@ class LabelRule(_Strict):
         return match
 
 
-class RowFilter(_Strict):
+class RowFilter(Strict):
     """Drop a row whose column `oid` holds a value not in `values` (e.g. probe offline).
 
     A row without that column is kept: the device did not say it is unusable.
@@ -186,7 +179,7 @@ class RowFilter(_Strict):
     values: list[int] = Field(min_length=1)
 
 
-class Rollup(_Strict):
+class Rollup(Strict):
     """One reading for the whole device from several rows: the highest stage reached.
 
     For devices that report a level as one row per stage, each row closed while its
@@ -222,7 +215,7 @@ class Rollup(_Strict):
         return self
 
 
-class SnmpTable(_Strict):
+class SnmpTable(Strict):
     """Columns of one conceptual table, each row tagged with its index (and label)."""
 
     name: str
@@ -265,14 +258,14 @@ class SnmpTable(_Strict):
         return self
 
 
-class Condition(_Strict):
+class Condition(Strict):
     """A scalar whose value switches a profile-wide setting (e.g. the temperature unit)."""
 
     oid: Oid
     values: list[int] = Field(min_length=1)
 
 
-class SnmpProfile(_Strict):
+class SnmpProfile(Strict):
     name: str
     kind: Literal["ups", "pdu", "crac", "sensor", "meter"]
     description: str = ""
@@ -291,28 +284,12 @@ class SnmpProfile(_Strict):
     tables: list[SnmpTable] = Field(default_factory=list)
 
 
-def _profile_dirs() -> list[Path]:
-    root = resources.files("collectors").joinpath("profiles")
-    return [Path(str(root))]
-
-
 def parse_snmp_profile(text: str, source: str) -> SnmpProfile:
     """Validate a profile's text; ProfileError lists each problem with its line."""
     try:
-        data, lines = load_yaml_with_lines(text, source)
+        return validate_yaml(text, source, SnmpProfile.model_validate)
     except YamlSourceError as exc:
         raise ProfileError(str(exc)) from None
-    try:
-        return SnmpProfile.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            path = tuple(error["loc"])
-            line = line_of(lines, path)
-            suffix = f" (line {line})" if line else ""
-            message = str(error["msg"]).removeprefix("Value error, ")
-            problems.append(f"{format_path(path)}: {message}{suffix}")
-        raise ProfileError(f"{source}: " + "; ".join(problems)) from None
 
 
 @cache
@@ -328,26 +305,10 @@ def _load(name: str, seen: tuple[str, ...]) -> SnmpProfile:
     if name in seen:
         msg = f"SNMP profile include loop: {' -> '.join((*seen, name))}"
         raise ProfileError(msg)
-    for directory in _profile_dirs():
-        path = directory / "snmp" / f"{name}.yaml"
-        if path.is_file():
-            profile = parse_snmp_profile(path.read_text(encoding="utf-8"), str(path))
-            scalars, tables = list(profile.scalars), list(profile.tables)
-            for included in profile.include:
-                other = _load(included, (*seen, name))
-                scalars.extend(other.scalars)
-                tables.extend(other.tables)
-            return profile.model_copy(update={"scalars": scalars, "tables": tables})
-    known = ", ".join(available_profiles("snmp")) or "none"
-    msg = f"unknown SNMP profile {name!r} (known: {known})"
-    raise ProfileError(msg)
-
-
-def available_profiles(protocol: str) -> list[str]:
-    """Names of the shipped profiles for a protocol."""
-    names: list[str] = []
-    for directory in _profile_dirs():
-        folder = directory / protocol
-        if folder.is_dir():
-            names.extend(sorted(path.stem for path in folder.glob("*.yaml")))
-    return names
+    profile = parse_snmp_profile(*read_profile("snmp", name, "SNMP profile"))
+    scalars, tables = list(profile.scalars), list(profile.tables)
+    for included in profile.include:
+        other = _load(included, (*seen, name))
+        scalars.extend(other.scalars)
+        tables.extend(other.tables)
+    return profile.model_copy(update={"scalars": scalars, "tables": tables})

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import ValidationError
 
 Path = tuple[str | int, ...]
+T = TypeVar("T")
 
 
 class YamlSourceError(Exception):
-    """The text is not valid YAML; the message carries the line."""
+    """The text is not valid YAML (or not a valid document); the message carries the line."""
 
 
 def _walk(node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:
@@ -63,3 +66,29 @@ def format_path(path: Path) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
+
+
+def validate_yaml(
+    text: str,
+    source: str,
+    validate: Callable[[Any], T],
+    *,
+    drop: Collection[object] = (),
+) -> T:
+    """Parse `text` and `validate` the data (a pydantic model's `model_validate`).
+
+    YamlSourceError lists every problem as `path: message (line N)`. `drop` names the
+    location parts pydantic adds that are not in the file (a union member's tag).
+    """
+    data, lines = load_yaml_with_lines(text, source)
+    try:
+        return validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            path = tuple(part for part in error["loc"] if part not in drop)
+            line = line_of(lines, path)
+            suffix = f" (line {line})" if line else ""
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{format_path(path) or '(top level)'}: {message}{suffix}")
+        raise YamlSourceError(f"{source}: " + "; ".join(problems)) from None

@@ -9,27 +9,23 @@ data type, how to scale it, and which vocabulary metric it feeds.
 from __future__ import annotations
 
 from functools import cache
-from importlib import resources
-from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from collectors.modbus.decode import NUMERIC, DataType, Order
+from collectors.shipped import available_profiles, read_profile
+from dcim.configmodel import Strict
 from dcim.errors import ProfileError
 from dcim.vocabulary import MetricSpec, load_vocabulary
-from dcim.yamlsource import YamlSourceError, format_path, line_of, load_yaml_with_lines
+from dcim.yamlsource import YamlSourceError, validate_yaml
 
 Function = Literal["coils", "discrete_inputs", "holding", "input"]
 BIT_FUNCTIONS = frozenset({"coils", "discrete_inputs"})
 MAX_ADDRESS = 0xFFFF
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModbusField(_Strict):
+class ModbusField(Strict):
     """One value: a register (or a few, or a coil) mapped onto one vocabulary metric."""
 
     metric: str
@@ -122,7 +118,7 @@ class ModbusField(_Strict):
             raise ValueError("a string register feeds an enum metric only")
 
 
-class ModbusProfile(_Strict):
+class ModbusProfile(Strict):
     name: str
     kind: Literal["ups", "pdu", "crac", "sensor", "meter"]
     description: str = ""
@@ -149,40 +145,20 @@ class ModbusProfile(_Strict):
         return field.address - self.address_base
 
 
-def _modbus_dir() -> Path:
-    return Path(str(resources.files("collectors").joinpath("profiles", "modbus")))
-
-
 def parse_modbus_profile(text: str, source: str) -> ModbusProfile:
     """Validate a register map; ProfileError lists each problem with its line."""
     try:
-        data, lines = load_yaml_with_lines(text, source)
+        return validate_yaml(text, source, ModbusProfile.model_validate, drop=("function-after",))
     except YamlSourceError as exc:
         raise ProfileError(str(exc)) from None
-    try:
-        return ModbusProfile.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            path = tuple(part for part in error["loc"] if part != "function-after")
-            line = line_of(lines, path)
-            suffix = f" (line {line})" if line else ""
-            message = str(error["msg"]).removeprefix("Value error, ")
-            problems.append(f"{format_path(path) or '(top level)'}: {message}{suffix}")
-        raise ProfileError(f"{source}: " + "; ".join(problems)) from None
 
 
 def available_modbus_profiles() -> list[str]:
     """Names of the shipped register maps."""
-    return sorted(path.stem for path in _modbus_dir().glob("*.yaml"))
+    return available_profiles("modbus")
 
 
 @cache
 def load_modbus_profile(name: str) -> ModbusProfile:
     """The shipped register map called `name` (profiles/modbus/<name>.yaml)."""
-    path = _modbus_dir() / f"{name}.yaml"
-    if path.is_file():
-        return parse_modbus_profile(path.read_text(encoding="utf-8"), str(path))
-    known = ", ".join(available_modbus_profiles()) or "none"
-    msg = f"unknown Modbus profile {name!r} (known: {known})"
-    raise ProfileError(msg)
+    return parse_modbus_profile(*read_profile("modbus", name, "Modbus profile"))

@@ -11,24 +11,21 @@ load, with the file's line in every message.
 from __future__ import annotations
 
 from functools import cache
-from importlib import resources
-from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from collectors.mqtt.pattern import PatternError, TopicPattern
+from collectors.shipped import available_profiles, read_profile
+from dcim.configmodel import Strict
 from dcim.errors import ProfileError
 from dcim.vocabulary import MetricSpec, load_vocabulary
-from dcim.yamlsource import YamlSourceError, format_path, line_of, load_yaml_with_lines
+from dcim.yamlsource import YamlSourceError, validate_yaml
 
 #: (sender unit, vocabulary unit) -> (factor, offset): vocabulary = sender * factor + offset.
 UNIT_CONVERSIONS: dict[tuple[str, str], tuple[float, float]] = {
@@ -52,10 +49,6 @@ UNIT_CONVERSIONS: dict[tuple[str, str], tuple[float, float]] = {
 #: Payload texts that mean true / false when a bool field gives no lists of its own.
 DEFAULT_TRUE = ("true", "1", "on", "yes", "open", "alarm", "detected", "wet")
 DEFAULT_FALSE = ("false", "0", "off", "no", "closed", "normal", "clear", "dry")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def canonical_text(raw: object) -> str:
@@ -88,7 +81,7 @@ def _metric_spec(metric: str) -> MetricSpec:
         raise ValueError(str(exc)) from None  # pydantic reports it with the path
 
 
-class ValueSpec(_Strict):
+class ValueSpec(Strict):
     """How one raw value (a JSON field, or a whole plain payload) becomes a metric value."""
 
     metric: str
@@ -149,7 +142,7 @@ class JsonField(ValueSpec):
     required: bool = False
 
 
-class TimestampSpec(_Strict):
+class TimestampSpec(Strict):
     """Where the sender's own timestamp is; `format` auto tells epoch s/ms/us/ns by size."""
 
     path: str | list[str | int] | None = None
@@ -165,13 +158,13 @@ class TimestampSpec(_Strict):
         return self
 
 
-class JsonPayload(_Strict):
+class JsonPayload(Strict):
     format: Literal["json"]
     fields: list[JsonField] = Field(min_length=1)
     timestamp: TimestampSpec | None = None
 
 
-class PlainPayload(_Strict):
+class PlainPayload(Strict):
     """The whole payload is one value: `23.5`, `1`, `open`."""
 
     format: Literal["plain"]
@@ -189,7 +182,7 @@ class PlainPayload(_Strict):
 Payload = Annotated[JsonPayload | PlainPayload, Field(discriminator="format")]
 
 
-class Availability(_Strict):
+class Availability(Strict):
     """Retained status / last-will payloads and what they mean for device.up."""
 
     online: Annotated[list[str], BeforeValidator(_canonical_items)] = Field(
@@ -200,7 +193,7 @@ class Availability(_Strict):
     )
 
 
-class TopicEntry(_Strict):
+class TopicEntry(Strict):
     pattern: str
     #: Capture -> device tag it must equal (site, room, row, rack, device or any
     #: inventory tag). Captures not listed match the tag of their own name.
@@ -249,7 +242,7 @@ class TopicEntry(_Strict):
         }
 
 
-class TopicMap(_Strict):
+class TopicMap(Strict):
     name: str
     kind: Literal["ups", "pdu", "crac", "sensor", "meter"]
     description: str = ""
@@ -260,38 +253,17 @@ class TopicMap(_Strict):
 def parse_topic_map(text: str, source: str) -> TopicMap:
     """Validate a topic map's text; ProfileError lists each problem with its line."""
     try:
-        data, lines = load_yaml_with_lines(text, source)
+        # the payload union puts its discriminator value into the location
+        return validate_yaml(text, source, TopicMap.model_validate, drop=("json", "plain"))
     except YamlSourceError as exc:
         raise ProfileError(str(exc)) from None
-    try:
-        return TopicMap.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            # the payload union puts its discriminator value into the location
-            path = tuple(part for part in error["loc"] if part not in ("json", "plain"))
-            line = line_of(lines, path)
-            suffix = f" (line {line})" if line else ""
-            message = str(error["msg"]).removeprefix("Value error, ")
-            problems.append(f"{format_path(path) or '(top level)'}: {message}{suffix}")
-        raise ProfileError(f"{source}: " + "; ".join(problems)) from None
-
-
-def _folder() -> Path:
-    return Path(str(resources.files("collectors").joinpath("profiles"))) / "mqtt"
 
 
 @cache
 def load_topic_map(name: str) -> TopicMap:
     """The shipped topic map called `name` (profiles/mqtt/<name>.yaml)."""
-    path = _folder() / f"{name}.yaml"
-    if path.is_file():
-        return parse_topic_map(path.read_text(encoding="utf-8"), str(path))
-    known = ", ".join(available_topic_maps()) or "none"
-    msg = f"unknown MQTT topic map {name!r} (known: {known})"
-    raise ProfileError(msg)
+    return parse_topic_map(*read_profile("mqtt", name, "MQTT topic map"))
 
 
 def available_topic_maps() -> list[str]:
-    folder = _folder()
-    return sorted(path.stem for path in folder.glob("*.yaml")) if folder.is_dir() else []
+    return available_profiles("mqtt")

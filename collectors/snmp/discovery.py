@@ -15,7 +15,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from collectors.profile import SnmpProfile, available_profiles, load_snmp_profile
+from collectors.profile import SnmpProfile, load_snmp_profile
+from collectors.shipped import available_profiles
 from collectors.snmp.client import (
     Absent,
     SnmpEngineHost,
