@@ -29,6 +29,9 @@ CRAC_COP = 3.0
 #: Aspirating-detector stage thresholds in %/m: FAAST factory defaults [REFERENCE F2].
 SMOKE_THRESHOLDS = (("alert", 0.0396), ("action", 0.165), ("fire1", 0.825), ("fire2", 1.65))
 SMOKE_BASELINE = 0.004
+#: Rack probe measurement noise: standard deviation and correlation time (Ornstein-Uhlenbeck).
+PROBE_NOISE_C = 0.05
+PROBE_NOISE_TAU_S = 60.0
 
 
 class SensorFault(StrEnum):
@@ -138,6 +141,11 @@ class HallModel:
             for rack in topology.racks.values()
         }
         self._noise = dict.fromkeys(topology.racks, 0.0)
+        # probe measurement noise (inlet, outlet): real probes jitter by a few hundredths
+        # of a degree, so a healthy probe never repeats one value for long; its own
+        # generator keeps the rest of the model's random sequence as it was
+        self._probe_rng = random.Random(f"{seed}/probes")
+        self._probe_noise = dict.fromkeys(topology.sensors, (0.0, 0.0))
         self._dew_c = dict.fromkeys(topology.rooms, 9.0)
         self._probe_offset = {s: rng.gauss(0.0, 0.15) for s in topology.sensors}
         self.obscuration = dict.fromkeys(
@@ -195,6 +203,12 @@ class HallModel:
         g = self._rng.gauss
         for rack in self._noise:
             self._noise[rack] = ou_step(self._noise[rack], 0.0, 0.03, 600.0, dt=dt, z=g(0, 1))
+        pg = self._probe_rng.gauss
+        for sid, (inlet_n, outlet_n) in self._probe_noise.items():
+            self._probe_noise[sid] = (
+                ou_step(inlet_n, 0.0, PROBE_NOISE_C, PROBE_NOISE_TAU_S, dt=dt, z=pg(0, 1)),
+                ou_step(outlet_n, 0.0, PROBE_NOISE_C, PROBE_NOISE_TAU_S, dt=dt, z=pg(0, 1)),
+            )
         for room in self._dew_c:
             self._dew_c[room] = ou_step(self._dew_c[room], 9.0, 0.6, 10800.0, dt=dt, z=g(0, 1))
         for sid, ramp in self._smoke_ramp.items():
@@ -387,6 +401,18 @@ class HallModel:
         """
         fault = self._faults.get(sensor_id)
         reading = self.true_env(sensor_id)
+        inlet_n, outlet_n = self._probe_noise.get(sensor_id, (0.0, 0.0))
+        if reading.inlet_c is not None and reading.outlet_c is not None:
+            # the probe measures temperature; its humidity follows from the same air
+            inlet, outlet = reading.inlet_c + inlet_n, reading.outlet_c + outlet_n
+            dew = reading.dew_point_c if reading.dew_point_c is not None else inlet
+            reading = replace(
+                reading,
+                inlet_c=inlet,
+                outlet_c=outlet,
+                inlet_rh=thermal.relative_humidity_pct(inlet, dew),
+                outlet_rh=thermal.relative_humidity_pct(outlet, dew),
+            )
         if fault is None:
             return reading
         if fault.kind is SensorFault.DROPOUT:

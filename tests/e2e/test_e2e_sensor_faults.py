@@ -1,6 +1,6 @@
 """Sensor faults end to end on the hall model: the `sensor-faults` scenario (a rack probe
-sticks, drifts at 6 °C/h, drops out, recovers) raises the drift and the dropout once
-each, and a CRAC failure (a row warming together) raises no sensor fault.
+sticks, drifts at 6 °C/h, drops out, recovers) raises the stick, the drift and the
+dropout once each, and a CRAC failure (a row warming together) raises no sensor fault.
 
 The small site's four rack probes are read through the hall's own device views and
 sent as its MQTT probes publish them (hundredths of a degree; a value the probe cannot
@@ -9,7 +9,8 @@ engine on the shipped default packs. Time is driven by hand, so two hours of war
 (the probes' baselines) and the scenario take a few seconds.
 
 `test_e2e_alert_scenarios.py` plays the same scenario through the real SNMP agents and
-collectors; there the APC probes read whole degrees, so only the dropout shows.
+collectors; there the APC probes read whole degrees (never judged stuck) and only two
+probes are polled (too few peers for drift), so only the dropout shows.
 """
 
 from __future__ import annotations
@@ -134,24 +135,21 @@ def _play(hall: Hall, name: str, after_s: float) -> None:
     assert player.done
 
 
-def test_sensor_faults_raise_drift_and_dropout_once_each(hall: Hall) -> None:
+def test_sensor_faults_raise_stuck_drift_and_dropout_once_each(hall: Hall) -> None:
     _play(hall, "sensor-faults", after_s=15 * 60)
     fired = {rule: at for (rule, key), at in hall.fired.items()}
     keys = {key for rule, key in hall.fired}
-    # No sensor.stuck: the simulated probe has no measurement noise, and while healthy
-    # its inlet stays on one hundredth of a degree for up to 9 min (the warm-up shows
-    # it), as long as the scenario's stick lasts: calling that stuck would also call
-    # the healthy probe stuck. tests/dcim/alerts/test_sensor_health.py covers stuck.
-    assert sorted(fired) == ["env.sensor_failed", "sensor.drift", "sensor.dropout"]
+    assert sorted(fired) == ["env.sensor_failed", "sensor.drift", "sensor.dropout", "sensor.stuck"]
     assert all(key.startswith(INLET) for key in keys), keys
-    # each while its fault was on: drift 10-30 min, dropout 30-40 min
+    # each while its fault was on: stuck 1-10 min, drift 10-30 min, dropout 30-40 min
+    assert 60 < fired["sensor.stuck"] <= 600
     assert 600 < fired["sensor.drift"] <= 1800
     assert 1800 < fired["env.sensor_failed"] <= fired["sensor.dropout"] <= 2400
     # one page per fault (the dropout is the unplugged status' same fact), all resolved
     paged = sorted((n.rule, n.event) for n in hall.sent if n.event in ("firing", "resolved"))
     assert paged == sorted(
         (rule, event)
-        for rule in ("sensor.drift", "env.sensor_failed")
+        for rule in ("sensor.stuck", "sensor.drift", "env.sensor_failed")
         for event in ("firing", "resolved")
     )
     assert hall.engine.open_incidents == []
