@@ -134,6 +134,13 @@ ROWS: tuple[Row, ...] = (
         lambda r: _pair(_phase(r, "monitor"), "decision_p50_s", "decision_p99_s"),
     ),
     (
+        "simulator's request queue, max (monitor / exporter)",
+        lambda r: (
+            f"{_num(_phase(r, 'monitor').get('agent_queue_max_requests'), ',d')} / "
+            f"{_num(_phase(r, 'exporter').get('agent_queue_max_requests'), ',d')}"
+        ),
+    ),
+    (
         "event → webhook received p50 / p99",
         lambda r: _pair(_phase(r, "monitor"), "webhook_p50_s", "webhook_p99_s"),
     ),

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from dcim.benchservers import SINKS
+from dcim.benchudp import QueueWatch
 from dcim.reading import Reading
 
 if TYPE_CHECKING:
@@ -601,8 +602,10 @@ def run_bench(args: argparse.Namespace) -> int:
             raise SystemExit(f"unknown phase {unknown[0]!r} (choose from {', '.join(PHASES)})")
         for phase in phases:
             agent0, udp0, load0 = cpu_of(agent.pid), udp_counters(), os.getloadavg()[0]
+            watch = QueueWatch(ready["ports"])
             try:
-                out = _run_phase(phase, args, spec, agent.pid, work)
+                with watch:
+                    out = _run_phase(phase, args, spec, agent.pid, work)
             except Exception as exc:  # the other phases' results still count
                 print(f"{phase} phase failed: {exc} (logs in {work})")
                 result["phases"][phase] = {"error": f"{type(exc).__name__}: {exc}"}
@@ -613,6 +616,7 @@ def run_bench(args: argparse.Namespace) -> int:
             # the host's UDP drops and load: polls failing in bulk are explained here
             out["udp_errors"] = {k: v - udp0.get(k, 0) for k, v in udp_counters().items()}
             out["loadavg_1m_before_after"] = [load0, os.getloadavg()[0]]
+            out.update(watch.figures())
             result["phases"][phase] = out
             _print_phase(phase, out)
             if phase == "monitor":
@@ -735,7 +739,8 @@ def _print_phase(phase: str, r: dict[str, Any]) -> None:
         f"{phase:8} {r['devices']:>6} devices: {r['polls']:>7} polls ({r['failed_polls']} failed, "
         f"{r['expected_polls']} due) {r['polls_per_s']:8.1f}/s, "
         f"{_fmt(r['polls_per_cpu_s'])} per CPU-s ({r['cpu_share_of_one_core']:.0%} of a core), "
-        f"{lag}, RSS {r['rss_bytes'] / 2**20:.0f} MiB, agent CPU {r['agent_cpu_s']:.1f} s",
+        f"{lag}, RSS {r['rss_bytes'] / 2**20:.0f} MiB, agent CPU {r['agent_cpu_s']:.1f} s, "
+        f"agent queue max {r.get('agent_queue_max_requests', '-')} requests",
         flush=True,
     )
 
