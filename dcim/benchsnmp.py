@@ -2,7 +2,7 @@
 
 One run, one machine, one simulated fleet (`simulators.fast_agent.fleet`: rack
 PDUs with outlet tables on the APC rPDU2 MIB, UPS on the UPS-MIB, AKCP
-probes) served by the fast agent in its own process. Then, one after the
+probes) served by fast-agent processes (`dcim.benchagent`). Then, one after the
 other, each in its own process so CPU and memory are its own:
 
 - monitor (the main phase): the real `dcim.runner.Monitor` with a real sink
@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from dcim.benchagent import SimulatedFleet, default_processes
 from dcim.benchservers import SINKS
 from dcim.benchudp import QueueWatch
 from dcim.reading import Reading
@@ -505,7 +506,7 @@ def _wait_http(port: int, timeout_s: float) -> None:
 
 
 def _run_exporter(
-    binary: str, count: int, spec: dict[str, Any], agent_pid: int, work: Path
+    binary: str, count: int, spec: dict[str, Any], agents: SimulatedFleet, work: Path
 ) -> dict[str, Any]:
     config = work / "snmp.yml"
     modules = write_exporter_config(config, count, spec)
@@ -528,12 +529,12 @@ def _run_exporter(
             (f"127.0.0.1:{ports[n % len(ports)]}", *modules[device_id])
             for n, device_id in enumerate(modules)
         ]
-        agent0 = cpu_of(agent_pid)
+        agent0 = agents.cpu()
         result = _child(
             "scrape",
             {**spec, "targets": targets, "exporter_pid": exporter.pid, "exporter_port": port},
         )
-        result["agent_cpu_s"] = round(cpu_of(agent_pid) - agent0, 3)
+        result["agent_cpu_s"] = round(agents.cpu() - agent0, 3)
         result["exporter_version"] = _exporter_version(binary)
         return result
     finally:
@@ -552,17 +553,19 @@ def run_bench(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="dcim-bench-snmp-"))
     if args.snmp_version == "v3":
         v3_credentials()  # fail before anything starts if the agent cannot speak it
-    command = [sys.executable, "-m", "simulators.fast_agent", "--devices", str(args.devices)]
     # each poll's requests must find the snapshot its first request built: with the 1 s
     # default, a busy agent whose queue delays requests rebuilds it for every request,
     # gets busier and no answer comes in time any more (every poll fails); below the
     # interval, each poll still sees fresh values
     cache_s = min(10.0, args.interval / 3)
-    command += ["--ports", str(args.agent_ports), "--cache-s", f"{cache_s:g}"]
-    if args.snmp_version == "v3":
-        command.append("--v3")
-    agent = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=(work / "agent.log").open("w"), text=True
+    processes = args.agent_procs or default_processes(args.devices)
+    agents = SimulatedFleet(
+        args.devices,
+        processes=processes,
+        ports_per_process=max(1, args.agent_ports // processes),
+        cache_s=cache_s,
+        v3=args.snmp_version == "v3",
+        work=work,
     )
     result: dict[str, Any] = {
         "bench": "snmp",
@@ -581,13 +584,13 @@ def run_bench(args: argparse.Namespace) -> int:
         "snmp_version": args.snmp_version,
         "sink": args.sink,
         "agent_cache_s": cache_s,
+        "agent_processes": processes,
         "phases": {},
     }
     try:
-        assert agent.stdout is not None
-        ready = json.loads(agent.stdout.readline())
+        agents.start()
         spec = {
-            "ports": ready["ports"],
+            "ports": agents.ports,
             "interval": args.interval,
             "duration": args.duration,
             "max_repetitions": args.max_repetitions,
@@ -601,18 +604,18 @@ def run_bench(args: argparse.Namespace) -> int:
         if unknown:
             raise SystemExit(f"unknown phase {unknown[0]!r} (choose from {', '.join(PHASES)})")
         for phase in phases:
-            agent0, udp0, load0 = cpu_of(agent.pid), udp_counters(), os.getloadavg()[0]
-            watch = QueueWatch(ready["ports"])
+            agent0, udp0, load0 = agents.cpu(), udp_counters(), os.getloadavg()[0]
+            watch = QueueWatch(agents.ports)
             try:
                 with watch:
-                    out = _run_phase(phase, args, spec, agent.pid, work)
+                    out = _run_phase(phase, args, spec, agents, work)
             except Exception as exc:  # the other phases' results still count
                 print(f"{phase} phase failed: {exc} (logs in {work})")
                 result["phases"][phase] = {"error": f"{type(exc).__name__}: {exc}"}
                 continue
             if out is None:
                 continue
-            out.setdefault("agent_cpu_s", round(cpu_of(agent.pid) - agent0, 3))
+            out.setdefault("agent_cpu_s", round(agents.cpu() - agent0, 3))
             # the host's UDP drops and load: polls failing in bulk are explained here
             out["udp_errors"] = {k: v - udp0.get(k, 0) for k, v in udp_counters().items()}
             out["loadavg_1m_before_after"] = [load0, os.getloadavg()[0]]
@@ -623,11 +626,10 @@ def run_bench(args: argparse.Namespace) -> int:
                 _print_monitor_extras(out)
             if out.get("errors"):
                 print(f"         errors: {out['errors']}")
-        result["agent_rss_bytes"] = rss_of(agent.pid)
+        result["agent_rss_bytes"] = agents.rss()
     finally:
-        agent.terminate()
-        agent.wait(10)
-    result["agent_stats"] = _agent_stats(work / "agent.log")
+        agents.stop()
+    result["agent_stats"] = agents.stats()
     result["ratios"] = _ratios(result["phases"])
     _print_ratios(result["ratios"])
     if args.keep_work or any("error" in out for out in result["phases"].values()):
@@ -641,7 +643,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def _run_phase(
-    phase: str, args: argparse.Namespace, spec: dict[str, Any], agent_pid: int, work: Path
+    phase: str, args: argparse.Namespace, spec: dict[str, Any], agents: SimulatedFleet, work: Path
 ) -> dict[str, Any] | None:
     """One phase's figures; None when it cannot run here (its tool is not installed)."""
     if phase == "monitor":
@@ -659,7 +661,7 @@ def _run_phase(
             "prometheus-snmp-exporter not installed: skipping (apt-get install -y prometheus-snmp-exporter)"
         )
         return None
-    return _run_exporter(binary, args.devices, spec, agent_pid, work)
+    return _run_exporter(binary, args.devices, spec, agents, work)
 
 
 def _ratios(phases: dict[str, dict[str, Any]]) -> dict[str, float | None]:
@@ -694,18 +696,6 @@ def udp_counters() -> dict[str, int]:
         return {}
     wanted = ("InErrors", "RcvbufErrors", "SndbufErrors")
     return {k: int(v) for k, v in zip(rows[0], rows[1], strict=False) if k in wanted}
-
-
-def _agent_stats(log: Path) -> dict[str, Any] | None:
-    """What the fast agent says it received and answered (its last stderr line)."""
-    try:
-        for line in reversed(log.read_text().splitlines()):
-            if line.startswith('{"stats"'):
-                stats: dict[str, Any] = json.loads(line)["stats"]
-                return stats
-    except (OSError, ValueError):
-        pass
-    return None
 
 
 def _dirty() -> bool | None:
@@ -798,7 +788,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="measured window, s")
     parser.add_argument("--pysnmp-devices", type=int, default=500)
     parser.add_argument("--max-repetitions", type=int, default=25)
-    parser.add_argument("--agent-ports", type=int, default=4)
+    parser.add_argument("--agent-ports", type=int, default=4, help="UDP ports of the simulator")
+    parser.add_argument(
+        "--agent-procs",
+        type=int,
+        default=0,
+        help="simulator processes (default: one per 2,500 devices, at most one per CPU)",
+    )
     parser.add_argument(
         "--phases", default=DEFAULT_PHASES, help=f"comma-separated, of: {', '.join(PHASES)}"
     )
