@@ -171,6 +171,21 @@ class TimedCollector:
         return readings
 
 
+async def _bound(receiver: Any, started: float, timeout_s: float = 300.0) -> float:
+    """Seconds from the monitor's start until the trap receiver listens (it first
+    resolves every device's address, one after the other)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            receiver.address  # noqa: B018 - raises until bound
+        except RuntimeError:
+            if loop.time() - started > timeout_s:
+                raise
+            await asyncio.sleep(0.1)
+            continue
+        return round(loop.time() - started, 2)
+
+
 async def _stdin_line() -> str:
     return await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
 
@@ -216,9 +231,11 @@ async def monitor_phase(spec: dict[str, Any]) -> dict[str, Any]:
     sink = monitor.sinks[sink_name]
 
     stop = asyncio.Event()
-    running = asyncio.create_task(monitor.run(stop))
-    await asyncio.sleep(spec["warmup"])
     receivers = [s for s in monitor.streams if isinstance(s, TrapReceiver)]
+    running = asyncio.create_task(monitor.run(stop))
+    bound = asyncio.create_task(_bound(receivers[0], loop.time()))
+    await asyncio.sleep(spec["warmup"])
+    trap_ready_s = await bound  # events start only once traps can be received
     written0, bus0 = sink.stats.points_written, monitor.bus.published
     window.measuring = True
     cpu0, wall0 = _cpu_self(), time.perf_counter()
@@ -268,6 +285,7 @@ async def monitor_phase(spec: dict[str, Any]) -> dict[str, Any]:
         "spool_bytes": stats.spool_bytes,
         "bus_dropped": {s.name: s.dropped for s in monitor.bus.subscriptions},
         "queue_depth_at_stop": queue_depths,
+        "trap_receiver_ready_s": trap_ready_s,
         "traps_received": sum(r.received for r in receivers),
         "trap_errors": {f"{d}:{why}": n for r in receivers for (d, why), n in r.errors.items()},
         "decisions": decisions,
