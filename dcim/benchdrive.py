@@ -33,7 +33,7 @@ from dcim.benchsnmp import cpu_of, fleet_config, rss_of
 #: Longest wait for notifications of the last events before the monitor is stopped.
 DRAIN_S = 10.0
 #: A child that is not ready this long after its warm-up has failed.
-START_SLACK_S = 120.0
+START_SLACK_S = 360.0
 
 
 def _targets(devices: int, mqtt_sensors: int) -> list[Target]:

@@ -611,7 +611,9 @@ def run_bench(args: argparse.Namespace) -> int:
                     out = _run_phase(phase, args, spec, agents, work)
             except Exception as exc:  # the other phases' results still count
                 print(f"{phase} phase failed: {exc} (logs in {work})")
-                result["phases"][phase] = {"error": f"{type(exc).__name__}: {exc}"}
+                failed = {"error": f"{type(exc).__name__}: {exc}", **watch.figures()}
+                failed["loadavg_1m_before_after"] = [load0, os.getloadavg()[0]]
+                result["phases"][phase] = failed
                 continue
             if out is None:
                 continue
