@@ -134,10 +134,10 @@ ROWS: tuple[Row, ...] = (
         lambda r: _pair(_phase(r, "monitor"), "decision_p50_s", "decision_p99_s"),
     ),
     (
-        "simulator's request queue, max (monitor / exporter)",
+        "simulator's socket queue, max (monitor / exporter phase)",
         lambda r: (
-            f"{_num(_phase(r, 'monitor').get('agent_queue_max_requests'), ',d')} / "
-            f"{_num(_phase(r, 'exporter').get('agent_queue_max_requests'), ',d')}"
+            f"{_kib(_phase(r, 'monitor').get('agent_queue_max_bytes'))} / "
+            f"{_kib(_phase(r, 'exporter').get('agent_queue_max_bytes'))}"
         ),
     ),
     (

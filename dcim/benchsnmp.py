@@ -732,7 +732,7 @@ def _print_phase(phase: str, r: dict[str, Any]) -> None:
         f"{r['expected_polls']} due) {r['polls_per_s']:8.1f}/s, "
         f"{_fmt(r['polls_per_cpu_s'])} per CPU-s ({r['cpu_share_of_one_core']:.0%} of a core), "
         f"{lag}, RSS {r['rss_bytes'] / 2**20:.0f} MiB, agent CPU {r['agent_cpu_s']:.1f} s, "
-        f"agent queue max {r.get('agent_queue_max_requests', '-')} requests",
+        f"agent queue max {r.get('agent_queue_max_bytes', 0) / 1024:,.0f} KiB",
         flush=True,
     )
 

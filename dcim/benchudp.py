@@ -1,6 +1,7 @@
 """How far behind the simulated agent is: its UDP sockets' receive queues, sampled.
 
-A request waits in the agent's socket until the single-threaded agent reads it;
+A request waits in the agent's socket until the single-threaded agent reads it
+(the kernel counts each queued datagram with its buffer overhead, about 1 KiB);
 when that wait passes the poller's timeout, every answer comes too late and each
 retry adds load (a collapse, not a slowdown). The kernel shows each socket's queued
 bytes and drops in /proc/net/udp; sampling them tells such a run from a slow monitor.
@@ -12,9 +13,6 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-#: Bytes of one queued GETBULK request, about (to tell the queue in requests).
-REQUEST_BYTES = 100
 
 
 def socket_queues(ports: Iterable[int]) -> dict[int, tuple[int, int]]:
@@ -69,6 +67,5 @@ class QueueWatch:
         return {
             "agent_queue_max_bytes": self.max_bytes,
             "agent_queue_p99_bytes": p99,
-            "agent_queue_max_requests": self.max_bytes // REQUEST_BYTES,
             "agent_socket_drops": self._drops() - self._drops0,
         }
