@@ -94,6 +94,26 @@ def _free_tcp_port() -> int:
         return port
 
 
+#: Requests the monitor may have in flight, like the exporter phase's concurrent scrapes.
+TOTAL_IN_FLIGHT = 100
+
+
+def per_socket_in_flight(devices: int, total: int) -> int:
+    """`monitor.max_in_flight` for `total` requests in flight over the whole fleet.
+
+    The fast client applies it per UDP socket (one per `devices_per_socket` devices),
+    so 5,000 devices at 100 had 2,000 in flight: enough to bury the one-core simulator
+    in queued requests until every poll timed out.
+    """
+    import inspect
+
+    from collectors.snmp.fastclient import FastSnmpHost
+
+    per_socket = inspect.signature(FastSnmpHost).parameters["devices_per_socket"].default
+    sockets = max(1, -(-devices // int(per_socket)))
+    return max(1, total // sockets)
+
+
 def v3_credentials() -> tuple[str, str, str]:
     """(user, auth key, priv key) every fast-agent device answers SNMPv3 with (`--v3`)."""
     import simulators.fast_agent as agent
@@ -171,7 +191,7 @@ def fleet_config(
         halls.append({"id": f"hall-{h // per_hall + 1}", "rows": rows, "devices": []})
     halls[0]["devices"] = room_devices
     return {
-        "monitor": {"jitter": 1.0, "max_in_flight": 100},
+        "monitor": {"jitter": 1.0, "max_in_flight": per_socket_in_flight(count, TOTAL_IN_FLIGHT)},
         "sites": [{"id": "bench", "name": "Bench site", "rooms": halls}],
     }
 
@@ -596,7 +616,7 @@ def run_bench(args: argparse.Namespace) -> int:
             "max_repetitions": args.max_repetitions,
             "retries": 1,
             "timeout_s": 2,
-            "max_in_flight": 100,
+            "max_in_flight": TOTAL_IN_FLIGHT,
             "snmp_version": args.snmp_version,
         }
         phases = [p.strip() for p in args.phases.split(",") if p.strip()]
