@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,16 @@ from typing import Any
 import yaml
 
 from collectors.registry import check_profiles
-from dcim.inventory import Config, iter_devices, parse_config
+from dcim.inventory import Config, DeviceKind, iter_devices, parse_config
 from dcim.runner import Monitor
-from simulators.scenario import ScenarioPlayer, load_scenario
+from simulators.clock import SimClock
+from simulators.scenario import Scenario, ScenarioPlayer, load_scenario
 from simulators.site import Site
 
 ROOT = Path(__file__).resolve().parents[3]
 SITE_FILE = ROOT / "simulators" / "sites" / "small-site.yaml"
-#: Simulated seconds per wall second: utility-outage's 21 minutes play in about 5 s.
+#: Simulated seconds per wall second: utility-outage's 21 minutes play in about 5 s
+#: (plus the hold mid-outage, see OUTAGE_STEPS).
 SPEED = 240.0
 SCENARIO = "utility-outage"
 #: Wall seconds between polls of every device (the site file says 30 simulated seconds).
@@ -43,6 +46,13 @@ POLL_S = 0.5
 TRAP_DEVICE = "ups-a"
 #: Seconds the monitor and trap sender get to stop once the run is over.
 STOP_WITHIN_S = 20.0
+#: Seconds an SNMP request may take: the agents run in the monitor's process and
+#: event loop, so on a loaded machine an answer is late, not lost.
+SNMP_TIMEOUT_S = 5.0
+#: The step after which simulated time stands still until the monitor has seen the
+#: outage, and the step it must not reach before: at SPEED the UPS units are on battery
+#: for about 1 s of wall time, less than a poll takes on a loaded machine.
+OUTAGE_STEPS = ("utility_fail", "generator_start")
 
 
 #: What the test adds to the site file: the hall's smoke detectors speak APC UIO dry
@@ -98,6 +108,13 @@ def polled_devices() -> set[str]:
     return {p.device.id for p in iter_devices(config) if p.device.id not in unpolled}
 
 
+def ups_devices() -> set[str]:
+    """Ids of the polled UPS units (each has its own on-battery incident in the outage)."""
+    config = site_config()
+    polled = polled_devices()
+    return {p.device.id for p in iter_devices(config) if p.device.kind is DeviceKind.UPS} & polled
+
+
 def _devices(data: dict[str, Any]) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     for site in data["sites"]:
@@ -136,7 +153,14 @@ def monitor_config(
     for device in _devices(data):
         if "snmp" in device:
             host, port, _ = site.address_of(device["id"])
-            device["snmp"] |= {"host": host, "port": port, "timeout_s": 1, "retries": 0}
+            # the agent answers every request; a late answer is a loaded machine, not a
+            # dead device, and every device needs two readings before the run ends
+            device["snmp"] |= {
+                "host": host,
+                "port": port,
+                "timeout_s": SNMP_TIMEOUT_S,
+                "retries": 0,
+            }
         elif "modbus" in device:
             host, port, _ = site.modbus_address_of(device["id"])
             device["modbus"] |= {"host": host, "port": port}
@@ -149,6 +173,48 @@ def monitor_config(
     return parse_config(
         yaml.safe_dump(data, sort_keys=False), f"{SITE_FILE} (as the test polls it)"
     )
+
+
+class HeldTime:
+    """Monotonic time for a SimClock that stands still at a gate until it is opened.
+
+    Simulated time then waits for the monitor instead of racing it: the scenario
+    holds its state (a UPS on battery) however slowly a loaded machine polls.
+    Starts held at 0 (the site and monitor start in no simulated time).
+    """
+
+    def __init__(self) -> None:
+        self._start = time.monotonic()
+        self._lost = 0.0  # wall seconds spent held, left out of the clock
+        self._gate: float | None = 0.0
+
+    def _raw(self) -> float:
+        return time.monotonic() - self._start - self._lost
+
+    def running_s(self) -> float:
+        """Wall seconds the clock has run (not held)."""
+        raw = self._raw()
+        return raw if self._gate is None else min(raw, self._gate)
+
+    def __call__(self) -> float:
+        return self._start + self.running_s()
+
+    def hold_at(self, running_s: float) -> None:
+        """Run on from where it stands, then stand still at `running_s` until open()."""
+        self.open()
+        self._gate = max(running_s, self.running_s())
+
+    def open(self) -> None:
+        if self._gate is not None:
+            self._lost += max(self._raw() - self._gate, 0.0)
+            self._gate = None
+
+
+def outage_hold_s(scenario: Scenario) -> float:
+    """Simulated seconds after the scenario start to hold at: mid-outage, on battery."""
+    at = {step.do: step.at_s for step in scenario.steps}
+    fail, back = (at[name] for name in OUTAGE_STEPS)
+    return (fail + back) / 2
 
 
 @dataclass
@@ -165,13 +231,19 @@ async def run_hall(
     mqtt_url: str,
     sink: Mapping[str, Any],
     state_dir: Path,
-    until: Any,
+    until: Callable[[], Awaitable[bool]],
     within_s: float,
+    *,
+    outage_seen: Callable[[], Awaitable[bool]],
 ) -> HallRun:
-    """Serve the site, play the scenario, run the monitor until `await until()` is true."""
+    """Serve the site, play the scenario, run the monitor until `await until()` is true.
+
+    Simulated time stands still mid-outage until `await outage_seen()` is true.
+    """
     from servers import eventually
 
-    site = Site(site_config(), speed=SPEED, seed=7)
+    held = HeldTime()
+    site = Site(site_config(), clock=SimClock(SPEED, now_fn=held), seed=7)
     unpolled = missing_profiles(site.config)
     async with asyncio.timeout(STOP_WITHIN_S):  # a start that hangs fails, with a message
         await site.start("127.0.0.1", 0, mqtt_url=mqtt_url)
@@ -189,8 +261,16 @@ async def run_hall(
         player = ScenarioPlayer(site.model, scenario, site.clock.now())
         stop = asyncio.Event()
         running = asyncio.create_task(monitor.run(stop))
+        hold_s = outage_hold_s(scenario)
+        held.hold_at(hold_s / SPEED)
         playing = asyncio.create_task(player.play(site.clock))
         try:
+            await eventually(
+                outage_seen,
+                within_s,
+                f"the outage in InfluxDB (simulated time held at {hold_s:g} s)",
+            )
+            held.open()
             await eventually(until, within_s, "the hall's readings, alerts and traps in InfluxDB")
         finally:
             playing.cancel()
