@@ -26,13 +26,11 @@ def _num(value: Any, spec: str) -> str:
 
 
 def _ms(value: Any) -> str:
-    return (
-        "-"
-        if value is None
-        else f"{value * 1000:.0f} ms"
-        if value >= 0.1
-        else f"{value * 1000:.1f} ms"
-    )
+    if value is None:
+        return "-"
+    if value >= 10:
+        return f"{value:.1f} s"
+    return f"{value * 1000:.0f} ms" if value >= 0.1 else f"{value * 1000:.1f} ms"
 
 
 def _pct(value: Any) -> str:
@@ -134,15 +132,15 @@ ROWS: tuple[Row, ...] = (
         lambda r: _pair(_phase(r, "monitor"), "decision_p50_s", "decision_p99_s"),
     ),
     (
+        "event → webhook received p50 / p99",
+        lambda r: _pair(_phase(r, "monitor"), "webhook_p50_s", "webhook_p99_s"),
+    ),
+    (
         "simulator's socket queue, max (monitor / exporter phase)",
         lambda r: (
             f"{_kib(_phase(r, 'monitor').get('agent_queue_max_bytes'))} / "
             f"{_kib(_phase(r, 'exporter').get('agent_queue_max_bytes'))}"
         ),
-    ),
-    (
-        "event → webhook received p50 / p99",
-        lambda r: _pair(_phase(r, "monitor"), "webhook_p50_s", "webhook_p99_s"),
     ),
 )
 
