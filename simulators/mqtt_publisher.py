@@ -35,6 +35,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import SecretStr
 
+from dcim.cancel import raise_if_cancelling
 from dcim.inventory import TlsConfig
 from dcim.reading import Value
 from simulators.source import ValueSource
@@ -264,6 +265,7 @@ class SensorPublisher:
                     self.stats.connects += 1
                     delay = 0.1
                     await client.publish(self.sensor.status_topic, b"online", qos=1, retain=True)
+                    raise_if_cancelling()
                     try:
                         await self._drain_forever(client)
                     except asyncio.CancelledError:
@@ -274,7 +276,7 @@ class SensorPublisher:
                             )
                         raise
             except aiomqtt.MqttError as exc:
-                _stop_if_cancelled(exc)
+                raise_if_cancelling(exc)  # a stop aiomqtt turned into an error
                 log.info("sensor %s: broker: %s; retry in %.1f s", self.client_id, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.reconnect_max_s)
@@ -289,22 +291,12 @@ class SensorPublisher:
                     properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
                     properties.UserProperty = ("ts", f"{ts:.3f}")
                 await client.publish(topic, payload, qos=self.target.qos, properties=properties)
+                raise_if_cancelling()  # 3.11's wait_for may have swallowed our stop
                 self.outbox.popleft()  # only once the broker has it (PUBACK at QoS 1)
                 self.stats.published += 1
                 self.stats.per_topic[topic] = self.stats.per_topic.get(topic, 0) + 1
             self._wake.clear()
             await self._wake.wait()
-
-
-def _stop_if_cancelled(exc: BaseException) -> None:
-    """Re-raise a cancellation that aiomqtt turned into an MqttError on the way out.
-
-    Leaving `async with client` while cancelled can fail the disconnect; without
-    this the reconnect loop would swallow the cancel and never stop.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError from exc
 
 
 async def run_publishers(

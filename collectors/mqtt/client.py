@@ -25,6 +25,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from dcim.cancel import raise_if_cancelling
 from dcim.errors import ConfigError
 from dcim.inventory import MqttBrokerConfig
 from dcim.tls import client_context
@@ -185,10 +186,7 @@ class MqttSubscriber:
                         if inspect.isawaitable(result):
                             await result
             except aiomqtt.MqttError as exc:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    # a stop that aiomqtt turned into an MqttError: stop, do not reconnect
-                    raise asyncio.CancelledError from exc
+                raise_if_cancelling(exc)  # a stop aiomqtt turned into an error: no reconnect
                 failures += 1
                 was_connected = self.connected
                 self._set_connected(False)
@@ -206,6 +204,7 @@ class MqttSubscriber:
                 (topic, int(qos)) for topic in self.filters[start : start + FILTERS_PER_SUBSCRIBE]
             ]
             granted = await client.subscribe(chunk)
+            raise_if_cancelling()
             for topic, code in zip((t for t, _ in chunk), granted, strict=False):
                 # SUBACK failure: 0x80 in 3.1.1, 0x80 and above in 5
                 if isinstance(code, ReasonCode):

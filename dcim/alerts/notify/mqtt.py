@@ -33,6 +33,7 @@ from paho.mqtt.properties import Properties
 from dcim.alerts.config import MqttChannel, topic_fields
 from dcim.alerts.model import Notification, Phase
 from dcim.alerts.notify.base import NotifyError
+from dcim.cancel import raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,7 @@ class MqttNotifier:
                 properties=self._properties(message),
                 timeout=self._config.timeout_s,
             )
+            raise_if_cancelling()  # 3.11's wait_for may have swallowed a stop
 
     def _properties(self, message: Publish) -> Properties | None:
         if not self._v5 or not message.payload:
