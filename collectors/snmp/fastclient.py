@@ -12,10 +12,13 @@ timeouts); per socket a dict of requests in flight. Devices share UDP sockets
 source address; retries resend the same bytes, so a late answer to an earlier
 try still counts (as net-snmp does).
 
-Each socket lets at most `max_in_flight` requests wait for a first answer at
-once: more answers arriving together overflowed the kernel receive buffer
+The whole host lets at most `max_in_flight` requests wait for a first answer
+at once: more answers arriving together overflowed the kernel receive buffer
 here. A request unanswered after `SLOT_HOLD_S` gives its slot back and keeps
-waiting, so dead devices do not starve live ones.
+waiting, so dead devices do not starve live ones; but at most
+`OUTSTANDING_FACTOR` x `max_in_flight` requests are outstanding in all, so an
+overloaded agent (or network) slows the pollers down instead of receiving an
+ever-growing pile of requests and retries it can only answer too late.
 """
 
 from __future__ import annotations
@@ -51,6 +54,11 @@ RECEIVE_BUFFER = 4 * 1024 * 1024
 #: guards the receive buffer against many answers at once, which a device that
 #: has not answered in this long adds little to.
 SLOT_HOLD_S = 0.15
+#: Outstanding requests (answered or not within SLOT_HOLD_S) per in-flight slot.
+#: Bounds what dead devices may hold, and the load put on agents that fell behind:
+#: without it, 5,000 devices against a slowed agent queued megabytes of requests
+#: it answered only after our timeout, whose retries slowed it further.
+OUTSTANDING_FACTOR = 4
 
 Oid = tuple[int, ...]
 #: v1/v2c: (datagram, parsed header); v3: what the session's check accepted.
@@ -96,10 +104,11 @@ class _Slot:
 class _Channel(asyncio.DatagramProtocol):
     """One UDP socket shared by many devices: requests in flight by request-id."""
 
-    def __init__(self, max_in_flight: int) -> None:
+    def __init__(self, slots: asyncio.Semaphore, outstanding: asyncio.Semaphore) -> None:
         self.transport: asyncio.DatagramTransport | None = None
         self.pending: dict[int, _Pending] = {}
-        self.slots = asyncio.Semaphore(max_in_flight)
+        self.slots = slots  # shared by every channel of the host, as is `outstanding`
+        self.outstanding = outstanding
         self.stray = 0  # answers nobody waits for (late, spoofed, malformed)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -165,30 +174,31 @@ class _Channel(asyncio.DatagramProtocol):
         with `community`) or the msgID (v3, checked by `check`).
         """
         loop = asyncio.get_running_loop()
-        await self.slots.acquire()
-        slot = _Slot(self.slots, loop)
-        try:
-            transport = self.transport
-            if transport is None or transport.is_closing():
-                raise DeviceProtocolError(device_id, "SNMP client closed")
-            future: asyncio.Future[_Answer] = loop.create_future()
-            pending = self.pending[request_id] = _Pending(future, address, community, check)
+        async with self.outstanding:
+            await self.slots.acquire()
+            slot = _Slot(self.slots, loop)
             try:
-                for _ in range(tries):
-                    transport.sendto(request, address)
-                    timer = loop.call_later(timeout_s, _expire, future)
-                    try:
-                        answer = await future
-                    finally:
-                        timer.cancel()
-                    if answer is not None:
-                        return answer
-                    future = pending.future = loop.create_future()
-                return None
+                transport = self.transport
+                if transport is None or transport.is_closing():
+                    raise DeviceProtocolError(device_id, "SNMP client closed")
+                future: asyncio.Future[_Answer] = loop.create_future()
+                pending = self.pending[request_id] = _Pending(future, address, community, check)
+                try:
+                    for _ in range(tries):
+                        transport.sendto(request, address)
+                        timer = loop.call_later(timeout_s, _expire, future)
+                        try:
+                            answer = await future
+                        finally:
+                            timer.cancel()
+                        if answer is not None:
+                            return answer
+                        future = pending.future = loop.create_future()
+                    return None
+                finally:
+                    self.pending.pop(request_id, None)
             finally:
-                self.pending.pop(request_id, None)
-        finally:
-            slot.release()
+                slot.release()
 
     def error_received(self, exc: Exception) -> None:
         return None  # unconnected UDP: ICMP errors are not tied to a request; timeouts decide
@@ -203,6 +213,8 @@ class FastSnmpHost(SnmpEngineHost):
 
     def __init__(self, max_in_flight: int = 100, devices_per_socket: int = 250) -> None:
         self._max_in_flight = max_in_flight
+        self._slots: asyncio.Semaphore | None = None  # made in the loop that uses them
+        self._outstanding: asyncio.Semaphore | None = None
         self._devices_per_socket = max(1, devices_per_socket)
         self._channels: dict[int, list[_Channel]] = {}
         self._assigned: dict[int, int] = {}
@@ -224,13 +236,17 @@ class FastSnmpHost(SnmpEngineHost):
         if count // self._devices_per_socket < len(channels):
             return channels[count // self._devices_per_socket]
         loop = asyncio.get_running_loop()
+        if self._slots is None or self._outstanding is None:
+            self._slots = asyncio.Semaphore(self._max_in_flight)
+            self._outstanding = asyncio.Semaphore(OUTSTANDING_FACTOR * self._max_in_flight)
+        slots, outstanding = self._slots, self._outstanding
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
             sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
             sock.setblocking(False)
             _, channel = await loop.create_datagram_endpoint(
-                lambda: _Channel(self._max_in_flight), sock=sock
+                lambda: _Channel(slots, outstanding), sock=sock
             )
         except BaseException:
             sock.close()

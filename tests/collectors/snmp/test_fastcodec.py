@@ -30,7 +30,12 @@ from pysnmp.proto.rfc1905 import endOfMibView, noSuchInstance, noSuchObject
 from collectors.registry import CollectorFactory
 from collectors.snmp import fastcodec as fc
 from collectors.snmp.client import Absent, SnmpStatusError, VarBind, to_python
-from collectors.snmp.fastclient import SLOT_HOLD_S, FastSnmpHost, FastSnmpSession
+from collectors.snmp.fastclient import (
+    OUTSTANDING_FACTOR,
+    SLOT_HOLD_S,
+    FastSnmpHost,
+    FastSnmpSession,
+)
 from dcim.errors import DeviceAuthError, DeviceTimeoutError
 from dcim.inventory import DeviceConfig, PlacedDevice, SnmpConfig
 from simulators.clock import SimClock
@@ -492,6 +497,34 @@ async def test_dead_devices_do_not_starve_live_ones() -> None:
     finally:
         host.close()
         live_agent.close()
+
+
+async def test_outstanding_requests_are_bounded_across_the_whole_host() -> None:
+    """Requests that gave their slot back still count against a host-wide bound.
+
+    Without it an agent that fell behind (or many dead devices) received an
+    ever-growing pile of requests and retries; with it the pollers wait.
+    """
+    host = FastSnmpHost(max_in_flight=5, devices_per_socket=10)
+    bound = OUTSTANDING_FACTOR * 5
+    try:
+        dead = [
+            await host.session(
+                f"dead-{n}", config(free_udp_port(), community="tbl", timeout_s=0.6, retries=0)
+            )
+            for n in range(60)
+        ]
+        assert host.sockets == 6  # the bound holds over sockets, not per socket
+        polls = [asyncio.create_task(s.get(SYS_NAME)) for s in dead]
+        peak = 0
+        while not all(poll.done() for poll in polls):
+            peak = max(peak, host.in_flight)
+            await asyncio.sleep(SLOT_HOLD_S / 3)
+        assert peak == bound  # reached, never passed
+        results = await asyncio.gather(*polls, return_exceptions=True)
+        assert all(isinstance(r, DeviceTimeoutError) for r in results)  # all tried, in turn
+    finally:
+        host.close()
 
 
 class _SlowAgent(asyncio.DatagramProtocol):
