@@ -254,6 +254,23 @@ def _resolve(host: str) -> str | None:
     return str(infos[0][4][0])
 
 
+async def _resolve_all(hosts: set[str]) -> dict[str, str | None]:
+    """IP address per host: numbers at once, names looked up together (not one by one:
+    thousands of devices made a start take minutes)."""
+    found: dict[str, str | None] = {}
+    names: list[str] = []
+    for host in hosts:
+        try:
+            found[host] = str(ipaddress.ip_address(host))
+        except ValueError:
+            names.append(host)
+    if names:
+        loop = asyncio.get_running_loop()
+        looked_up = await asyncio.gather(*(loop.run_in_executor(None, _resolve, n) for n in names))
+        found.update(zip(names, looked_up, strict=True))
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class _Sender:
     placed: PlacedDevice
@@ -348,11 +365,14 @@ class TrapReceiver:
         if self._engine is not None:
             return self.address
         loop = asyncio.get_running_loop()
+        addresses = await _resolve_all(
+            {placed.device.snmp.host for placed in self._devices if placed.device.snmp}
+        )
         for placed in self._devices:
             snmp = placed.device.snmp
             if snmp is None:
                 continue
-            ip = await loop.run_in_executor(None, _resolve, snmp.host)
+            ip = addresses.get(snmp.host)
             if ip is None:
                 continue
             community = snmp.community.get_secret_value() if snmp.community else None

@@ -353,3 +353,13 @@ def test_test_completed_result_is_looked_up() -> None:
     )
     assert readings[0].value == "self_test_completed"
     assert readings[0].tags["result"] == "doneError"
+
+
+async def test_sender_addresses_numbers_at_once_names_looked_up() -> None:
+    from collectors.snmp.traps import _resolve_all
+
+    found = await _resolve_all({"127.0.0.1", "::1", "localhost", "no-such-host.invalid"})
+    assert found["127.0.0.1"] == "127.0.0.1"
+    assert found["::1"] == "::1"
+    assert found["localhost"] in ("127.0.0.1", "::1")
+    assert found["no-such-host.invalid"] is None  # its traps count as unknown, logged once
