@@ -17,6 +17,8 @@ from pathlib import Path
 from dcim.alerts.model import Incident, Notification, Phase, Severity
 from dcim.alerts.silences import Silence
 
+_SEVERITY_RANK = {severity.value: severity.rank for severity in Severity}
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
     id TEXT PRIMARY KEY,
@@ -111,6 +113,33 @@ class AlertStore:
             (channel, limit),
         ).fetchall()
         return [(seq, Notification.from_json(json.loads(payload))) for seq, payload in rows]
+
+    def next_due(self, channel: str, limit: int = 10) -> list[tuple[int, Notification]]:
+        """Undelivered rows, most urgent incident first; one incident's rows keep their order.
+
+        A backlog (a channel that was down, a storm of warnings) must not hold a
+        fire alarm or a critical page behind it: fire alarms, then critical, then
+        warning, then info incidents, each oldest first.
+        """
+        rows = self._db.execute(
+            "SELECT seq, json_extract(payload, '$.id'), json_extract(payload, '$.severity'), "
+            "json_extract(payload, '$.fire_alarm') FROM outbox "
+            "WHERE channel = ? AND delivered_at IS NULL ORDER BY seq",
+            (channel,),
+        ).fetchall()
+        urgency: dict[str, int] = {}
+        for _, incident, severity, fire_alarm in rows:
+            rank = _SEVERITY_RANK.get(severity, 0) + (10 if fire_alarm else 0)
+            urgency[incident] = max(urgency.get(incident, 0), rank)
+        chosen = sorted(rows, key=lambda row: (-urgency[row[1]], row[0]))[:limit]
+        wanted = [seq for seq, *_ in chosen]
+        if not wanted:
+            return []
+        marks = ",".join("?" * len(wanted))
+        payloads = dict(
+            self._db.execute(f"SELECT seq, payload FROM outbox WHERE seq IN ({marks})", wanted)  # noqa: S608 - placeholders only
+        )
+        return [(seq, Notification.from_json(json.loads(payloads[seq]))) for seq in wanted]
 
     def delivered(self, seq: int, at: float) -> None:
         self._db.execute("UPDATE outbox SET delivered_at = ? WHERE seq = ?", (at, seq))

@@ -98,10 +98,12 @@ class Dispatcher:
         notifier, wake = self.notifiers[name], self._wake[name]
         failures = 0
         while True:
-            batch = self.store.pending(name)
+            # a few at a time, most urgent first: a page that lands behind a backlog
+            # waits for at most this many sends, not for the whole backlog
+            batch = self.store.next_due(name)
             if not batch:
                 wake.clear()
-                batch = self.store.pending(name)  # a row may have landed meanwhile
+                batch = self.store.next_due(name)  # a row may have landed meanwhile
                 if not batch:
                     await wake.wait()
                     continue
