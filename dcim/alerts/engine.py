@@ -22,6 +22,7 @@ from dcim.alerts.storms import (
     DEVICE_DOWN_KIND,
     NOTIFY_FAILED_RULE,
     parent_of,
+    site_totals,
     sites_degraded,
 )
 from dcim.alerts.tracker import Entry, FlapPolicy, RuleInfo, advance, set_raw
@@ -85,11 +86,12 @@ class _Routes:
 class _Route:
     """An evaluator with its scope test, cached per device when the scope allows it."""
 
-    __slots__ = ("by_device", "evaluator", "per_device", "scope")
+    __slots__ = ("by_device", "evaluator", "everything", "per_device", "scope")
 
     def __init__(self, evaluator: Evaluator) -> None:
         self.evaluator = evaluator
         self.scope = evaluator.rule.scope
+        self.everything = self.scope.is_everything  # asked once: it is asked per reading
         self.per_device = not self.scope.uses_row_tags
         self.by_device: dict[str, bool] = {}
 
@@ -103,7 +105,7 @@ class _Route:
         return None
 
     def accepts(self, reading: Reading) -> bool:
-        if self.scope.is_everything:
+        if self.everything:
             return True
         if not self.per_device:
             return self.scope.matches(reading.tags)
@@ -167,6 +169,11 @@ class RuleEngine:
         self.silences: dict[str, Silence] = {s.id: s for s in silences}
         self._out = EngineOutput()
         self._touched: dict[str, Incident] = {}
+        # Grouping and the pass over every firing incident cost O(incidents); they run
+        # only when an incident changed or time passed (tick), not on every flush: with
+        # thousands of devices the engine flushes tens of times a second.
+        self._regroup = True
+        self._site_totals = site_totals(self._devices)
         self._max_interval = max(
             (d.interval_s for d in self._devices.values()),
             default=self.settings.default_interval_s,
@@ -207,6 +214,7 @@ class RuleEngine:
     def tick(self) -> None:
         """Let time pass: delays elapse, silent devices go stale, escalations come due."""
         now = self.clock()
+        self._regroup = True  # silences expire, escalations come due
         for evaluator in self._timed:
             for signal in evaluator.tick(now, self):
                 self._apply(evaluator.rule.id, signal, now)
@@ -232,8 +240,10 @@ class RuleEngine:
 
     def add_silence(self, silence: Silence) -> None:
         self.silences[silence.id] = silence
+        self._regroup = True
 
     def remove_silence(self, silence_id: str) -> Silence:
+        self._regroup = True
         return self.silences.pop(silence_id)
 
     # --- output --------------------------------------------------------------
@@ -249,8 +259,12 @@ class RuleEngine:
     def take(self) -> EngineOutput:
         """Group, notify, and hand over everything that happened since the last call."""
         now = self.clock()
-        self._group(now)
-        for incident in list(self._touched.values()) + self._firing():
+        candidates = list(self._touched.values())
+        if self._regroup:
+            self._group(now)
+            self._regroup = False
+            candidates = list(self._touched.values()) + self._firing()
+        for incident in candidates:
             self._notify(incident, now)
         out, self._out = self._out, EngineOutput()
         out.changed = [inc for inc in self._touched.values() if inc.phase is not Phase.PENDING]
@@ -337,6 +351,7 @@ class RuleEngine:
         return False
 
     def _record(self, event: str, incident: Incident) -> None:
+        self._regroup = True
         if event == "pending":
             self._by_id[incident.id] = incident
         elif event in ("cancelled", "resolved"):
@@ -363,7 +378,7 @@ class RuleEngine:
         ]
         degraded_now = sites_degraded(
             down,
-            self._devices,
+            self._site_totals,
             min_devices=self.settings.degraded_min_devices,
             min_fraction=self.settings.degraded_min_fraction,
         )

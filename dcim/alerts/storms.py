@@ -35,20 +35,27 @@ NOTIFY_FAILED_RULE = RuleInfo(
 DEVICE_DOWN_KIND = "stale"
 
 
+def site_totals(devices: Mapping[str, DeviceInfo]) -> Counter[str]:
+    """Devices per site (counted once: the inventory does not change while running)."""
+    return Counter(info.tags.get("site", "") for info in devices.values())
+
+
 def sites_degraded(
     down: Iterable[Incident],
-    devices: Mapping[str, DeviceInfo],
+    totals: Mapping[str, int],
     *,
     min_devices: int,
     min_fraction: float,
 ) -> dict[str, tuple[int, int]]:
-    """Sites where enough devices are down at once: site -> (down, total)."""
-    totals = Counter(info.tags.get("site", "") for info in devices.values())
+    """Sites where enough devices are down at once: site -> (down, total devices)."""
     counts = Counter(inc.labels.get("site", "") for inc in down)
     return {
         site: (count, totals[site])
         for site, count in counts.items()
-        if site and count >= min_devices and totals[site] and count / totals[site] >= min_fraction
+        if site
+        and count >= min_devices
+        and totals.get(site)
+        and count / totals[site] >= min_fraction
     }
 
 

@@ -78,15 +78,17 @@ class FireRiskEvaluator(Evaluator):
                 return []
             window = self._temps.setdefault(group, {}).setdefault(series_key(reading), deque())
             window.append((ts, value))
+            while window[0][0] < ts - rule.window_s:  # keep each series to its window
+                window.popleft()
         stages = set(self._smoke.get(group, {}).values())
         where: dict[str, str] = {lv: labels[lv] for lv in rule.group_by if lv in labels}
-        rise = self._max_rise(group, ts)
         worst = next((s for s in reversed(rule.action_levels) if s in stages), None)
         if worst is not None:
             level = Level("smoke_" + worst, Severity.CRITICAL, rule.for_s, rule.clear_for_s)
             text = f"{rule.title}: smoke at {worst} in {group}"
             return [Signal(group, level, where, worst, text)]
-        if stages & set(rule.alert_levels) and rise >= rule.rise_c:
+        # the room's temperature rise only matters with smoke at Alert: computed then only
+        if stages & set(rule.alert_levels) and (rise := self._max_rise(group, ts)) >= rule.rise_c:
             level = Level("smoke_and_heat", Severity.CRITICAL, rule.for_s, rule.clear_for_s)
             text = f"{rule.title}: smoke alert and temperature up {rise:.1f} °C in {group}"
             return [Signal(group, level, where, rise, text)]
