@@ -10,7 +10,7 @@ from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.fastclient import FastSnmpHost
 from collectors.snmp.fastv3session import supported as fast_v3_supported
 from collectors.snmp.plan import SnmpPlan, plan_profile
-from collectors.snmp.security import warn_weak_security
+from collectors.snmp.security import WeakSecurityReporter
 from dcim.collector import Collector, StreamCollector
 from dcim.errors import ConfigError, ProfileError
 from dcim.inventory import Config, ModbusConfig, PlacedDevice, SnmpVersion, iter_devices
@@ -24,6 +24,7 @@ class CollectorFactory:
     """Builds collectors and owns what they share: one SNMP engine, compiled plans."""
 
     def __init__(self, *, max_in_flight: int = 100, fast_snmp: bool = True) -> None:
+        self._weak_security = WeakSecurityReporter()
         self._max_in_flight = max_in_flight
         self._snmp_host: SnmpEngineHost | None = None
         # SNMP through the lean codec (collectors/snmp/fastclient.py, fastv3session.py);
@@ -38,7 +39,7 @@ class CollectorFactory:
     def build(self, placed: PlacedDevice) -> Collector:
         device = placed.device
         if device.snmp is not None:
-            warn_weak_security(device.id, device.snmp)
+            self._weak_security.report(device.id, device.snmp)
             host: SnmpEngineHost
             if self._fast_snmp and (
                 device.snmp.version is not SnmpVersion.V3 or fast_v3_supported(device.snmp)

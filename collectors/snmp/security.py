@@ -87,6 +87,34 @@ def warn_weak_security(device_id: str, config: SnmpConfig) -> bool:
     return True
 
 
+class WeakSecurityReporter:
+    """`warn_weak_security` for a whole fleet: the first devices per weakness one by one,
+    the rest at DEBUG, so 5,000 v2c PDUs make ten warning lines, not 5,000."""
+
+    def __init__(self, listed: int = 10) -> None:
+        self._listed = listed
+        self._seen: dict[str, int] = {}
+
+    def report(self, device_id: str, config: SnmpConfig) -> bool:
+        found = weaknesses(config)
+        if not found:
+            return False
+        what = "; ".join(found)
+        count = self._seen[what] = self._seen.get(what, 0) + 1
+        if count < self._listed:
+            log.warning("device %s: weak SNMP security: %s", device_id, what)
+        elif count == self._listed:
+            log.warning(
+                "device %s: weak SNMP security: %s (further devices with this are logged "
+                "at DEBUG only)",
+                device_id,
+                what,
+            )
+        else:
+            log.debug("device %s: weak SNMP security: %s", device_id, what)
+        return True
+
+
 # --- engine-id discovery --------------------------------------------------------
 
 

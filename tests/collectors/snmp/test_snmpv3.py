@@ -386,6 +386,22 @@ def test_weak_security_logs_one_warning_naming_device_and_weakness(
     assert "public" not in messages[0]
 
 
+def test_a_fleet_of_weak_devices_lists_ten_then_goes_quiet(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reporter = security.WeakSecurityReporter(listed=10)
+    v2c = SnmpConfig.model_validate({"host": "10.0.0.5", "community": "public"})
+    v1 = SnmpConfig.model_validate({"host": "10.0.0.6", "version": "v1", "community": "public"})
+    with caplog.at_level(logging.WARNING):
+        assert all(reporter.report(f"pdu-{n}", v2c) for n in range(500))
+        assert reporter.report("ups-v1", v1)  # another weakness is listed on its own
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 11
+    assert "pdu-9" in warned[9]
+    assert "DEBUG" in warned[9]
+    assert "ups-v1" in warned[10]
+
+
 def test_strong_security_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
     config = SnmpConfig.model_validate(
         {
