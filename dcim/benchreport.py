@@ -110,12 +110,20 @@ ROWS: tuple[Row, ...] = (
         lambda r: _num(_phase(r, "monitor").get("polls_per_cpu_s"), ",.0f"),
     ),
     (
+        "polls per CPU-s: pollers alone (no sink, no alerts)",
+        lambda r: _num(_phase(r, "fast").get("polls_per_cpu_s"), ",.0f"),
+    ),
+    (
         "polls per CPU-s: snmp_exporter",
         lambda r: _num(_phase(r, "exporter").get("polls_per_cpu_s"), ",.0f"),
     ),
     (
         "monitor vs snmp_exporter, polls per CPU-s",
         lambda r: _ratio(r.get("ratios", {}).get("monitor_vs_exporter_polls_per_cpu_s")),
+    ),
+    (
+        "pollers alone vs snmp_exporter, polls per CPU-s",
+        lambda r: _ratio(r.get("ratios", {}).get("fast_vs_exporter_polls_per_cpu_s")),
     ),
     ("poll start lag p50 / p99", lambda r: _pair(_phase(r, "monitor"), "lag_p50_s", "lag_p99_s")),
     (
