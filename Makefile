@@ -44,7 +44,7 @@ test: $(BIN)/.installed servers check
 # the Go prometheus-snmp-exporter; results in var/bench-snmp.json, the README table printed
 BENCH_PACKAGES := prometheus-snmp-exporter victoria-metrics mosquitto
 BENCH_BINARIES := /usr/bin/prometheus-snmp-exporter /usr/bin/victoria-metrics /usr/sbin/mosquitto
-BENCH_ARGS ?= --devices 1000 --interval 30 --duration 60 --phases monitor,exporter
+BENCH_ARGS ?= --devices 1000 --interval 30 --duration 60 --phases monitor,fast,exporter
 bench: $(BIN)/.installed
 	@missing=0; for b in $(BENCH_BINARIES); do [ -x $$b ] || missing=1; done; \
 	if [ $$missing = 1 ]; then \
