@@ -155,15 +155,18 @@ class TimedCollector:
         first_due = self.grid_start + self._offset
         lag = now - (first_due + round((now - first_due) / self._interval) * self._interval)
         window = self._window
+        # counted when started inside the window (and ended before it closed): polls
+        # queued before it would otherwise count past the due rate
+        counted = window.measuring
         try:
             readings = await self.inner.poll()
         except Exception as exc:
-            if window.measuring:
+            if counted and window.measuring:
                 window.failed += 1
                 name = exc.error_class if isinstance(exc, CollectError) else type(exc).__name__
                 window.errors[name] = window.errors.get(name, 0) + 1
             raise
-        if window.measuring:
+        if counted and window.measuring:
             window.ok += 1
             window.readings += len(readings)
             window.lags.append(lag)

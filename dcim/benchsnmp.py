@@ -252,15 +252,18 @@ async def _poll_phase(spec: dict[str, Any]) -> dict[str, Any]:
             first_due = poller.started + poller._offset
             slot = round((now - first_due) / self.interval)
             lag = now - (first_due + slot * self.interval)
+            # a poll counts when it started inside the window (and ended before it
+            # closed): polls queued before it would otherwise count past the due rate
+            counted = stats.measuring
             try:
                 readings = await self.inner.poll()
             except Exception as exc:
-                if stats.measuring:
+                if counted and stats.measuring:
                     stats.failed += 1
                     name = type(exc).__name__
                     stats.errors[name] = stats.errors.get(name, 0) + 1
                 raise
-            if stats.measuring:
+            if counted and stats.measuring:
                 stats.ok += 1
                 stats.lags.append(lag)
                 stats.durations.append(loop.time() - now)
