@@ -8,12 +8,11 @@ from collectors.profile import load_snmp_profile
 from collectors.snmp.client import SnmpEngineHost
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.fastclient import FastSnmpHost
-from collectors.snmp.fastv3session import supported as fast_v3_supported
 from collectors.snmp.plan import SnmpPlan, plan_profile
 from collectors.snmp.security import WeakSecurityReporter
 from dcim.collector import Collector, StreamCollector
 from dcim.errors import ConfigError, ProfileError
-from dcim.inventory import Config, ModbusConfig, PlacedDevice, SnmpVersion, iter_devices
+from dcim.inventory import Config, ModbusConfig, PlacedDevice, iter_devices
 
 if TYPE_CHECKING:
     from collectors.modbus.client import ModbusGateway
@@ -28,7 +27,7 @@ class CollectorFactory:
         self._max_in_flight = max_in_flight
         self._snmp_host: SnmpEngineHost | None = None
         # SNMP through the lean codec (collectors/snmp/fastclient.py, fastv3session.py);
-        # pysnmp only for SNMPv3 protocols the fast path lacks, or when fast_snmp is off
+        # pysnmp only when fast_snmp is off (the benchmark's baseline)
         self._fast_snmp = fast_snmp
         self._fast_host: FastSnmpHost | None = None
         self._snmp_plans: dict[str, SnmpPlan] = {}
@@ -41,9 +40,7 @@ class CollectorFactory:
         if device.snmp is not None:
             self._weak_security.report(device.id, device.snmp)
             host: SnmpEngineHost
-            if self._fast_snmp and (
-                device.snmp.version is not SnmpVersion.V3 or fast_v3_supported(device.snmp)
-            ):
+            if self._fast_snmp:
                 if self._fast_host is None:
                     self._fast_host = FastSnmpHost(self._max_in_flight)
                 host = self._fast_host

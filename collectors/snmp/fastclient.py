@@ -28,7 +28,7 @@ import ipaddress
 import random
 import socket
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from collectors.snmp import fastcodec as fc
 from collectors.snmp import fastv3 as fv3
@@ -66,6 +66,7 @@ _Answer = tuple[bytes, fc.Header] | fv3.Incoming | None
 #: Decides whether a v3 datagram answers a request: the parsed answer, or None (stray).
 V3Check = Callable[[bytes, int], "fv3.Incoming | None"]
 _TEMPLATE_CACHE_MAX = 50_000
+_T = TypeVar("_T")
 
 
 class _Pending:
@@ -219,9 +220,18 @@ class FastSnmpHost(SnmpEngineHost):
         self._channels: dict[int, list[_Channel]] = {}
         self._assigned: dict[int, int] = {}
         self._next_id = random.randint(fc.REQUEST_ID_MIN, fc.REQUEST_ID_MAX)
-        self.templates: dict[tuple[Any, ...], fc.RequestTemplate] = {}
+        self.templates: dict[tuple[Any, ...], object] = {}
         #: SNMPv3: what we know of each agent's engine, by address (shared by its sessions)
         self.engines: dict[tuple[str, int], EngineState] = {}
+
+    def template(self, key: tuple[Any, ...], build: Callable[[], _T]) -> _T:
+        """The prebuilt request for `key`, built once (the cache restarts past its bound)."""
+        template = self.templates.get(key)
+        if template is None:
+            if len(self.templates) >= _TEMPLATE_CACHE_MAX:
+                self.templates.clear()
+            template = self.templates[key] = build()
+        return cast("_T", template)
 
     def next_request_id(self) -> int:
         """A request-id (v3: also the msgID), always four content octets."""
@@ -352,16 +362,12 @@ class FastSnmpSession(SnmpSession):
         self, pdu_type: int, max_repetitions: int, var_binds: Sequence[tuple[Any, Any]]
     ) -> fc.RequestTemplate:
         oids = tuple([_oid_of(name) for name, _ in var_binds])
-        key = (self._version, self._community, pdu_type, max_repetitions, oids)
-        cache = self._fast_host.templates
-        template = cache.get(key)
-        if template is None:
-            if len(cache) >= _TEMPLATE_CACHE_MAX:
-                cache.clear()
-            template = cache[key] = fc.request_template(
+        return self._fast_host.template(
+            (self._version, self._community, pdu_type, max_repetitions, oids),
+            lambda: fc.request_template(
                 self._version, self._community, pdu_type, oids, max_repetitions=max_repetitions
-            )
-        return template
+            ),
+        )
 
     async def _fast(
         self, pdu_type: int, max_repetitions: int, var_binds: Sequence[tuple[Any, Any]]

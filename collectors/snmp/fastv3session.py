@@ -31,27 +31,17 @@ from collectors.snmp.client import (
     VarBind,
     _security_detail,
 )
-from collectors.snmp.fastclient import _TEMPLATE_CACHE_MAX, FastSnmpHost, _Channel, _oid_of
-from collectors.snmp.usmcrypto import AUTH_PROTOCOLS, PRIV_PROTOCOLS, UsmCryptoError, UsmKeys
+from collectors.snmp.fastclient import FastSnmpHost, _Channel, _oid_of
+from collectors.snmp.usmcrypto import UsmCryptoError, UsmKeys
 from collectors.snmp.usmcrypto import local_keys as _local_keys
 from dcim.errors import CollectError, DeviceProtocolError
-from dcim.inventory import SnmpConfig, SnmpVersion
+from dcim.inventory import SnmpConfig
 
 log = logging.getLogger(__name__)
 
 Oid = tuple[int, ...]
 #: Engine time is a 31-bit counter (RFC 3414 2.2.1).
 _TIME_MAX = 2**31 - 1
-
-
-def supported(config: SnmpConfig) -> bool:
-    """Whether the fast client speaks this device's SNMPv3 protocols."""
-    v3 = config.v3
-    if config.version is not SnmpVersion.V3 or v3 is None:
-        return False
-    return (v3.auth_protocol == "none" or v3.auth_protocol in AUTH_PROTOCOLS) and (
-        v3.priv_protocol == "none" or v3.priv_protocol in PRIV_PROTOCOLS
-    )
 
 
 class EngineState:
@@ -100,9 +90,6 @@ class FastV3Session(SnmpSession):
     ) -> None:
         v3 = config.v3
         assert v3 is not None  # validated by SnmpConfig
-        if not supported(config):
-            msg = f"the fast client has no {v3.auth_protocol}/{v3.priv_protocol}"
-            raise ValueError(msg)
         self._fast_host = host
         self._channel = channel
         self.device_id = device_id
@@ -172,15 +159,12 @@ class FastV3Session(SnmpSession):
     ) -> fv3.Incoming | None:
         engine = self._engine
         keys = self._local_keys(engine_id)
-        key = ("v3", engine_id, self._context, pdu_type, max_repetitions, oids)
-        cache = self._fast_host.templates
-        template = cache.get(key)
-        if template is None:
-            if len(cache) >= _TEMPLATE_CACHE_MAX:
-                cache.clear()
-            template = cache[key] = fv3.scoped_template(
+        template = self._fast_host.template(
+            ("v3", engine_id, self._context, pdu_type, max_repetitions, oids),
+            lambda: fv3.scoped_template(
                 engine_id, self._context, pdu_type, oids, max_repetitions=max_repetitions
-            )
+            ),
+        )
         rid = self._fast_host.next_request_id()
         request = fv3.encode_message(
             rid,
