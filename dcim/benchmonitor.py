@@ -27,9 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dcim.benchsnmp import _cpu_self, _percentile, fleet_config, rss_of
-from dcim.collector import Collector
-from dcim.errors import CollectError
+from dcim.benchsnmp import TimedCollector, _cpu_self, _percentile, _Stats, fleet_config, rss_of
 from dcim.reading import Reading
 
 #: Rules whose decisions the bench times (the UPS trap rule and the bench's MQTT rule).
@@ -113,67 +111,6 @@ def monitor_config(spec: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-class _Window:
-    """Per-poll figures of the measured window."""
-
-    def __init__(self) -> None:
-        self.measuring = False
-        self.ok = 0
-        self.failed = 0
-        self.readings = 0
-        self.lags: list[float] = []
-        self.durations: list[float] = []
-        self.errors: dict[str, int] = {}
-
-
-class TimedCollector:
-    """A poller's collector, timed: start lag against the poller's grid, outcome, duration."""
-
-    def __init__(self, inner: Collector, interval: float, offset: float, window: _Window) -> None:
-        self.inner = inner
-        self.device_id = inner.device_id
-        self.tags = inner.tags
-        self._interval = interval
-        self._offset = offset
-        self._window = window
-        #: loop time at which the poller laid its grid (set when its task starts)
-        self.grid_start = 0.0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)  # per-poll quality counters the poller reads
-
-    async def __aenter__(self) -> TimedCollector:
-        await self.inner.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.inner.__aexit__(*exc)
-
-    async def poll(self) -> list[Reading]:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        first_due = self.grid_start + self._offset
-        lag = now - (first_due + round((now - first_due) / self._interval) * self._interval)
-        window = self._window
-        # counted when started inside the window (and ended before it closed): polls
-        # queued before it would otherwise count past the due rate
-        counted = window.measuring
-        try:
-            readings = await self.inner.poll()
-        except Exception as exc:
-            if counted and window.measuring:
-                window.failed += 1
-                name = exc.error_class if isinstance(exc, CollectError) else type(exc).__name__
-                window.errors[name] = window.errors.get(name, 0) + 1
-            raise
-        if counted and window.measuring:
-            window.ok += 1
-            window.readings += len(readings)
-            window.lags.append(lag)
-            window.durations.append(loop.time() - now)
-        return readings
-
-
 async def _bound(receiver: Any, started: float, timeout_s: float = 300.0) -> float:
     """Seconds from the monitor's start until the trap receiver listens (it first
     resolves every device's address, one after the other)."""
@@ -201,7 +138,7 @@ async def monitor_phase(spec: dict[str, Any]) -> dict[str, Any]:
     config = Config.model_validate(monitor_config(spec))
     rss_start = rss_of()
     monitor = Monitor(config)
-    window = _Window()
+    window = _Stats()
     loop = asyncio.get_running_loop()
 
     timed: list[TimedCollector] = []

@@ -48,6 +48,8 @@ import yaml
 from dcim.benchagent import SimulatedFleet, default_processes
 from dcim.benchservers import SINKS
 from dcim.benchudp import QueueWatch
+from dcim.collector import Collector
+from dcim.errors import CollectError
 from dcim.reading import Reading
 
 if TYPE_CHECKING:
@@ -187,6 +189,8 @@ def fleet_config(
 
 
 class _Stats:
+    """Per-poll figures of the measured window."""
+
     def __init__(self) -> None:
         self.measuring = False
         self.ok = 0
@@ -197,9 +201,56 @@ class _Stats:
         self.errors: dict[str, int] = {}
 
 
+class TimedCollector:
+    """A poller's collector, timed: start lag against the poller's grid, outcome, duration."""
+
+    def __init__(self, inner: Collector, interval: float, offset: float, window: _Stats) -> None:
+        self.inner = inner
+        self.device_id = inner.device_id
+        self.tags = inner.tags
+        self._interval = interval
+        self.offset = offset
+        self._window = window
+        #: loop time at which the poller laid its grid (set when its task starts)
+        self.grid_start = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)  # per-poll quality counters the poller reads
+
+    async def __aenter__(self) -> TimedCollector:
+        await self.inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.inner.__aexit__(*exc)
+
+    async def poll(self) -> list[Reading]:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        first_due = self.grid_start + self.offset
+        lag = now - (first_due + round((now - first_due) / self._interval) * self._interval)
+        window = self._window
+        # counted when started inside the window (and ended before it closed): polls
+        # queued before it would otherwise count past the due rate
+        counted = window.measuring
+        try:
+            readings = await self.inner.poll()
+        except Exception as exc:
+            if counted and window.measuring:
+                window.failed += 1
+                name = exc.error_class if isinstance(exc, CollectError) else type(exc).__name__
+                window.errors[name] = window.errors.get(name, 0) + 1
+            raise
+        if counted and window.measuring:
+            window.ok += 1
+            window.readings += len(readings)
+            window.lags.append(lag)
+            window.durations.append(loop.time() - now)
+        return readings
+
+
 async def _poll_phase(spec: dict[str, Any]) -> dict[str, Any]:
     from collectors.registry import CollectorFactory
-    from dcim.collector import Collector
     from dcim.inventory import Config, iter_devices
     from dcim.poller import DevicePoller
 
@@ -220,54 +271,13 @@ async def _poll_phase(spec: dict[str, Any]) -> dict[str, Any]:
             stats.readings += len(readings)
 
     class LagPoller(DevicePoller):
-        """Knows when its grid started, to tell each poll's start lag."""
+        """Tells its timed collector when it laid its grid, for each poll's start lag."""
 
-        started = 0.0
+        timed: TimedCollector
 
         async def run(self) -> None:
-            self.started = loop.time()  # DevicePoller.run reads the same clock first
+            self.timed.grid_start = loop.time()  # DevicePoller.run reads the same clock first
             await super().run()
-
-    class Timed:
-        """The collector, timed: start lag against the poller's grid, outcome, duration."""
-
-        def __init__(self, inner: Collector, interval: float) -> None:
-            self.inner = inner
-            self.device_id = inner.device_id
-            self.tags = inner.tags
-            self.interval = interval
-            self.poller: LagPoller | None = None
-
-        async def __aenter__(self) -> Timed:
-            await self.inner.__aenter__()
-            return self
-
-        async def __aexit__(self, *exc: object) -> None:
-            await self.inner.__aexit__(*exc)
-
-        async def poll(self) -> list[Reading]:
-            now = loop.time()
-            poller = self.poller
-            assert poller is not None
-            first_due = poller.started + poller._offset
-            slot = round((now - first_due) / self.interval)
-            lag = now - (first_due + slot * self.interval)
-            # a poll counts when it started inside the window (and ended before it
-            # closed): polls queued before it would otherwise count past the due rate
-            counted = stats.measuring
-            try:
-                readings = await self.inner.poll()
-            except Exception as exc:
-                if counted and stats.measuring:
-                    stats.failed += 1
-                    name = type(exc).__name__
-                    stats.errors[name] = stats.errors.get(name, 0) + 1
-                raise
-            if counted and stats.measuring:
-                stats.ok += 1
-                stats.lags.append(lag)
-                stats.durations.append(loop.time() - now)
-            return readings
 
     rss_start = rss_of()
     factory = CollectorFactory(
@@ -275,9 +285,11 @@ async def _poll_phase(spec: dict[str, Any]) -> dict[str, Any]:
     )
     pollers: list[LagPoller] = []
     for placed in iter_devices(config):
-        timed = Timed(factory.build(placed), placed.device.poll_interval_s)
-        poller = LagPoller(timed, interval_s=placed.device.poll_interval_s, emit=emit, spread=1.0)
-        timed.poller = poller
+        interval = placed.device.poll_interval_s
+        timed = TimedCollector(factory.build(placed), interval, 0.0, stats)
+        poller = LagPoller(timed, interval_s=interval, emit=emit, spread=1.0)
+        timed.offset = poller._offset
+        poller.timed = timed
         pollers.append(poller)
     tasks = [asyncio.create_task(p.run()) for p in pollers]
     await asyncio.sleep(spec["interval"])  # warm-up: every device polled once
