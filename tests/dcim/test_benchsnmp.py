@@ -75,14 +75,8 @@ def test_report_shows_missing_phases_as_dashes() -> None:
     assert "| failed polls | - | - |" in table
 
 
-def test_exporter_modules_carry_v3_credentials(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import simulators.fast_agent as agent
-
-    monkeypatch.setattr(agent, "BENCH_V3_USER", "bench", raising=False)
-    monkeypatch.setattr(agent, "BENCH_V3_AUTH_KEY", "bench-auth-key", raising=False)
-    monkeypatch.setattr(agent, "BENCH_V3_PRIV_KEY", "bench-priv-key", raising=False)
+def test_exporter_modules_carry_v3_credentials(tmp_path: Path) -> None:
+    # the fast agent's own bench credentials (simulators.fast_agent.BENCH_V3_*)
     spec = {"max_repetitions": 25, "retries": 1, "timeout_s": 2, "snmp_version": "v3"}
     path = tmp_path / "snmp.yml"
 
