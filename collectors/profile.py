@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     Field,
@@ -68,6 +68,10 @@ class Conversion(Strict):
     #: around it (a rating such as "16A" or "32 A"); the first decimal number in the
     #: text is the raw value. Text without a number is a decode error.
     number_in_text: bool = False
+    #: When a device runs several profiles and more than one reads this metric, the
+    #: readings of the highest precedence are kept (default: the profile's `priority`).
+    #: Set it where a lower-priority MIB is the richer source of one quantity.
+    precedence: int | None = None
 
     @model_validator(mode="after")
     def _number_in_text_is_a_number(self) -> Conversion:
@@ -199,6 +203,8 @@ class Rollup(Strict):
     missing: list[int] = Field(default_factory=list)
     #: Fixed tags for the reading (it has no row tags: it is the device's).
     tags: dict[str, str] = Field(default_factory=dict)
+    #: As `Conversion.precedence`: which profile's reading of this metric a device keeps.
+    precedence: int | None = None
 
     _metric_known = field_validator("metric")(_known_metric)
 
@@ -272,16 +278,56 @@ class SnmpProfile(Strict):
     source: str = ""
     #: sysObjectID prefixes of devices this profile is meant for (discovery).
     sys_object_ids: list[Oid] = Field(default_factory=list)
+    #: Regular expressions (searched, case ignored) for the sysDescr of devices this
+    #: profile is meant for: for cards whose sysObjectID is generic (net-snmp, Linux).
+    sys_descr: list[str] = Field(default_factory=list)
     #: OIDs (subtrees) whose presence shows the device speaks this profile's MIB.
     probe_oids: list[Oid] = Field(default_factory=list)
-    #: Among profiles whose probes answer, the higher priority wins.
+    #: Discovery: when every one of these answers too, the profile does not apply
+    #: (an older MIB generation the device also serves, read by a newer profile).
+    unless_oids: list[Oid] = Field(default_factory=list)
+    #: Which profile leads when several apply to a device (its kind, its name first),
+    #: and, field by field, whose reading of a metric is kept (see `Conversion.precedence`).
+    #: Negative: a standard MIB (UPS-MIB, ENTITY-SENSOR-MIB) read from any device
+    #: that answers it, behind every vendor profile.
     priority: int = 0
+    #: Profiles this one replaces when both apply (an older generation of the same MIB).
+    supersedes: list[str] = Field(default_factory=list)
     #: Profiles whose scalars and tables this one also polls (e.g. UPS-MIB).
     include: list[str] = Field(default_factory=list)
     #: Fields with `fahrenheit: true` are °F only while this scalar says so.
     fahrenheit_when: Condition | None = None
     scalars: list[SnmpField] = Field(default_factory=list)
     tables: list[SnmpTable] = Field(default_factory=list)
+
+    @field_validator("sys_descr")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+        return patterns
+
+    @property
+    def is_standard(self) -> bool:
+        """A standard MIB's profile: applies to any device that answers its probes."""
+        return self.priority < 0
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The shipped profiles this one is made of (itself, or those of a composition)."""
+        return split_profile_names(self.name)
+
+
+#: Joins the profiles of a device that answers several MIBs: `apc-ups+apc-uio`.
+PROFILE_JOINER = "+"
+
+
+def split_profile_names(name: str) -> tuple[str, ...]:
+    """`a+b` -> ("a", "b"): the profiles a device's `profile` names, in order."""
+    return tuple(part.strip() for part in name.split(PROFILE_JOINER) if part.strip())
 
 
 def parse_snmp_profile(text: str, source: str) -> SnmpProfile:
@@ -297,8 +343,94 @@ def load_snmp_profile(name: str) -> SnmpProfile:
     """The shipped SNMP profile called `name` (file profiles/snmp/<name>.yaml).
 
     Included profiles are merged in: their scalars and tables follow the profile's own.
+    A name joining several profiles (`apc-ups+apc-uio`) gives their composition
+    (`compose_profiles`).
     """
+    parts = split_profile_names(name)
+    if len(parts) > 1:
+        return compose_profiles([load_snmp_profile(part) for part in parts])
     return _load(name, ())
+
+
+_Ranked = TypeVar("_Ranked", SnmpField, SnmpVariant, Rollup)
+
+
+def _fixed_fahrenheit(profile: SnmpProfile) -> bool:
+    """Does the profile have fields always in °F (not switched by a scalar)?"""
+    fields: list[Conversion] = list(profile.scalars)
+    for table in profile.tables:
+        fields += table.columns
+        fields += [v for column in table.switched for v in column.variants.values()]
+    return profile.fahrenheit_when is None and any(f.fahrenheit for f in fields)
+
+
+def _ranked(field: _Ranked, rank: int) -> _Ranked:
+    if field.precedence is not None:
+        return field
+    return field.model_copy(update={"precedence": rank})
+
+
+def _ranked_table(table: SnmpTable, rank: int) -> SnmpTable:
+    return table.model_copy(
+        update={
+            "columns": [_ranked(column, rank) for column in table.columns],
+            "switched": [
+                column.model_copy(
+                    update={
+                        "variants": {
+                            key: _ranked(variant, rank) for key, variant in column.variants.items()
+                        }
+                    }
+                )
+                for column in table.switched
+            ],
+            "rollups": [_ranked(rollup, rank) for rollup in table.rollups],
+        }
+    )
+
+
+def compose_profiles(profiles: list[SnmpProfile]) -> SnmpProfile:
+    """One device answering several MIBs: every profile's fields, each with its rank.
+
+    The first profile leads (kind, description); a field without its own
+    `precedence` takes its profile's `priority`. When more than one field gives a
+    metric in a poll, the collector keeps the readings of the highest precedence
+    only: one reading per quantity, from the richer source.
+    """
+    if not profiles:
+        msg = "no profiles to compose"
+        raise ProfileError(msg)
+    if len(profiles) == 1:
+        return profiles[0]
+    switches = [p for p in profiles if p.fahrenheit_when is not None]
+    if len(switches) > 1:
+        names = ", ".join(p.name for p in switches)
+        msg = f"profiles {names} each switch °F by their own scalar: use one of them"
+        raise ProfileError(msg)
+    if switches and any(_fixed_fahrenheit(p) for p in profiles):
+        msg = f"{switches[0].name} switches °F by a scalar; another profile has fixed °F fields"
+        raise ProfileError(msg)
+    lead = profiles[0]
+    scalars: list[SnmpField] = []
+    tables: list[SnmpTable] = []
+    for profile in profiles:
+        scalars += [_ranked(field, profile.priority) for field in profile.scalars]
+        tables += [
+            _ranked_table(table, profile.priority).model_copy(
+                update={"name": f"{profile.name}:{table.name}"}
+            )
+            for table in profile.tables
+        ]
+    return lead.model_copy(
+        update={
+            "name": PROFILE_JOINER.join(p.name for p in profiles),
+            "description": "; ".join(p.description for p in profiles if p.description),
+            "source": "; ".join(p.source for p in profiles if p.source),
+            "fahrenheit_when": switches[0].fahrenheit_when if switches else None,
+            "scalars": scalars,
+            "tables": tables,
+        }
+    )
 
 
 def _load(name: str, seen: tuple[str, ...]) -> SnmpProfile:

@@ -71,7 +71,7 @@ def _snmp_config(args: argparse.Namespace) -> SnmpConfig:
 
 async def discover_and_print(args: argparse.Namespace) -> int:
     """`dcim discover`: identify the device, choose its profile, print an inventory entry."""
-    from collectors.snmp.discovery import discover, inventory_snippet
+    from collectors.snmp.discovery import discover, inventory_snippet, unknown_device_report
 
     config = _snmp_config(args)
     try:
@@ -80,7 +80,7 @@ async def discover_and_print(args: argparse.Namespace) -> int:
         print(f"dcim discover: {exc} ({exc.error_class})", file=sys.stderr)
         return 1
     if found.profile is None:
-        print(f"dcim discover: {found.host}: {found.reason}", file=sys.stderr)
+        print(f"dcim discover: {unknown_device_report(found)}", file=sys.stderr)
         return 2
     print(inventory_snippet(found, config), end="")
     return 0
@@ -93,7 +93,7 @@ async def poll_once_and_print(args: argparse.Namespace) -> int:
 
     name = args.profile
     if name == "auto":
-        from collectors.snmp.discovery import discover
+        from collectors.snmp.discovery import discover, unknown_device_report
 
         try:
             found = await discover(_snmp_config(args), poll=False)
@@ -101,10 +101,11 @@ async def poll_once_and_print(args: argparse.Namespace) -> int:
             print(f"dcim poll: {exc} ({exc.error_class})", file=sys.stderr)
             return 1
         if found.profile is None:
-            print(f"dcim poll: {found.host}: {found.reason}", file=sys.stderr)
+            print(f"dcim poll: {unknown_device_report(found)}", file=sys.stderr)
             return 2
         name = found.profile
-        print(f"# profile {name}: {found.reason}", file=sys.stderr)
+        for reason in found.reasons:
+            print(f"# profile {reason}", file=sys.stderr)
     profile = load_snmp_profile(name)
     try:
         placed = device_from_args(args, args.kind or profile.kind, name)

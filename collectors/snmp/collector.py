@@ -51,6 +51,7 @@ class SnmpCollector:
         self._rollup_tags: dict[tuple[str, int], Mapping[str, str]] = {}
         self._reported_bad: set[tuple[str, str]] = set()
         self._ts = 0
+        self._precedences: list[int] | None = None
 
     @property
     def max_repetitions(self) -> int:
@@ -74,7 +75,24 @@ class SnmpCollector:
         readings = await self._poll(sources)
         return list(zip(readings, sources, strict=True))
 
-    async def _poll(self, sources: list[str] | None) -> list[Reading]:
+    async def poll_explained(
+        self,
+    ) -> tuple[list[tuple[Reading, str]], list[tuple[Reading, str]]]:
+        """One poll: (kept, superseded), each reading with its OID.
+
+        Superseded readings are those a device running several profiles read twice:
+        the same metric from a field of higher precedence was kept instead.
+        """
+        sources: list[str] = []
+        superseded: list[tuple[Reading, str]] = []
+        readings = await self._poll(sources, superseded)
+        return list(zip(readings, sources, strict=True)), superseded
+
+    async def _poll(
+        self,
+        sources: list[str] | None,
+        superseded: list[tuple[Reading, str]] | None = None,
+    ) -> list[Reading]:
         session = self._session
         if session is None:
             self._session = session = await self._host.session(self.device_id, self._config)
@@ -84,6 +102,10 @@ class SnmpCollector:
         self.values_missing = 0  # noSuchObject / noSuchInstance for a profile scalar
         self.values_invalid = 0  # answered, but undecodable or implausible
         readings: list[Reading] = []
+        # several profiles: each reading's precedence, to keep one source per metric
+        self._precedences = [] if self._plan.ranked else None
+        if self._precedences is not None and sources is None:
+            sources = []
         values: dict[Oid, SnmpValue] = {}
         for var_binds in self._get_var_binds:
             for vb in await self._get(session, var_binds):
@@ -123,6 +145,9 @@ class SnmpCollector:
                 answered = bool(values) or bool(walked)
                 walked.update(await self._walker.walk(session, missing, answered=answered))
             self._emit_table(table, walked, fahrenheit, readings, sources)
+        if self._precedences is not None:
+            assert sources is not None
+            return _keep_highest(readings, sources, self._precedences, superseded)
         return readings
 
     async def _get(self, session: SnmpSession, var_binds: list[tuple[Any, Any]]) -> list[VarBind]:
@@ -164,6 +189,8 @@ class SnmpCollector:
         out.append(Reading(self.device_id, output.metric, value, output.unit, self._ts, tags))
         if sources is not None:
             sources.append(source)
+        if self._precedences is not None:
+            self._precedences.append(output.precedence)
 
     def _report_bad(self, metric: str, source: str, why: str) -> None:
         key = (source, why)
@@ -268,6 +295,8 @@ class SnmpCollector:
             out.append(Reading(self.device_id, rollup.metric, stage, None, self._ts, device_tags))
             if sources is not None:
                 sources.append(rollup.oid_text)
+            if self._precedences is not None:
+                self._precedences.append(rollup.precedence)
 
     def _row_divisor(
         self, row: Row, column: int | None, decimals: bool, index_text: str
@@ -332,6 +361,32 @@ def _rollup_rank(rollup: RollupPlan, named: Mapping[str, str], raw: SnmpValue | 
     if raw in rollup.missing:
         return None
     return rank if raw in rollup.true_values else -1
+
+
+def _keep_highest(
+    readings: list[Reading],
+    sources: list[str],
+    precedences: list[int],
+    superseded: list[tuple[Reading, str]] | None,
+) -> list[Reading]:
+    """Per metric, the readings of the highest precedence that gave one this poll.
+
+    `sources` is filtered in place alongside (callers zip the two).
+    """
+    best: dict[str, int] = {}
+    for reading, precedence in zip(readings, precedences, strict=True):
+        if precedence > best.get(reading.metric, precedence - 1):
+            best[reading.metric] = precedence
+    kept: list[Reading] = []
+    kept_sources: list[str] = []
+    for reading, source, precedence in zip(readings, sources, precedences, strict=True):
+        if precedence == best[reading.metric]:
+            kept.append(reading)
+            kept_sources.append(source)
+        elif superseded is not None:
+            superseded.append((reading, source))
+    sources[:] = kept_sources
+    return kept
 
 
 def _merge(base: Mapping[str, str], extra: Mapping[str, str]) -> Mapping[str, str]:

@@ -42,6 +42,8 @@ class Output:
     tags: Mapping[str, str]
     #: Follows the profile's `fahrenheit_when` scalar instead of a fixed unit.
     switchable_fahrenheit: bool
+    #: Of several fields giving this metric on one device, the highest precedence's stay.
+    precedence: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,7 @@ class RollupPlan:
     true_values: frozenset[int]
     missing: frozenset[int]
     tags: Mapping[str, str]
+    precedence: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,8 @@ class SnmpPlan:
     fahrenheit_oid: Oid | None
     fahrenheit_values: frozenset[int]
     tables: tuple[TablePlan, ...]
+    #: Several profiles make this plan: per metric, only the highest precedence's readings stay.
+    ranked: bool = False
 
     @property
     def request_count_hint(self) -> int:
@@ -139,7 +144,14 @@ def _output(conversion: Conversion, metric: str, *, switchable: bool) -> Output:
         fixed_unit = conversion.model_copy(update={"fahrenheit": False})
     convert = compile_converter(fixed_unit, integer_metric=spec.type == "int")
     tags = MappingProxyType(dict(conversion.tags)) if conversion.tags else EMPTY_TAGS
-    return Output(metric, spec.unit, convert, tags, switchable and conversion.fahrenheit)
+    return Output(
+        metric,
+        spec.unit,
+        convert,
+        tags,
+        switchable and conversion.fahrenheit,
+        conversion.precedence or 0,
+    )
 
 
 def compile_field(field: SnmpField) -> CompiledField:
@@ -224,6 +236,7 @@ def _plan_table(table: SnmpTable, switchable: bool) -> TablePlan:
                 true_values=frozenset(rollup.true_values),
                 missing=frozenset(rollup.missing),
                 tags=MappingProxyType(dict(rollup.tags)) if rollup.tags else EMPTY_TAGS,
+                precedence=rollup.precedence or 0,
             )
         )
     return TablePlan(
@@ -275,4 +288,5 @@ def plan_profile(profile: SnmpProfile, max_varbinds: int = MAX_VARBINDS_PER_GET)
         fahrenheit_oid=fahrenheit_oid,
         fahrenheit_values=frozenset(condition.values if condition else ()),
         tables=tuple(_plan_table(table, switchable) for table in profile.tables),
+        ranked=len(profile.parts) > 1,
     )
