@@ -123,6 +123,13 @@ def cmd_discover(args: argparse.Namespace) -> int:
     return asyncio.run(discover_and_print(args))
 
 
+def cmd_walk(args: argparse.Namespace) -> int:
+    from dcim.oneshot import walk_and_print
+
+    setup_logging("WARNING")
+    return asyncio.run(walk_and_print(args))
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from simulators.cli import run_simulate
 
@@ -235,6 +242,18 @@ def build_parser() -> argparse.ArgumentParser:
     discover.add_argument("host")
     add_snmp_options(discover)
     discover.set_defaults(func=cmd_discover)
+
+    walk = sub.add_parser(
+        "walk", help="record an SNMP device in snmprec format (what snmpsim serves)"
+    )
+    walk.add_argument("host")
+    add_snmp_options(walk)
+    walk.add_argument(
+        "--subtree", action="append", help="walk only this subtree (repeatable; default 1.3.6.1)"
+    )
+    walk.add_argument("--max-repetitions", type=int, default=25)
+    walk.add_argument("--output", "-o", type=Path, help="write here instead of stdout")
+    walk.set_defaults(func=cmd_walk)
 
     simulate = sub.add_parser("simulate", help="serve simulated devices over SNMP")
     simulate.add_argument("--host", default="127.0.0.1")

@@ -228,3 +228,31 @@ async def poll_inventory_device(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"{len(readings)} readings in {elapsed_ms:.1f} ms")
     return 0
+
+
+async def walk_and_print(args: argparse.Namespace) -> int:
+    """`dcim walk`: the device's objects as snmprec lines on stdout (or --output)."""
+    from collectors.snmp.fastclient import FastSnmpHost
+    from collectors.snmp.record import DEFAULT_SUBTREES, snmprec_line, walk
+
+    config = _snmp_config(args)
+    host = FastSnmpHost()
+    out = args.output.open("w", encoding="ascii") if args.output else sys.stdout
+    count = 0
+    try:
+        session = await host.session(config.host, config)
+        subtrees = args.subtree or list(DEFAULT_SUBTREES)
+        async for vb in walk(session, subtrees, max_repetitions=args.max_repetitions):
+            line = snmprec_line(vb)
+            if line is not None:
+                out.write(line + "\n")
+                count += 1
+    except CollectError as exc:
+        print(f"dcim walk: {exc} ({exc.error_class}) after {count} objects", file=sys.stderr)
+        return 1
+    finally:
+        host.close()
+        if out is not sys.stdout:
+            out.close()
+    print(f"dcim walk: {count} objects from {config.host}:{config.port}", file=sys.stderr)
+    return 0
