@@ -92,6 +92,9 @@ class SnmpField(Conversion):
     divisor_oid: Oid | None = None
     #: Tables: a column (same index) holding this row's number of decimal digits.
     decimals_oid: Oid | None = None
+    #: Tables: a column holding this row's signed scale: negative divides by its
+    #: magnitude, positive multiplies (Rittal CMC III cmcIIIVarScale).
+    signed_scale_oid: Oid | None = None
     source: str = ""
 
     _metric_known = field_validator("metric")(_known_metric)
@@ -133,6 +136,7 @@ class SwitchedColumn(Strict):
     variants: dict[str, SnmpVariant] = Field(min_length=1)
     divisor_oid: Oid | None = None
     decimals_oid: Oid | None = None
+    signed_scale_oid: Oid | None = None
 
     @field_validator("variants", mode="before")
     @classmethod

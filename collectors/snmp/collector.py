@@ -16,7 +16,7 @@ from collectors.snmp.client import (
     VarBind,
     build_object_names,
 )
-from collectors.snmp.decode import DecodeError, divisor_of, selector_key
+from collectors.snmp.decode import DecodeError, DivisorKind, divisor_of, selector_key
 from collectors.snmp.plan import Oid, Output, RollupPlan, SnmpPlan, TablePlan, oid_text
 from collectors.snmp.walk import ColumnWalker
 from dcim.inventory import PlacedDevice, SnmpConfig, SnmpVersion
@@ -236,7 +236,9 @@ class SnmpCollector:
                 value = row.get(column.column)
                 if value is None:
                     continue
-                divisor = self._row_divisor(row, column.divisor_column, column.decimals, index_text)
+                divisor = self._row_divisor(
+                    row, column.divisor_column, column.divisor_kind, index_text
+                )
                 if divisor is None:
                     continue
                 tags = self._tags_for_row(table, index, label, named, column.output)
@@ -267,7 +269,9 @@ class SnmpCollector:
                 output = switch.variants.get(key) if key is not None else None
                 if output is None:
                     continue  # a sensor type or unit this profile does not map
-                divisor = self._row_divisor(row, switch.divisor_column, switch.decimals, index_text)
+                divisor = self._row_divisor(
+                    row, switch.divisor_column, switch.divisor_kind, index_text
+                )
                 if divisor is None:
                     continue
                 tags = self._tags_for_row(table, index, label, named, output)
@@ -299,14 +303,14 @@ class SnmpCollector:
                 self._precedences.append(rollup.precedence)
 
     def _row_divisor(
-        self, row: Row, column: int | None, decimals: bool, index_text: str
+        self, row: Row, column: int | None, kind: DivisorKind, index_text: str
     ) -> float | None:
         if column is None:
             return 1.0
         raw = row.get(column)
         if raw is None:
             return 1.0  # no divisor column on this row: the value is unscaled
-        divisor = divisor_of(raw, decimals=decimals)
+        divisor = divisor_of(raw, kind)
         if divisor is None:
             self._report_bad("(divisor)", f"row {index_text}", f"unusable divisor {raw!r}")
         return divisor

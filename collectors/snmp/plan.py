@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from collectors.profile import Conversion, SnmpField, SnmpProfile, SnmpTable
-from collectors.snmp.decode import CompiledField, Converter, compile_converter
+from collectors.profile import Conversion, SnmpField, SnmpProfile, SnmpTable, SwitchedColumn
+from collectors.snmp.decode import CompiledField, Converter, DivisorKind, compile_converter
 from dcim.reading import EMPTY_TAGS
 from dcim.vocabulary import load_vocabulary
 
@@ -62,7 +62,7 @@ class ColumnPlan:
     oid_text: str
     output: Output
     divisor_column: int | None
-    decimals: bool
+    divisor_kind: DivisorKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +77,7 @@ class SwitchPlan:
     select_tag: str | None
     variants: Mapping[str, Output]
     divisor_column: int | None
-    decimals: bool
+    divisor_kind: DivisorKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +176,15 @@ class _Columns:
         return self.oids.index(oid)
 
 
+def _divisor(field: SnmpField | SwitchedColumn) -> tuple[str | None, DivisorKind]:
+    """The column holding a row's divisor, and how to read it."""
+    if field.decimals_oid is not None:
+        return field.decimals_oid, "decimals"
+    if field.signed_scale_oid is not None:
+        return field.signed_scale_oid, "signed_scale"
+    return field.divisor_oid, "divisor"
+
+
 def _plan_table(table: SnmpTable, switchable: bool) -> TablePlan:
     columns = _Columns()
     label = columns.position(table.label_oid)
@@ -184,21 +193,21 @@ def _plan_table(table: SnmpTable, switchable: bool) -> TablePlan:
     for field in table.columns:
         position = columns.position(field.oid)
         assert position is not None
-        divisor_text = field.divisor_oid or field.decimals_oid
+        divisor_text, kind = _divisor(field)
         fixed.append(
             ColumnPlan(
                 column=position,
                 oid_text=oid_text(parse_oid(field.oid)),
                 output=_output(field, field.metric, switchable=switchable),
                 divisor_column=columns.position(divisor_text),
-                decimals=field.decimals_oid is not None,
+                divisor_kind=kind,
             )
         )
     switched = []
     for column in table.switched:
         position = columns.position(column.oid)
         assert position is not None
-        divisor_text = column.divisor_oid or column.decimals_oid
+        divisor_text, kind = _divisor(column)
         switched.append(
             SwitchPlan(
                 column=position,
@@ -217,7 +226,7 @@ def _plan_table(table: SnmpTable, switchable: bool) -> TablePlan:
                     }
                 ),
                 divisor_column=columns.position(divisor_text),
-                decimals=column.decimals_oid is not None,
+                divisor_kind=kind,
             )
         )
     rollups = []
