@@ -13,19 +13,33 @@ from functools import cache
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
+    BeforeValidator,
     Field,
     field_validator,
     model_validator,
 )
 
-from collectors.shipped import read_profile
+from collectors.shipped import on_profiles_changed, read_profile
 from dcim.configmodel import Strict
 from dcim.errors import ProfileError
 from dcim.vocabulary import load_vocabulary
 from dcim.yamlsource import YamlSourceError, validate_yaml
 
 OID_PATTERN = r"^\d+(\.\d+)+$"
-Oid = Annotated[str, Field(pattern=OID_PATTERN)]
+
+
+def _numeric_oid(value: object) -> object:
+    """A numeric OID, a leading dot (as net-snmp prints them) dropped."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip().removeprefix(".")
+    if not re.match(OID_PATTERN, text):
+        msg = f"{value!r} is not a numeric OID (dotted numbers, e.g. 1.3.6.1.2.1.33.1.2.4.0)"
+        raise ValueError(msg)
+    return text
+
+
+Oid = Annotated[str, BeforeValidator(_numeric_oid)]
 
 
 def _known_metric(metric: str) -> str:
@@ -448,3 +462,6 @@ def _load(name: str, seen: tuple[str, ...]) -> SnmpProfile:
         scalars.extend(other.scalars)
         tables.extend(other.tables)
     return profile.model_copy(update={"scalars": scalars, "tables": tables})
+
+
+on_profiles_changed(load_snmp_profile.cache_clear)

@@ -21,11 +21,20 @@ def _install_stop_handlers(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
+def load_site_config(path: Path) -> Config:
+    """Load a config file and put its profile folders first on the search path."""
+    from collectors.shipped import use_profile_paths
+
+    config = load_config(path)
+    use_profile_paths(config.profiles.paths)
+    return config
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from collectors.registry import check_profiles
 
     try:
-        config = load_config(args.config)
+        config = load_site_config(args.config)
     except ConfigError as exc:
         return _report_config_error(exc)
     devices = list(iter_devices(config))
@@ -36,6 +45,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(
         f"{args.config}: OK ({sites} site(s), {len(devices)} device(s), {len(config.sinks)} sink(s))"
     )
+    from collectors.shipped import overrides
+
+    for protocol, name, path in overrides():
+        print(f"  note: {protocol} profile {name} is the site's {path} (overrides the shipped one)")
     return 0
 
 
@@ -60,13 +73,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from collectors.registry import check_profiles
 
     try:
-        config = load_config(args.config)
+        config = load_site_config(args.config)
         problems = check_profiles(list(iter_devices(config)))
         if problems:
             raise ConfigError(str(args.config), problems)
     except ConfigError as exc:
         return _report_config_error(exc)
     setup_logging(args.log_level or config.monitor.log_level)
+    from collectors.shipped import log_overrides
+
+    log_overrides()
     if args.shard:
         from dcim.shard import Shard, shard_config
 
@@ -121,6 +137,12 @@ def cmd_discover(args: argparse.Namespace) -> int:
 
     setup_logging("WARNING")
     return asyncio.run(discover_and_print(args))
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    setup_logging("WARNING")
+    code: int = args.profile_func(args)
+    return code
 
 
 def cmd_walk(args: argparse.Namespace) -> int:
@@ -254,6 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
     walk.add_argument("--max-repetitions", type=int, default=25)
     walk.add_argument("--output", "-o", type=Path, help="write here instead of stdout")
     walk.set_defaults(func=cmd_walk)
+
+    from dcim.profiletool import add_profile_parser
+
+    add_profile_parser(sub)
+    sub.choices["profile"].set_defaults(func=cmd_profile)
 
     simulate = sub.add_parser("simulate", help="serve simulated devices over SNMP")
     simulate.add_argument("--host", default="127.0.0.1")

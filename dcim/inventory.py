@@ -305,8 +305,20 @@ class MonitorConfig(Strict):
     max_in_flight: int = Field(default=100, ge=1, le=1000)
 
 
+class ProfilesConfig(Strict):
+    """Where the site's own profiles are (searched before the shipped ones).
+
+    Each folder holds `snmp/`, `modbus/`, `mqtt/` profiles and an optional
+    `vocabulary.yaml` of the site's own metrics. Relative paths are relative to
+    the config file.
+    """
+
+    paths: list[Path] = Field(default_factory=list)
+
+
 class Config(Strict):
     monitor: MonitorConfig = MonitorConfig()
+    profiles: ProfilesConfig = ProfilesConfig()
     sites: list[SiteConfig] = Field(min_length=1)
     sinks: list[SinkConfig] = Field(default_factory=list)
     mqtt: MqttBrokerConfig | None = None
@@ -478,4 +490,9 @@ def load_config(path: Path | str) -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read file: {exc.strerror}"]) from None
-    return parse_config(text, str(path))
+    config = parse_config(text, str(path))
+    if any(not p.is_absolute() for p in config.profiles.paths):
+        base = path.resolve().parent
+        paths = [p if p.is_absolute() else base / p for p in config.profiles.paths]
+        config = config.model_copy(update={"profiles": ProfilesConfig(paths=paths)})
+    return config
