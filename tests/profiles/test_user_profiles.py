@@ -260,3 +260,17 @@ def _forget_site_paths() -> Iterator[None]:
     from collectors.shipped import use_profile_paths
 
     use_profile_paths([])
+
+
+def test_the_worked_example_in_docs_lints_clean(tmp_path: Path) -> None:
+    from dcim.profiletool import lint_file
+
+    text = (ROOT / "docs" / "profiles.md").read_text()
+    start = text.index("# snmp/acme-envirobox.yaml")
+    example = text[start : text.index("```", start)]
+    path = tmp_path / "snmp" / "acme-envirobox.yaml"
+    path.parent.mkdir()
+    path.write_text(example)
+    report = lint_file(path)
+    assert report.problems == []
+    assert "1 scalar(s), 1 table(s) with 2 column(s)" in report.summary
