@@ -188,7 +188,7 @@ def context(notification: Notification, links: Links) -> dict[str, Any]:
 def shape(text: str, part: Part) -> str:
     if part.one_line:
         text = _SPACES.sub(" ", text).strip()
-    return fit(text.strip("\n"), part.limit)
+    return fit(text.strip(), part.limit)
 
 
 def _compile(channel_type: str, channel_name: str, name: str, source: str) -> Template:
