@@ -72,13 +72,13 @@ EVENTS = ["firing", "escalated", "acknowledged", "resolved"]
 
 @pytest.mark.parametrize("event", EVENTS)
 def test_slack_message_stays_inside_block_kit_limits(event: str) -> None:
-    notifier = SlackNotifier(SlackChannel(type="slack", name="chat", url=HOOK), LINKS)  # type: ignore[arg-type]
+    notifier = SlackNotifier(SlackChannel(type="slack", name="chat", url=HOOK), LINKS)
     assert slack_problems(notifier.message(huge(event))) == []
 
 
 @pytest.mark.parametrize("event", EVENTS)
 def test_teams_message_stays_under_28_kb(event: str) -> None:
-    notifier = TeamsNotifier(TeamsChannel(type="teams", name="noc", url=HOOK), LINKS)  # type: ignore[arg-type]
+    notifier = TeamsNotifier(TeamsChannel(type="teams", name="noc", url=HOOK), LINKS)
     message = notifier.message(huge(event))
     raw = json.dumps(message, ensure_ascii=False).encode()
     assert teams_problems(raw, message) == []
@@ -87,7 +87,7 @@ def test_teams_message_stays_under_28_kb(event: str) -> None:
 
 @pytest.mark.parametrize("event", EVENTS)
 def test_pagerduty_event_stays_inside_the_events_api_limits(event: str) -> None:
-    channel = PagerDutyChannel(type="pagerduty", name="pager", routing_key=ROUTING_KEY)  # type: ignore[arg-type]
+    channel = PagerDutyChannel(type="pagerduty", name="pager", routing_key=ROUTING_KEY)
     body = PagerDutyNotifier(channel, LINKS).event(huge(event))
     assert pagerduty_problems(json.dumps(body).encode(), body) == []
     expected = {"acknowledged": "acknowledge", "resolved": "resolve"}.get(event, "trigger")
@@ -96,7 +96,7 @@ def test_pagerduty_event_stays_inside_the_events_api_limits(event: str) -> None:
 
 @pytest.mark.parametrize("event", EVENTS)
 def test_opsgenie_request_stays_inside_the_alert_api_limits(event: str) -> None:
-    channel = OpsgenieChannel(type="opsgenie", name="genie", api_key=OPSGENIE_KEY)  # type: ignore[arg-type]
+    channel = OpsgenieChannel(type="opsgenie", name="genie", api_key=OPSGENIE_KEY)
     url, body = OpsgenieNotifier(channel, LINKS).request(huge(event))
     if event in ("acknowledged", "resolved"):
         assert url.endswith("?identifierType=alias")
@@ -104,12 +104,14 @@ def test_opsgenie_request_stays_inside_the_alert_api_limits(event: str) -> None:
     else:
         assert url == "https://api.opsgenie.com/v2/alerts"
         assert opsgenie_create_problems(body) == []
-        assert list(body["details"])[:3] == ["runbook_url", "dashboard_url", "board_url"]
+        details = body["details"]
+        assert isinstance(details, dict)
+        assert list(details)[:3] == ["runbook_url", "dashboard_url", "board_url"]
 
 
 def test_eu_regions_have_their_own_endpoints() -> None:
-    pager = PagerDutyChannel(type="pagerduty", name="p", routing_key=ROUTING_KEY, region="eu")  # type: ignore[arg-type]
-    genie = OpsgenieChannel(type="opsgenie", name="g", api_key=OPSGENIE_KEY, region="eu")  # type: ignore[arg-type]
+    pager = PagerDutyChannel(type="pagerduty", name="p", routing_key=ROUTING_KEY, region="eu")
+    genie = OpsgenieChannel(type="opsgenie", name="g", api_key=OPSGENIE_KEY, region="eu")
     assert pager.endpoint == "https://events.eu.pagerduty.com/v2/enqueue"
     assert genie.base_url == "https://api.eu.opsgenie.com"
 
