@@ -182,3 +182,23 @@ def test_slack_escapes_what_would_become_a_mention_or_link() -> None:
     messages = Messages("slack", "chat")
     text = messages.render("text", note(summary="load <!channel> & more"), Links())
     assert "&lt;!channel&gt; &amp; more" in text
+
+
+def test_the_readme_paging_example_validates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Paging: channels, links, message templates") :]
+    example = section[
+        section.index("```yaml\n") + 8 : section.index("```\n", section.index("```yaml"))
+    ]
+    monkeypatch.setenv("DCIM_PAGERDUTY_KEY", "k" * 32)
+    monkeypatch.setenv("DCIM_SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/x")
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "opsgenie-key").write_text("key\n")
+    (tmp_path / "teams-workflow-url").write_text("https://prod.example.logic.azure.com/w?sig=x\n")
+    (tmp_path / "templates" / "teams-body.j2").write_text("**{{ summary }}** at {{ where }}\n")
+    config = tmp_path / "dcim.yaml"
+    text = example.replace("/etc/dcim/", f"{tmp_path}/")
+    config.write_text("sites: [{id: par1}]\n" + text)
+    assert main(["validate", str(config)]) == 0
