@@ -26,7 +26,7 @@ NOMINAL_V = 230.0
 #: Fan power as a share of cooling capacity (EC fans at part load).
 CRAC_FAN_SHARE = 0.02
 CRAC_COP = 3.0
-#: Aspirating-detector stage thresholds in %/m: FAAST factory defaults [REFERENCE F2].
+#: Aspirating-detector stage thresholds in %/m: FAAST factory defaults [F2].
 SMOKE_THRESHOLDS = (("alert", 0.0396), ("action", 0.165), ("fire1", 0.825), ("fire2", 1.65))
 SMOKE_BASELINE = 0.004
 #: Rack probe measurement noise: standard deviation and correlation time (Ornstein-Uhlenbeck).

@@ -34,3 +34,14 @@ def test_every_cited_key_resolves_in_docs_sources() -> None:
     assert keys, "no citations found: the pattern or the folders are wrong"
     missing = {key: places[:3] for key, places in keys.items() if key not in defined()}
     assert not missing, f"keys cited but not in docs/sources.md: {missing}"
+
+
+def test_nothing_cites_a_file_outside_the_repository() -> None:
+    outside = []
+    for top in CITING:
+        for path in sorted((ROOT / top).rglob("*")):
+            if path.suffix in SUFFIXES and path.is_file():
+                for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+                    if "REFERENCE" in line:
+                        outside.append(f"{path.relative_to(ROOT)}:{number}")
+    assert not outside, f"citations of a file a clone does not have: {outside}"

@@ -78,7 +78,7 @@ class RuleBase(Strict):
     id: str = Field(pattern=RULE_ID_PATTERN)
     name: str = ""
     description: str = ""
-    #: Where the number comes from (a REFERENCE key such as [H1]); shipped packs always say.
+    #: Where the number comes from (a key of docs/sources.md such as [H1]); shipped packs always say.
     source: str = ""
     scope: Scope = Scope()
     for_s: Seconds = 0.0
