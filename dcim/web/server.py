@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import ssl
@@ -48,6 +49,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "dcim_session"
+
+
+def _(message: str) -> str:
+    """Marks a message for the catalog; it is translated per request (`Board._text`)."""
+    return message
+
+
 LANG_COOKIE = "dcim_lang"
 CSRF_HEADER = "X-CSRF-Token"
 STATIC = Path(__file__).parent / "static"
@@ -393,6 +401,11 @@ class Board:
 
     # --- actions -------------------------------------------------------------------------
 
+    def _text(self, request: web.Request, message: str) -> str:
+        """`message` in the language of the page that asked."""
+        language = self._language(request, self._session(request))
+        return translations(language).gettext(message)
+
     def _operator(self, request: web.Request, action: str, target: str) -> Identity:
         """The operator doing `action`, or an HTTP error (refusals are audited too)."""
         _same_origin(request)
@@ -407,7 +420,7 @@ class Board:
                 result="refused",
                 detail={"why": "not logged in"},
             )
-            raise _json_error(401, "log in as an operator to do this")
+            raise _json_error(401, self._text(request, _("log in as an operator to do this")))
         if not session.identity.can_act:
             self.audit.record(
                 actor=session.identity.name,
@@ -417,10 +430,8 @@ class Board:
                 result="refused",
                 detail={"why": f"role {session.identity.role}"},
             )
-            raise _json_error(403, "your role may only look, not act")
+            raise _json_error(403, self._text(request, _("your role may only look, not act")))
         given = request.headers.get(CSRF_HEADER, "")
-        import hmac
-
         if not hmac.compare_digest(given.encode(), session.csrf.encode()):
             self.audit.record(
                 actor=session.identity.name,
@@ -430,7 +441,7 @@ class Board:
                 result="refused",
                 detail={"why": "missing or wrong CSRF token"},
             )
-            raise _json_error(403, "this page is out of date: reload it")
+            raise _json_error(403, self._text(request, _("this page is out of date: reload it")))
         return session.identity
 
     async def acknowledge(self, request: web.Request) -> web.Response:
@@ -439,7 +450,7 @@ class Board:
         body = await _json_body(request)
         comment = str(body.get("comment", ""))[:MAX_TEXT]
         if self.alerts is None:
-            raise _json_error(404, "this monitor runs no alert engine")
+            raise _json_error(404, self._text(request, _("this monitor runs no alert engine")))
         try:
             incident = self.alerts.acknowledge(incident_id, identity.name, comment)
         except KeyError:
@@ -451,7 +462,7 @@ class Board:
                 result="failed",
                 detail={"why": "no such open incident"},
             )
-            raise _json_error(404, "no such open incident") from None
+            raise _json_error(404, self._text(request, _("no such open incident"))) from None
         self.audit.record(
             actor=identity.name,
             source=request.remote or "?",
@@ -475,7 +486,7 @@ class Board:
         scope = str(body.get("scope", ""))[:MAX_TEXT]
         identity = self._operator(request, "silence", scope)
         if self.alerts is None:
-            raise _json_error(404, "this monitor runs no alert engine")
+            raise _json_error(404, self._text(request, _("this monitor runs no alert engine")))
         try:
             matchers = parse_matchers(scope)
             duration_s = parse_duration(str(body.get("duration", "")))
@@ -508,8 +519,6 @@ class Board:
         return web.json_response(silence.to_json(), status=201)
 
     async def state(self, request: web.Request) -> web.Response:
-        import hmac
-
         token = self.web.api_token
         given = request.headers.get("Authorization", "")
         if token is None or not hmac.compare_digest(
