@@ -285,6 +285,7 @@ class Site:
         mqtt_url: str | None = None,
         mqtt_interval_s: float | None = None,
         fast_snmp: bool = False,
+        snapshot_s: float = FAST_SNAPSHOT_S,
     ) -> None:
         """Serve every SNMP group and Modbus gateway; publish MQTT sensors to `mqtt_url`.
 
@@ -294,7 +295,8 @@ class Site:
         TLS) with `mqtt_url`; `mqtt_interval_s` defaults to the sensors' poll
         interval in simulated time. `fast_snmp`: v1/v2c groups are served by the lean
         `FastAgent` (snapshots cached a second) instead of pysnmp's engine: a whole hall
-        polled every few seconds then costs a fraction of a core (the demo).
+        polled every few seconds then costs a fraction of a core (the demo); `snapshot_s`
+        is how long one device's snapshot is reused.
         """
         groups: dict[tuple[str, int], dict[str, MibDevice]] = {}
         users: dict[tuple[str, int], dict[str, V3User]] = {}
@@ -306,7 +308,7 @@ class Site:
             for (h, p), devices in groups.items():
                 agent: SnmpAgent | FastAgent
                 if fast_snmp and not users[(h, p)]:
-                    agent = FastAgent(devices, cache_s=FAST_SNAPSHOT_S)
+                    agent = FastAgent(devices, cache_s=snapshot_s)
                 else:
                     agent = SnmpAgent(devices, v3_users=list(users[(h, p)].values()))
                 await agent.start(h, p)

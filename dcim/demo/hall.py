@@ -86,6 +86,8 @@ def monitor_config(
     mqtt_client_id: str,
     web_port: int | None,
     credentials: Credentials,
+    startup_grace_s: float = STARTUP_GRACE_S,
+    update_s: float = 1.0,
 ) -> Config:
     """The site as the monitor polls it (see the module doc); `web_port` None: no board."""
     data = site.model_dump()
@@ -108,7 +110,7 @@ def monitor_config(
     data["alerts"] = {
         "api": {"host": "127.0.0.1", "port": 0, "token": credentials.api_token},
         # simulated seconds: the whole hall's first polls (and a loaded machine) fit in it
-        "startup_grace_s": STARTUP_GRACE_S,
+        "startup_grace_s": startup_grace_s,
     }
     if web_port is not None:
         data["web"] = {
@@ -123,6 +125,7 @@ def monitor_config(
                 }
             ],
             "api_token": credentials.state_token,
+            "update_s": update_s,
         }
     return Config.model_validate(data)
 

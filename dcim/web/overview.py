@@ -32,6 +32,8 @@ class RackCell(BaseModel):
     band: Band = Band.UNKNOWN
     #: Worst open incident on the rack: "fire", "critical", "warning" or None.
     incident: str | None = None
+    #: Cooling units serving the rack's row that are failed, stopped or silent.
+    cooling_lost: list[str] = []
 
 
 class RowView(BaseModel):
@@ -279,12 +281,16 @@ class OverviewBuilder:
                 ):
                     worst[where], inlets[where] = band, latest.number
         room = next(r for r in site.rooms if r.id == room_id)
+        lost = _cooling_lost(devices, room_id, [row.id for row in room.rows])
         rows = []
         counts: dict[str, int] = {}
         for row in room.rows:
             cells = []
             for rack in row.racks:
                 band = worst.get(rack.id, Band.UNKNOWN)
+                failed = lost.get(row.id, [])
+                if failed and band.rank < Band.WARNING.rank:
+                    band = Band.WARNING  # its cooling is gone: it will heat up
                 counts[band.value] = counts.get(band.value, 0) + 1
                 cells.append(
                     RackCell(
@@ -294,6 +300,7 @@ class OverviewBuilder:
                         inlet_c=inlets.get(rack.id),
                         band=band,
                         incident=marks.get(rack.id),
+                        cooling_lost=failed,
                     )
                 )
             rows.append(RowView(id=row.id, racks=cells))
@@ -310,6 +317,30 @@ class OverviewBuilder:
             counts=counts,
             incidents=room_incidents.get(room_id, 0),
         )
+
+
+def served_rows(crac: PlacedDevice, rows: Sequence[str]) -> list[str]:
+    """The rows a cooling unit serves: its `serves` tag (row ids), else its whole room."""
+    tag = crac.tags.get("serves")
+    if not tag:
+        return list(rows)
+    return [row.strip() for row in tag.split(",") if row.strip() in rows]
+
+
+def _cooling_lost(
+    devices: Sequence[DeviceLive], room: str, rows: Sequence[str]
+) -> dict[str, list[str]]:
+    """Row id -> cooling units serving it that failed (alarm, fault), stopped or went silent."""
+    lost: dict[str, list[str]] = {}
+    for device in devices:
+        placed = device.placed
+        if placed.device.kind is not DeviceKind.CRAC or placed.room != room:
+            continue
+        view = _crac(device)
+        if view.up is False or view.alarm or view.mode in ("fault", "off") or view.running is False:
+            for row in served_rows(placed, rows):
+                lost.setdefault(row, []).append(placed.device.id)
+    return lost
 
 
 def _farther(value: float, other: float, bands: InletBands) -> bool:
