@@ -147,11 +147,12 @@ class Rig:
                     or monitor.board.port is None
                     or monitor.alerts is None
                     or monitor.alerts.api_port is None
-                ):  # noqa: ASYNC110 - bound inside run()
+                ):
                     if running.done():
                         await running
                     await asyncio.sleep(0.05)
-                assert monitor.board is not None and monitor.alerts is not None
+                assert monitor.board is not None
+                assert monitor.alerts is not None
                 self.url = monitor.board.url.rstrip("/")
                 self.api_url = f"http://127.0.0.1:{monitor.alerts.api_port}"
                 self._ready.set()
@@ -169,14 +170,15 @@ class Rig:
         def run() -> None:
             try:
                 future.set_result(fn())
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            except BaseException as exc:  # handed to the caller
                 future.set_exception(exc)
 
         self._loop.call_soon_threadsafe(run)
         return future.result(timeout=30)
 
     def incidents(self) -> list[Any]:
-        assert self.monitor is not None and self.monitor.alerts is not None
+        assert self.monitor is not None
+        assert self.monitor.alerts is not None
         alerts = self.monitor.alerts
         return self.call(lambda: list(alerts.incidents()))
 

@@ -20,8 +20,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # board_rig, under importlib mode
 
-from board_rig import POLL_S, ROOT, Rig  # noqa: E402
-from browser import chromium  # noqa: E402
+from board_rig import POLL_S, ROOT, Rig
+from browser import chromium
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +83,7 @@ def live_updates(driver: Any) -> int:
 def test_each_ups_shows_on_battery_within_a_poll_interval_plus_2s(rig: Rig, browser: Any) -> None:
     assert rig.site is not None
     browser.get(rig.url + "/")
-    expected = {u for u in rig.site.topology.ups}
+    expected = set(rig.site.topology.ups)
     wait_for(
         lambda: (s := ups_sources(browser)).keys() == expected and set(s.values()) == {"normal"},
         60,
@@ -161,7 +161,8 @@ def test_acknowledge_without_login_is_refused(rig: Rig, browser: Any) -> None:
         10,
         "the board's answer to the click",
     )
-    assert "Refused" in toast and "log in" in toast
+    assert "Refused" in toast
+    assert "log in" in toast
     assert not next(i for i in rig.incidents() if i.id == incident_id).acknowledged
     refused = [e for e in rig.audit() if e.action == "acknowledge" and e.target == incident_id]
     assert [(e.actor, e.result) for e in refused] == [("anonymous", "refused")]
