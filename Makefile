@@ -61,7 +61,7 @@ i18n: $(BIN)/.installed
 	$(BIN)/pybabel extract -F babel.cfg -o dcim/locale/dcim.pot --project dcim --no-location \
 		--sort-output --omit-header .
 	$(BIN)/pybabel update -i dcim/locale/dcim.pot -d dcim/locale -D dcim --no-fuzzy-matching \
-		--no-location
+		--ignore-obsolete
 
 dashboards: $(BIN)/.installed
 	$(BIN)/dcim grafana export dashboards --config dcim/examples/site.yaml
