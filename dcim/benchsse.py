@@ -15,6 +15,8 @@ from typing import Any
 
 import aiohttp
 
+MARK = b"event: fragments\n"
+
 
 @dataclass
 class _Client:
@@ -50,10 +52,12 @@ class SseClients:
                 client.connects += 1
                 async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=None)) as r:
                     client.connected = r.status == 200
-                    async for line in r.content:
-                        client.bytes += len(line)
-                        if line.startswith(b"event: fragments"):
-                            client.events += 1
+                    tail = b""  # an event name cut between two chunks is still counted once
+                    async for chunk in r.content.iter_any():
+                        client.bytes += len(chunk)
+                        seen = tail + chunk
+                        client.events += seen.count(MARK) - tail.count(MARK)
+                        tail = seen[-len(MARK) :]
             except (aiohttp.ClientError, OSError):
                 pass
             client.connected = False

@@ -35,7 +35,7 @@ from dcim.web.server import Board
 from dcim.web.thermal import Band, class_bands, engine_bands
 
 ROOT = Path(__file__).resolve().parents[3]
-PASSWORD = "correct horse battery"
+PASSWORD = "correct horse battery"  # noqa: S105 - a test user's password
 HASH = hash_password(PASSWORD, rounds=4)
 TOKEN = "s" * 24
 
@@ -119,14 +119,14 @@ def test_rooms_are_banded_by_their_own_ashrae_class() -> None:
 
 def test_unsafe_board_configs_are_refused() -> None:
     exposed = SITE.replace("  port: 0\n", "  port: 0\n  host: 0.0.0.0\n")
-    with pytest.raises(ConfigError, match="0.0.0.0 is not loopback: add tls"):
+    with pytest.raises(ConfigError, match=r"0\.0\.0\.0 is not loopback: add tls"):
         config(site=exposed)
     with pytest.raises(ConfigError, match="must be a bcrypt hash"):
         config(site=SITE.replace(HASH, "plain-text-password-in-the-config"))
 
 
 def test_a_board_nobody_could_open_and_an_unknown_zone_are_refused() -> None:
-    no_users = SITE.split("  users:")[0]
+    no_users = SITE.split("  users:", maxsplit=1)[0]
     with pytest.raises(ConfigError, match="nobody could open the board"):
         config(site=no_users)
     with pytest.raises(ConfigError, match="unknown time zone 'Asia/Saigonn'"):
@@ -249,7 +249,7 @@ async def test_times_are_in_the_site_zone_and_the_state_api_needs_its_token(
             async with session.get(running.url + "/api/v1/state", headers=headers) as response:
                 state = await response.json()
             racks = state["sites"][0]["rooms"][0]["rows"][0]["racks"]
-            return racks[0]["band"] == "warning"
+            return bool(racks[0]["band"] == "warning")
 
         deadline = time.monotonic() + 10
         while not await warning_seen():
