@@ -160,7 +160,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from dcim.demo import run_demo
+    from dcim.demo.run import run_demo
 
     setup_logging(args.log_level or "WARNING")
     return asyncio.run(run_demo(args))
@@ -308,17 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_alerts_parser(sub)
 
-    demo = sub.add_parser("demo", help="simulators + monitor + live view, no server needed")
-    demo.add_argument("--duration", type=float, help="stop after this many seconds")
-    demo.add_argument("--count", type=int, default=3, help="simulated UPS units")
-    demo.add_argument("--interval", type=float, default=5.0, help="poll interval, seconds")
-    demo.add_argument("--output", type=Path, default=Path("var/demo.lp"))
-    demo.add_argument("--influx-url", help="write to this InfluxDB instead of a file")
-    demo.add_argument("--influx-api", choices=["v1", "v2"], default="v1")
-    demo.add_argument("--database", default="dcim")
-    demo.add_argument("--bucket", default="dcim")
-    demo.add_argument("--org", default="")
-    demo.add_argument("--token-env", help="environment variable holding the v2 token")
+    demo = sub.add_parser(
+        "demo", help="the simulated data hall, the monitor and the NOC board; no server needed"
+    )
+    from dcim.demo.run import add_arguments as add_demo_arguments
+
+    add_demo_arguments(demo)
     demo.set_defaults(func=cmd_demo)
     vocabulary = sub.add_parser("vocabulary", help="print the metric vocabulary (Markdown)")
     vocabulary.set_defaults(func=cmd_vocabulary)

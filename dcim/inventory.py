@@ -29,6 +29,7 @@ from dcim.configmodel import Strict
 from dcim.errors import ConfigError
 from dcim.secret import Secret
 from dcim.tls import TlsConfig as TlsConfig  # noqa: PLC0414 - re-exported for importers
+from dcim.web.config import WebConfig
 from dcim.yamlsource import YamlSourceError, format_path, line_of, load_yaml_with_lines
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$"
@@ -238,6 +239,9 @@ class RowConfig(Strict):
 
 class RoomConfig(Strict):
     id: Ident
+    #: ASHRAE TC 9.9 class of the room's IT equipment: the board colours rack inlets
+    #: against it (default: the class of the thermal rule pack the alerts load).
+    ashrae_class: Literal["A1", "A2", "A3", "A4"] | None = None
     rows: list[RowConfig] = Field(default_factory=list)
     devices: list[DeviceConfig] = Field(default_factory=list)
 
@@ -245,7 +249,21 @@ class RoomConfig(Strict):
 class SiteConfig(Strict):
     id: Ident
     name: str = ""
+    #: IANA time zone the board shows this site's times in (e.g. Asia/Ho_Chi_Minh).
+    timezone: str = "UTC"
     rooms: list[RoomConfig] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            msg = f"unknown time zone {name!r} (an IANA name such as Asia/Ho_Chi_Minh or UTC)"
+            raise ValueError(msg) from None
+        return name
 
 
 class SpoolConfig(Strict):
@@ -324,6 +342,21 @@ class Config(Strict):
     mqtt: MqttBrokerConfig | None = None
     traps: SnmpTrapConfig | None = None
     alerts: AlertsConfig | None = None
+    #: The NOC board (off unless configured).
+    web: WebConfig | None = None
+
+    @model_validator(mode="after")
+    def _someone_can_read_the_board(self) -> Config:
+        web = self.web
+        if web is None or web.users or web.anonymous_read:
+            return self
+        if self.alerts is None or self.alerts.api is None:
+            msg = (
+                "web: nobody could open the board: add users, anonymous_read: true, "
+                "or alerts.api.token (its token logs in as an operator)"
+            )
+            raise ValueError(msg)
+        return self
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Config:

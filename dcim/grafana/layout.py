@@ -8,7 +8,6 @@ with placeholders in their place. Any other problem is reported as
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
@@ -51,17 +50,7 @@ def load_inventory(path: Path) -> Config:
 
 
 def demo_inventory() -> Config:
-    """The inventory `dcim demo` polls (UPS on SNMP, CRAC/UPS/meter on Modbus, MQTT sensors)."""
-    from dcim.demo import demo_config
+    """The inventory `dcim demo` polls: the simulators' demo site file."""
+    from dcim.demo import demo_inventory as inventory
 
-    args = argparse.Namespace(influx_url=None, output=Path("var/demo.lp"), interval=5.0)
-    # ports and keys only matter to a running demo; the dashboards need the devices
-    return demo_config(
-        args,
-        snmp_port=1161,
-        communities=["ups1", "ups2", "ups3"],
-        modbus_port=1502,
-        mqtt_port=1883,
-        auth_key="placeholder-key",
-        priv_key="placeholder-key",
-    )
+    return inventory()
