@@ -58,6 +58,13 @@ def _check_enum(metric: str, enum: dict[int, str]) -> None:
         raise ValueError(msg)
 
 
+class Condition(Strict):
+    """A scalar whose value switches a profile-wide setting (e.g. the temperature unit)."""
+
+    oid: Oid
+    values: list[int] = Field(min_length=1)
+
+
 class Conversion(Strict):
     """How one raw value becomes a vocabulary value.
 
@@ -76,6 +83,9 @@ class Conversion(Strict):
     missing: list[float] = Field(default_factory=list)
     #: The device reports degrees Fahrenheit; the value is converted to °C.
     fahrenheit: bool = False
+    #: With `fahrenheit`: °F only while this scalar says so (default: the profile's
+    #: `fahrenheit_when`). Composition sets it, so each profile of a device keeps its own switch.
+    fahrenheit_when: Condition | None = None
     #: Fixed tags for this field's readings (e.g. position: inlet).
     tags: dict[str, str] = Field(default_factory=dict)
     #: Numbers only: the raw value is text with the number inside it and a unit or words
@@ -282,13 +292,6 @@ class SnmpTable(Strict):
         return self
 
 
-class Condition(Strict):
-    """A scalar whose value switches a profile-wide setting (e.g. the temperature unit)."""
-
-    oid: Oid
-    values: list[int] = Field(min_length=1)
-
-
 class SnmpProfile(Strict):
     name: str
     kind: Literal["ups", "pdu", "crac", "sensor", "meter"]
@@ -373,30 +376,31 @@ def load_snmp_profile(name: str) -> SnmpProfile:
 _Ranked = TypeVar("_Ranked", SnmpField, SnmpVariant, Rollup)
 
 
-def _fixed_fahrenheit(profile: SnmpProfile) -> bool:
-    """Does the profile have fields always in °F (not switched by a scalar)?"""
-    fields: list[Conversion] = list(profile.scalars)
-    for table in profile.tables:
-        fields += table.columns
-        fields += [v for column in table.switched for v in column.variants.values()]
-    return profile.fahrenheit_when is None and any(f.fahrenheit for f in fields)
+def _ranked(field: _Ranked, rank: int, switch: Condition | None = None) -> _Ranked:
+    """The field with its profile's rank, and its profile's °F switch when it follows one."""
+    update: dict[str, object] = {}
+    if field.precedence is None:
+        update["precedence"] = rank
+    if (
+        switch is not None
+        and isinstance(field, Conversion)
+        and field.fahrenheit
+        and field.fahrenheit_when is None
+    ):
+        update["fahrenheit_when"] = switch
+    return field.model_copy(update=update) if update else field
 
 
-def _ranked(field: _Ranked, rank: int) -> _Ranked:
-    if field.precedence is not None:
-        return field
-    return field.model_copy(update={"precedence": rank})
-
-
-def _ranked_table(table: SnmpTable, rank: int) -> SnmpTable:
+def _ranked_table(table: SnmpTable, rank: int, switch: Condition | None = None) -> SnmpTable:
     return table.model_copy(
         update={
-            "columns": [_ranked(column, rank) for column in table.columns],
+            "columns": [_ranked(column, rank, switch) for column in table.columns],
             "switched": [
                 column.model_copy(
                     update={
                         "variants": {
-                            key: _ranked(variant, rank) for key, variant in column.variants.items()
+                            key: _ranked(variant, rank, switch)
+                            for key, variant in column.variants.items()
                         }
                     }
                 )
@@ -413,28 +417,23 @@ def compose_profiles(profiles: list[SnmpProfile]) -> SnmpProfile:
     The first profile leads (kind, description); a field without its own
     `precedence` takes its profile's `priority`. When more than one field gives a
     metric in a poll, the collector keeps the readings of the highest precedence
-    only: one reading per quantity, from the richer source.
+    only: one reading per quantity, from the richer source. A profile's °F switch
+    (`fahrenheit_when`) goes with its own fields: two MIBs of one card may each
+    say in their own scalar which unit their probes report.
     """
     if not profiles:
         msg = "no profiles to compose"
         raise ProfileError(msg)
     if len(profiles) == 1:
         return profiles[0]
-    switches = [p for p in profiles if p.fahrenheit_when is not None]
-    if len(switches) > 1:
-        names = ", ".join(p.name for p in switches)
-        msg = f"profiles {names} each switch °F by their own scalar: use one of them"
-        raise ProfileError(msg)
-    if switches and any(_fixed_fahrenheit(p) for p in profiles):
-        msg = f"{switches[0].name} switches °F by a scalar; another profile has fixed °F fields"
-        raise ProfileError(msg)
     lead = profiles[0]
     scalars: list[SnmpField] = []
     tables: list[SnmpTable] = []
     for profile in profiles:
-        scalars += [_ranked(field, profile.priority) for field in profile.scalars]
+        switch = profile.fahrenheit_when
+        scalars += [_ranked(field, profile.priority, switch) for field in profile.scalars]
         tables += [
-            _ranked_table(table, profile.priority).model_copy(
+            _ranked_table(table, profile.priority, switch).model_copy(
                 update={"name": f"{profile.name}:{table.name}"}
             )
             for table in profile.tables
@@ -444,7 +443,7 @@ def compose_profiles(profiles: list[SnmpProfile]) -> SnmpProfile:
             "name": PROFILE_JOINER.join(p.name for p in profiles),
             "description": "; ".join(p.description for p in profiles if p.description),
             "source": "; ".join(p.source for p in profiles if p.source),
-            "fahrenheit_when": switches[0].fahrenheit_when if switches else None,
+            "fahrenheit_when": None,
             "scalars": scalars,
             "tables": tables,
         }

@@ -111,10 +111,11 @@ class SnmpCollector:
             for vb in await self._get(session, var_binds):
                 values[vb.oid] = vb.value
         plan = self._plan
-        fahrenheit = False
-        if plan.fahrenheit_oid is not None:
-            switch = values.get(plan.fahrenheit_oid)
-            fahrenheit = isinstance(switch, int) and switch in plan.fahrenheit_values
+        # per °F switch of the plan: does its scalar say °F this poll?
+        fahrenheit = tuple(
+            isinstance(raw := values.get(oid), int) and raw in when
+            for oid, when in plan.fahrenheit_switches
+        )
         for number, scalar in enumerate(plan.scalars):
             if all(
                 isinstance(values.get(oid, Absent.NO_SUCH_OBJECT), Absent) for oid in scalar.oids
@@ -172,14 +173,15 @@ class SnmpCollector:
         raw: SnmpValue,
         *,
         divisor: float,
-        fahrenheit: bool,
+        fahrenheit: tuple[bool, ...],
         tags: Mapping[str, str],
         source: str,
     ) -> None:
         if isinstance(raw, Absent):
             return
         try:
-            value = output.convert(raw, divisor, fahrenheit and output.switchable_fahrenheit)
+            switch = output.fahrenheit_switch
+            value = output.convert(raw, divisor, switch is not None and fahrenheit[switch])
         except DecodeError as exc:
             self.values_invalid += 1
             self._report_bad(output.metric, source, str(exc))
@@ -203,7 +205,7 @@ class SnmpCollector:
         self,
         table: TablePlan,
         walked: dict[Oid, dict[Oid, SnmpValue]],
-        fahrenheit: bool,
+        fahrenheit: tuple[bool, ...],
         out: list[Reading],
         sources: list[str] | None,
     ) -> None:

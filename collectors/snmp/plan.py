@@ -12,7 +12,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from collectors.profile import Conversion, SnmpField, SnmpProfile, SnmpTable, SwitchedColumn
+from collectors.profile import (
+    Condition,
+    Conversion,
+    SnmpField,
+    SnmpProfile,
+    SnmpTable,
+    SwitchedColumn,
+)
 from collectors.snmp.decode import CompiledField, Converter, DivisorKind, compile_converter
 from dcim.reading import EMPTY_TAGS
 from dcim.vocabulary import load_vocabulary
@@ -40,8 +47,8 @@ class Output:
     unit: str | None
     convert: Converter
     tags: Mapping[str, str]
-    #: Follows the profile's `fahrenheit_when` scalar instead of a fixed unit.
-    switchable_fahrenheit: bool
+    #: °F while the plan's switch at this position says so (None: a fixed unit).
+    fahrenheit_switch: int | None
     #: Of several fields giving this metric on one device, the highest precedence's stay.
     precedence: int = 0
 
@@ -124,8 +131,8 @@ class SnmpPlan:
     #: Unique scalar OIDs (fields, fallbacks, the °F switch) in GET-sized batches.
     get_batches: tuple[tuple[Oid, ...], ...]
     scalars: tuple[ScalarPlan, ...]
-    fahrenheit_oid: Oid | None
-    fahrenheit_values: frozenset[int]
+    #: (scalar OID, values meaning °F): each profile's temperature-unit switch, once.
+    fahrenheit_switches: tuple[tuple[Oid, frozenset[int]], ...]
     tables: tuple[TablePlan, ...]
     #: Several profiles make this plan: per metric, only the highest precedence's readings stay.
     ranked: bool = False
@@ -136,11 +143,29 @@ class SnmpPlan:
         return len(self.get_batches) + len(self.tables)
 
 
-def _output(conversion: Conversion, metric: str, *, switchable: bool) -> Output:
+class _Switches:
+    """The °F switches a plan reads: the profile's own and its fields' (composition)."""
+
+    def __init__(self, default: Condition | None) -> None:
+        self.default = default
+        self.conditions: list[tuple[Oid, frozenset[int]]] = []
+
+    def position(self, conversion: Conversion) -> int | None:
+        condition = conversion.fahrenheit_when or self.default
+        if not conversion.fahrenheit or condition is None:
+            return None  # a fixed unit (°C, or always °F)
+        key = (parse_oid(condition.oid), frozenset(condition.values))
+        if key not in self.conditions:
+            self.conditions.append(key)
+        return self.conditions.index(key)
+
+
+def _output(conversion: Conversion, metric: str, switches: _Switches) -> Output:
     spec = load_vocabulary().get(metric)
+    switch = switches.position(conversion)
     fixed_unit = conversion
-    if switchable and conversion.fahrenheit:
-        # the °F decision is made per poll from the profile's switch scalar
+    if switch is not None:
+        # the °F decision is made per poll from the switch scalar
         fixed_unit = conversion.model_copy(update={"fahrenheit": False})
     convert = compile_converter(fixed_unit, integer_metric=spec.type == "int")
     tags = MappingProxyType(dict(conversion.tags)) if conversion.tags else EMPTY_TAGS
@@ -149,7 +174,7 @@ def _output(conversion: Conversion, metric: str, *, switchable: bool) -> Output:
         spec.unit,
         convert,
         tags,
-        switchable and conversion.fahrenheit,
+        switch,
         conversion.precedence or 0,
     )
 
@@ -185,7 +210,7 @@ def _divisor(field: SnmpField | SwitchedColumn) -> tuple[str | None, DivisorKind
     return field.divisor_oid, "divisor"
 
 
-def _plan_table(table: SnmpTable, switchable: bool) -> TablePlan:
+def _plan_table(table: SnmpTable, switches: _Switches) -> TablePlan:
     columns = _Columns()
     label = columns.position(table.label_oid)
     require = columns.position(table.require.oid if table.require else None)
@@ -198,7 +223,7 @@ def _plan_table(table: SnmpTable, switchable: bool) -> TablePlan:
             ColumnPlan(
                 column=position,
                 oid_text=oid_text(parse_oid(field.oid)),
-                output=_output(field, field.metric, switchable=switchable),
+                output=_output(field, field.metric, switches),
                 divisor_column=columns.position(divisor_text),
                 divisor_kind=kind,
             )
@@ -221,7 +246,7 @@ def _plan_table(table: SnmpTable, switchable: bool) -> TablePlan:
                 select_tag=column.select_tag,
                 variants=MappingProxyType(
                     {
-                        key: _output(variant, variant.metric, switchable=switchable)
+                        key: _output(variant, variant.metric, switches)
                         for key, variant in column.variants.items()
                     }
                 ),
@@ -273,7 +298,7 @@ def _batches(oids: Sequence[Oid], size: int) -> tuple[tuple[Oid, ...], ...]:
 
 def plan_profile(profile: SnmpProfile, max_varbinds: int = MAX_VARBINDS_PER_GET) -> SnmpPlan:
     """Group scalars into as few GETs as allowed and tables into column walks."""
-    switchable = profile.fahrenheit_when is not None
+    switches = _Switches(profile.fahrenheit_when)
     get_oids: list[Oid] = []
 
     def ask(oid: Oid) -> Oid:
@@ -284,18 +309,18 @@ def plan_profile(profile: SnmpProfile, max_varbinds: int = MAX_VARBINDS_PER_GET)
     scalars = tuple(
         ScalarPlan(
             oids=tuple(ask(parse_oid(text)) for text in (field.oid, *field.fallback_oids)),
-            output=_output(field, field.metric, switchable=switchable),
+            output=_output(field, field.metric, switches),
         )
         for field in profile.scalars
     )
-    condition = profile.fahrenheit_when
-    fahrenheit_oid = ask(parse_oid(condition.oid)) if condition else None
+    tables = tuple(_plan_table(table, switches) for table in profile.tables)
+    for oid, _ in switches.conditions:
+        ask(oid)
     return SnmpPlan(
         profile=profile.name,
         get_batches=_batches(get_oids, max_varbinds),
         scalars=scalars,
-        fahrenheit_oid=fahrenheit_oid,
-        fahrenheit_values=frozenset(condition.values if condition else ()),
-        tables=tuple(_plan_table(table, switchable) for table in profile.tables),
+        fahrenheit_switches=tuple(switches.conditions),
+        tables=tables,
         ranked=len(profile.parts) > 1,
     )

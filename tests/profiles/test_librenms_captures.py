@@ -380,16 +380,14 @@ def test_choice_generalises_by_mib_and_falls_back_to_standard_mibs() -> None:
     apc = "1.3.6.1.4.1.318.1.3.4.99"
     for subtree, name in [
         ("1.3.6.1.4.1.318.1.1.26.4", "apc-rpdu2"),
-        ("1.3.6.1.4.1.318.1.1.1.1", "apc-ups"),
+        ("1.3.6.1.4.1.318.1.1.1", "apc-ups"),
         ("1.3.6.1.4.1.318.1.1.27.1.4.1", "apc-cooling"),
         ("1.3.6.1.4.1.318.1.1.10.3.13", "apc-ems"),
     ]:
         choice = choose_profiles(apc, {subtree}, profiles)
         assert choice.names[:1] == (name,), choice
     # a UPS card with probes is two profiles, the UPS leading
-    choice = choose_profiles(
-        apc, {"1.3.6.1.4.1.318.1.1.1.1", "1.3.6.1.4.1.318.1.1.25.1.2"}, profiles
-    )
+    choice = choose_profiles(apc, {"1.3.6.1.4.1.318.1.1.1", "1.3.6.1.4.1.318.1.1.25.1.2"}, profiles)
     assert choice.names == ("apc-ups", "apc-uio")
     # a standard MIB's probe inside a vendor profile claims no foreign device
     choice = choose_profiles(unknown, {"1.3.6.1.2.1.33.1.2"}, profiles)
