@@ -15,6 +15,7 @@ from types import MappingProxyType
 from collectors.profile import (
     Condition,
     Conversion,
+    Rollup,
     SnmpField,
     SnmpProfile,
     SnmpTable,
@@ -134,7 +135,8 @@ class SnmpPlan:
     #: (scalar OID, values meaning °F): each profile's temperature-unit switch, once.
     fahrenheit_switches: tuple[tuple[Oid, frozenset[int]], ...]
     tables: tuple[TablePlan, ...]
-    #: Several profiles make this plan: per metric, only the highest precedence's readings stay.
+    #: Several profiles make this plan, or one profile ranks its own fields: per metric,
+    #: only the highest precedence's readings stay.
     ranked: bool = False
 
     @property
@@ -322,5 +324,15 @@ def plan_profile(profile: SnmpProfile, max_varbinds: int = MAX_VARBINDS_PER_GET)
         scalars=scalars,
         fahrenheit_switches=tuple(switches.conditions),
         tables=tables,
-        ranked=len(profile.parts) > 1,
+        ranked=len(profile.parts) > 1 or _sets_precedence(profile),
     )
+
+
+def _sets_precedence(profile: SnmpProfile) -> bool:
+    """Does one profile rank its own fields (the same quantity at two resolutions)?"""
+    ranked: list[Conversion | Rollup] = list(profile.scalars)
+    for table in profile.tables:
+        ranked += table.columns
+        ranked += [v for column in table.switched for v in column.variants.values()]
+        ranked += table.rollups
+    return any(field.precedence is not None for field in ranked)

@@ -340,7 +340,7 @@ def test_discover_prints_a_ready_inventory_entry(
     out, err = capsys.readouterr()
     assert code == 0, err
     found = next(line for line in out.splitlines() if line.startswith("# found:"))
-    assert found == "# found: 2 inlet, 6 line, 12 phase, 2 unit; 34 readings", found
+    assert found == "# found: 6 branch, 2 inlet, 6 line, 12 phase, 2 unit; 40 readings", found
     entry = yaml.safe_load(out)[0]
     assert entry["profile"] == "sentry4"
     assert entry["snmp"]["community"] == {"env": "DCIM_SNMP_COMMUNITY"}  # never the secret

@@ -100,3 +100,16 @@ async def test_recording_is_identified_and_read(snmpsim: Snmpsim, name: str) -> 
         else:
             assert not isinstance(got, bool | str), selector
             assert math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-6), (selector, got, want)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_recording_is_in_oid_order(name: str) -> None:
+    """snmpsim answers GETNEXT/GETBULK by position in the file: records out of OID
+    order end a walk early (endOfMibView), which would hide readings."""
+    oids = [
+        tuple(int(part) for part in line.split("|", 1)[0].split("."))
+        for line in (RECORDINGS / f"{name}.snmprec").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    assert oids == sorted(oids), "sort the records by OID"
+    assert len(set(oids)) == len(oids), "an OID is recorded twice"
