@@ -9,7 +9,7 @@ does not have, or cannot read right now, is None.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from dcim.inventory import DeviceKind
 from dcim.reading import Value
@@ -283,7 +283,7 @@ class GeneratorView(HallView):
     `running` (DSE's status register has no separate on-load state).
     """
 
-    _STATES = {
+    _STATES: ClassVar[dict[str, str]] = {
         "stopped": "stopped",
         "starting": "starting",
         "warming_up": "warming_up",

@@ -38,7 +38,7 @@ def test_controller_starts_after_its_delay_carries_the_load_and_hands_it_back() 
     run(gen, 9, utility=False)
     assert gen.state is GenState.STOPPED  # a dip shorter than the start delay starts nothing
     run(gen, 1 + CRANK_S + 10, utility=False)
-    assert gen.state is GenState.ON_LOAD
+    assert gen.on_load
     assert gen.starts == 1
     fuel = gen.fuel_l
     run(gen, 3600, utility=False, load_w=250_000.0)
