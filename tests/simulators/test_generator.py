@@ -34,7 +34,7 @@ def run(gen: GeneratorSet, seconds: float, *, utility: bool, load_w: float = 0.0
 def test_controller_starts_after_its_delay_carries_the_load_and_hands_it_back() -> None:
     gen = GeneratorSet(500_000.0, 1000.0, 900.0, start_delay_s=10, warmup_s=10)
     run(gen, 60, utility=True)
-    assert gen.state.value == "stopped"
+    assert not gen.running
     run(gen, 9, utility=False)
     assert gen.state is GenState.STOPPED  # a dip shorter than the start delay starts nothing
     run(gen, 1 + CRANK_S + 10, utility=False)
@@ -48,7 +48,7 @@ def test_controller_starts_after_its_delay_carries_the_load_and_hands_it_back() 
     run(gen, gen.return_delay_s, utility=True)
     assert gen.state.value == "cooling_down"
     run(gen, gen.cooldown_s, utility=True)
-    assert gen.state.value == "stopped"
+    assert not gen.running
 
 
 def test_failed_start_runs_dry_and_trip_are_shutdown_alarms() -> None:
