@@ -294,7 +294,7 @@ class SnmpTable(Strict):
 
 class SnmpProfile(Strict):
     name: str
-    kind: Literal["ups", "pdu", "crac", "sensor", "meter"]
+    kind: Literal["ups", "pdu", "crac", "sensor", "meter", "generator", "battery"]
     description: str = ""
     source: str = ""
     #: sysObjectID prefixes of devices this profile is meant for (discovery).

@@ -42,6 +42,8 @@ class DeviceKind(StrEnum):
     CRAC = "crac"
     SENSOR = "sensor"
     METER = "meter"
+    GENERATOR = "generator"
+    BATTERY = "battery"
 
 
 class SnmpVersion(StrEnum):

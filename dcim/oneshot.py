@@ -141,14 +141,14 @@ def _as_json(reading: Reading, source: str) -> dict[str, Any]:
     }
 
 
-def _print_table(sourced: list[tuple[Reading, str]]) -> None:
+def _print_table(sourced: list[tuple[Reading, str]], protocol: str = "snmp") -> None:
     rows = [
         (
             r.metric,
             " ".join(f"{k}={v}" for k, v in r.tags.items() if k not in ("device", "kind")),
             str(r.value),
             r.unit or "",
-            f"snmp:{source}",
+            f"{protocol}:{source}",
         )
         for r, source in sourced
     ]

@@ -7,9 +7,11 @@ vocabulary (the shipped one and the site's extensions), malformed OIDs, the same
 quantity read twice, includes that do not exist.
 
 `test` polls a device with the profile through the production client and prints
-every reading with the OID it came from, what was dropped and why (outside its
-plausible range, undecodable), and which fields found nothing: against a `dcim
-walk` recording (replayed over UDP by the simulators' fast agent) or a live agent.
+every reading with the OID (or register) it came from, what was dropped and why
+(outside its plausible range, undecodable), and which fields found nothing:
+against a `dcim walk` recording (replayed over UDP by the simulators' fast agent)
+or a live agent; for a Modbus register map, against a register dump (served by
+`simulators.register_dump` on pymodbus' server) or a live device.
 """
 
 from __future__ import annotations
@@ -298,6 +300,112 @@ async def _poll_snmp(args: argparse.Namespace) -> int:
     return 1 if not sourced or dropped.messages else 0
 
 
+async def _poll_modbus(args: argparse.Namespace) -> int:
+    from collectors.modbus.client import ModbusGateway
+    from collectors.modbus.collector import ModbusCollector
+    from collectors.modbus.plan import plan_profile
+    from collectors.modbus.profile import parse_modbus_profile
+    from dcim.inventory import DeviceConfig, ModbusConfig, PlacedDevice
+
+    profile = parse_modbus_profile(args.file.read_text(encoding="utf-8"), str(args.file))
+    server = None
+    if args.registers is not None:
+        from simulators.register_dump import DumpError, DumpServer, load_dump
+
+        try:
+            dump = load_dump(args.registers)
+        except DumpError as exc:
+            print(f"dcim profile test: {exc}", file=sys.stderr)
+            return 2
+        if dump.profile and dump.profile != profile.name:
+            print(f"# note: the dump is for map {dump.profile}, testing {profile.name}")
+        server = DumpServer(dump, args.unit)
+        await server.start("127.0.0.1", 0)
+        host, port, unit = "127.0.0.1", server.port, server.unit_id
+        where = f"register dump {args.registers} ({len(dump)} registers, unit {unit})"
+    else:
+        host, port, unit = args.host, args.port or 502, args.unit or 1
+        where = f"{host}:{port} unit {unit}"
+    config = ModbusConfig(
+        host=host,
+        port=port,
+        unit_id=unit,
+        transport=args.transport,
+        timeout_s=args.timeout,
+        retries=0 if server is not None else args.retries,
+    )
+    plan = plan_profile(profile, config.max_gap)
+    placed = PlacedDevice(
+        DeviceConfig.model_validate(
+            {"id": "test", "kind": profile.kind, "profile": "test", "modbus": config.model_dump()}
+        ),
+        "",
+        "",
+        "",
+        "",
+        MappingProxyType({"device": "test"}),
+    )
+    print(f"# {where}: map {profile.name} ({profile.kind}), {len(plan.blocks)} request(s) per poll")
+    dropped = _Dropped()
+    logging.getLogger("collectors.modbus.collector").addHandler(dropped)
+    gateway = ModbusGateway(config)
+    try:
+        readings = await ModbusCollector(placed, plan, gateway, config).poll()
+    except CollectError as exc:
+        print(f"dcim profile test: {exc} ({exc.error_class})", file=sys.stderr)
+        return 1
+    finally:
+        logging.getLogger("collectors.modbus.collector").removeHandler(dropped)
+        gateway.close()
+        if server is not None:
+            await server.close()
+    sources = modbus_sources(profile, plan)
+    sourced = [(r, sources.get(_reading_key(r), "?")) for r in readings]
+    _print_readings(sourced, "modbus")
+    seen = {sources.get(_reading_key(r)) for r in readings}
+    notes = [
+        f"{where_}: {metric}: no value (not available, or outside what the device answered)"
+        for (metric, _), where_ in sources.items()
+        if where_ not in seen and not any(where_ in m for m in dropped.messages)
+    ]
+    flags = [f"FLAG {message}" for message in dropped.messages]
+    for line in [*flags, *(f"NOTE {n}" for n in sorted(set(notes)))]:
+        print(line)
+    print(
+        f"# {len(readings)} reading(s), {len(dropped.messages)} value(s) dropped, "
+        f"{len(set(notes))} field(s) without a value"
+    )
+    return 1 if not readings or dropped.messages else 0
+
+
+def _reading_key(reading: Any) -> tuple[str, tuple[tuple[str, str], ...]]:
+    tags = tuple(sorted((k, v) for k, v in reading.tags.items() if k != "device"))
+    return reading.metric, tags
+
+
+def modbus_sources(profile: Any, plan: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], str]:
+    """(metric, tags) of every reading the map can give -> where it is read, as
+    `holding 3027-3028` (wire addresses) plus the map's own numbering when 1-based."""
+    out: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+    for block in plan.blocks:
+        for planned in block.fields:
+            field_ = planned.field
+            last = planned.end - 1
+            where = f"{block.function} {planned.address}" + (
+                f"-{last}" if last != planned.address else ""
+            )
+            if profile.address_base:
+                where += f" (#{field_.address})"
+            if field_.type.value == "bits":
+                where += f" bits {field_.bit}-{field_.bit + field_.width - 1}"
+            tags = dict(field_.tags)
+            names = [name for _, name in sorted(field_.flags.items())] or [None]
+            for name in names:
+                full = {**tags, field_.flag_tag: name} if name else tags
+                out[(field_.metric, tuple(sorted(full.items())))] = where
+    return out
+
+
 def _unanswered(profile: Any, sources: set[str], dropped: list[str]) -> list[str]:
     """Fields of the profile that gave nothing (the device lacks them, or the OID is wrong)."""
     notes = []
@@ -313,10 +421,10 @@ def _unanswered(profile: Any, sources: set[str], dropped: list[str]) -> list[str
     return notes
 
 
-def _print_readings(sourced: list[Any]) -> None:
+def _print_readings(sourced: list[Any], protocol: str = "snmp") -> None:
     from dcim.oneshot import _print_table
 
-    _print_table(sourced)
+    _print_table(sourced, protocol)
 
 
 def run_test(args: argparse.Namespace) -> int:
@@ -326,16 +434,23 @@ def run_test(args: argparse.Namespace) -> int:
         for line in report.lines():
             print(line)
         return 1
+    if report.protocol == "modbus":
+        if args.registers is None and args.host is None:
+            print("dcim profile test: give --registers DUMP or --host HOST", file=sys.stderr)
+            return 2
+        return asyncio.run(_poll_modbus(args))
     if report.protocol != "snmp":
         print(
-            f"dcim profile test: {report.protocol} profiles are tested with "
-            "`dcim modbus poll` / a live broker for now",
+            "dcim profile test: MQTT topic maps are tested against a broker "
+            "(docs/profiles.md, 'MQTT: from a gateway's payloads to a topic map')",
             file=sys.stderr,
         )
         return 2
     if args.recording is None and args.host is None:
         print("dcim profile test: give --recording FILE or --host HOST", file=sys.stderr)
         return 2
+    if args.port is None:
+        args.port = 161
     return asyncio.run(_poll_snmp(args))
 
 
@@ -355,8 +470,14 @@ def add_profile_parser(sub: Any) -> None:
     test.add_argument("file", type=Path)
     test.add_argument("--protocol", choices=PROTOCOLS)
     test.add_argument("--recording", type=Path, help="a `dcim walk` recording (.snmprec)")
-    test.add_argument("--host", help="a live SNMP agent instead of a recording")
+    test.add_argument("--registers", type=Path, help="a Modbus register dump (YAML) to serve")
+    test.add_argument("--host", help="a live SNMP agent or Modbus device instead of a file")
     add_snmp_options(test)
+    test.set_defaults(port=None)  # 161 for SNMP, 502 for Modbus
+    test.add_argument("--unit", type=int, help="Modbus unit id (default: the dump's, or 1)")
+    test.add_argument(
+        "--transport", choices=["tcp", "rtu-over-tcp"], default="tcp", help="Modbus framing"
+    )
     test.add_argument(
         "--profile-path", action="append", type=Path, default=[], help="site profile folder"
     )

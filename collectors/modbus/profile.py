@@ -120,7 +120,7 @@ class ModbusField(Strict):
 
 class ModbusProfile(Strict):
     name: str
-    kind: Literal["ups", "pdu", "crac", "sensor", "meter"]
+    kind: Literal["ups", "pdu", "crac", "sensor", "meter", "generator", "battery"]
     description: str = ""
     source: str = ""
     #: 0: addresses are PDU addresses (as sent); 1: manual numbering, register 1 is PDU 0.

@@ -244,7 +244,7 @@ class TopicEntry(Strict):
 
 class TopicMap(Strict):
     name: str
-    kind: Literal["ups", "pdu", "crac", "sensor", "meter"]
+    kind: Literal["ups", "pdu", "crac", "sensor", "meter", "generator", "battery"]
     description: str = ""
     source: str = ""
     topics: list[TopicEntry] = Field(min_length=1)

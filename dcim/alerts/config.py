@@ -33,6 +33,7 @@ DEFAULT_PACKS = [
     "cooling",
     "power",
     "ups",
+    "generator",
     "fire-environment",
     "monitoring",
     "sensor-health",

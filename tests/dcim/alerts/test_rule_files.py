@@ -21,7 +21,7 @@ def _metrics(rule: RuleBase) -> list[str]:
     for term in ("numerator", "denominator"):
         if (value := getattr(rule, term, None)) is not None:
             names.append(value.metric)
-    for name in ("runtime_metric", "source_metric"):
+    for name in ("runtime_metric", "source_metric", "mains_metric", "state_metric"):
         names.append(getattr(rule, name, None))
     names.extend(getattr(rule, "metrics", None) or [])  # dropout: several per rule
     return [n for n in names if isinstance(n, str)]
@@ -45,7 +45,7 @@ def test_shipped_pack_loads_cites_sources_and_speaks_the_vocabulary(pack: str) -
 def test_default_packs_exist_and_have_unique_ids() -> None:
     assert set(DEFAULT_PACKS) <= set(available_packs())
     rules = merge_rules(load_pack(name) for name in DEFAULT_PACKS)
-    assert len({rule.id for rule in rules}) == len(rules) == 36
+    assert len({rule.id for rule in rules}) == len(rules) == 40
 
 
 def test_a_site_file_overrides_a_pack_rule_by_id() -> None:
