@@ -12,7 +12,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from collectors.profile import Conversion, SnmpField, SnmpProfile, SnmpTable
+from collectors.profile import (
+    Conversion,
+    SnmpField,
+    SnmpProfile,
+    SnmpTable,
+    rank_fields,
+    sets_precedence,
+)
 from collectors.snmp.decode import CompiledField, Converter, compile_converter
 from dcim.reading import EMPTY_TAGS
 from dcim.vocabulary import load_vocabulary
@@ -264,6 +271,10 @@ def _batches(oids: Sequence[Oid], size: int) -> tuple[tuple[Oid, ...], ...]:
 
 def plan_profile(profile: SnmpProfile, max_varbinds: int = MAX_VARBINDS_PER_GET) -> SnmpPlan:
     """Group scalars into as few GETs as allowed and tables into column walks."""
+    # several profiles, or one whose fields rank themselves: keep per metric the best
+    ranked = len(profile.parts) > 1 or sets_precedence(profile)
+    if ranked and len(profile.parts) == 1:
+        profile = rank_fields(profile)
     switchable = profile.fahrenheit_when is not None
     get_oids: list[Oid] = []
 
@@ -288,5 +299,5 @@ def plan_profile(profile: SnmpProfile, max_varbinds: int = MAX_VARBINDS_PER_GET)
         fahrenheit_oid=fahrenheit_oid,
         fahrenheit_values=frozenset(condition.values if condition else ()),
         tables=tuple(_plan_table(table, switchable) for table in profile.tables),
-        ranked=len(profile.parts) > 1,
+        ranked=ranked,
     )
