@@ -389,30 +389,6 @@ def _ranked_table(table: SnmpTable, rank: int) -> SnmpTable:
     )
 
 
-def sets_precedence(profile: SnmpProfile) -> bool:
-    """Does any field of the profile state its own `precedence`?"""
-    fields: list[Conversion | Rollup] = list(profile.scalars)
-    for table in profile.tables:
-        fields += table.columns
-        fields += [v for column in table.switched for v in column.variants.values()]
-        fields += table.rollups
-    return any(field.precedence is not None for field in fields)
-
-
-def rank_fields(profile: SnmpProfile) -> SnmpProfile:
-    """Every field with its rank: its own `precedence`, else the profile's `priority`.
-
-    A single profile whose fields set a precedence (a finer and a coarser object for
-    one quantity, a plant total and its per-row detail) is merged like a composition.
-    """
-    return profile.model_copy(
-        update={
-            "scalars": [_ranked(field, profile.priority) for field in profile.scalars],
-            "tables": [_ranked_table(table, profile.priority) for table in profile.tables],
-        }
-    )
-
-
 def compose_profiles(profiles: list[SnmpProfile]) -> SnmpProfile:
     """One device answering several MIBs: every profile's fields, each with its rank.
 

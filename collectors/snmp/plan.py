@@ -12,14 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from collectors.profile import (
-    Conversion,
-    SnmpField,
-    SnmpProfile,
-    SnmpTable,
-    rank_fields,
-    sets_precedence,
-)
+from collectors.profile import Conversion, Rollup, SnmpField, SnmpProfile, SnmpTable
 from collectors.snmp.decode import CompiledField, Converter, compile_converter
 from dcim.reading import EMPTY_TAGS
 from dcim.vocabulary import load_vocabulary
@@ -134,7 +127,8 @@ class SnmpPlan:
     fahrenheit_oid: Oid | None
     fahrenheit_values: frozenset[int]
     tables: tuple[TablePlan, ...]
-    #: Several profiles make this plan: per metric, only the highest precedence's readings stay.
+    #: Several profiles make this plan, or one profile ranks its own fields: per metric,
+    #: only the highest precedence's readings stay.
     ranked: bool = False
 
     @property
@@ -271,10 +265,6 @@ def _batches(oids: Sequence[Oid], size: int) -> tuple[tuple[Oid, ...], ...]:
 
 def plan_profile(profile: SnmpProfile, max_varbinds: int = MAX_VARBINDS_PER_GET) -> SnmpPlan:
     """Group scalars into as few GETs as allowed and tables into column walks."""
-    # several profiles, or one whose fields rank themselves: keep per metric the best
-    ranked = len(profile.parts) > 1 or sets_precedence(profile)
-    if ranked and len(profile.parts) == 1:
-        profile = rank_fields(profile)
     switchable = profile.fahrenheit_when is not None
     get_oids: list[Oid] = []
 
@@ -299,5 +289,15 @@ def plan_profile(profile: SnmpProfile, max_varbinds: int = MAX_VARBINDS_PER_GET)
         fahrenheit_oid=fahrenheit_oid,
         fahrenheit_values=frozenset(condition.values if condition else ()),
         tables=tuple(_plan_table(table, switchable) for table in profile.tables),
-        ranked=ranked,
+        ranked=len(profile.parts) > 1 or _sets_precedence(profile),
     )
+
+
+def _sets_precedence(profile: SnmpProfile) -> bool:
+    """Does one profile rank its own fields (the same quantity at two resolutions)?"""
+    ranked: list[Conversion | Rollup] = list(profile.scalars)
+    for table in profile.tables:
+        ranked += table.columns
+        ranked += [v for column in table.switched for v in column.variants.values()]
+        ranked += table.rollups
+    return any(field.precedence is not None for field in ranked)
