@@ -140,3 +140,31 @@ def build_streams(config: Config) -> list[StreamCollector]:
 
         streams.append(MqttCollector(config.mqtt, devices))
     return streams
+
+
+def profile_tag_values(placed: PlacedDevice, metric: str, tag: str) -> frozenset[str]:
+    """Values of `tag` the device's profile gives readings of `metric` (a meter's channels).
+
+    Profiles that fail to load say nothing here: `dcim validate` reports them.
+    """
+    device = placed.device
+    try:
+        if device.modbus is not None:
+            from collectors.modbus.profile import load_modbus_profile
+
+            entries: list[object] = list(load_modbus_profile(device.profile).fields)
+        elif device.mqtt is not None:
+            from collectors.mqtt.topicmap import load_topic_map
+
+            entries = list(getattr(load_topic_map(device.profile), "fields", []))
+        else:
+            entries = list(getattr(load_snmp_profile(device.profile), "scalars", []))
+    except ProfileError:
+        return frozenset()
+    return frozenset(
+        str(tags[tag])
+        for entry in entries
+        if getattr(entry, "metric", None) == metric
+        and isinstance(tags := getattr(entry, "tags", None), dict)
+        and tag in tags
+    )

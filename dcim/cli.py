@@ -305,9 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_modbus_parser(sub)
     sub.choices["modbus"].set_defaults(func=cmd_modbus)
+    from collectors.registry import profile_tag_values
     from dcim.grafana.cli import add_grafana_parser
 
-    add_grafana_parser(sub)
+    add_grafana_parser(sub, profile_tag_values)
     return parser
 
 

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dcim.inventory import Config, DeviceKind, PlacedDevice, iter_devices
+
+#: What a device's profile tags its readings with, for a metric and tag (e.g. the
+#: `scope` values of a meter's `meter.power_w` channels); passed in by the CLI,
+#: which may read profiles (dcim core does not).
+ProfileTags = Callable[[PlacedDevice, str, str], frozenset[str]]
+
+
+def inventory_tags_only(placed: PlacedDevice, metric: str, tag: str) -> frozenset[str]:
+    """Without profiles: only the inventory's own tag on the device."""
+    del metric
+    value = placed.tags.get(tag)
+    return frozenset({value}) if value else frozenset()
+
 
 #: Grafana refuses uids longer than this.
 MAX_UID = 40
@@ -20,6 +34,25 @@ class Site:
     id: str
     name: str
     devices: tuple[PlacedDevice, ...]
+    #: `scope` values the site's meters write meter.power_w with (facility, it).
+    power_scopes: frozenset[str] = frozenset()
+
+    @property
+    def rooms(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(p.room for p in self.devices))
+
+    @property
+    def longest_poll_s(self) -> float:
+        return max((p.device.poll_interval_s for p in self.devices), default=30.0)
+
+    @property
+    def shortest_poll_s(self) -> float:
+        return min((p.device.poll_interval_s for p in self.devices), default=30.0)
+
+    @property
+    def has_pue(self) -> bool:
+        """Facility and IT power are both metered (by inventory tag or meter channel)."""
+        return {"facility", "it"} <= self.power_scopes
 
     @property
     def title(self) -> str:
@@ -67,10 +100,16 @@ class Site:
         return f"site:{self.id}"
 
 
-def sites_of(config: Config) -> list[Site]:
+def sites_of(config: Config, profile_tags: ProfileTags = inventory_tags_only) -> list[Site]:
     """Every site of the config with its devices, in file order."""
     placed = list(iter_devices(config))
-    return [
-        Site(site.id, site.name, tuple(p for p in placed if p.site == site.id))
-        for site in config.sites
-    ]
+    out = []
+    for site in config.sites:
+        devices = tuple(p for p in placed if p.site == site.id)
+        scopes: set[str] = set()
+        for p in devices:
+            if p.device.kind is DeviceKind.METER:
+                scopes |= inventory_tags_only(p, "meter.power_w", "scope")
+                scopes |= profile_tags(p, "meter.power_w", "scope")
+        out.append(Site(site.id, site.name, devices, frozenset(scopes)))
+    return out

@@ -37,6 +37,7 @@ SEVERITY_COLOUR = {"critical": "red", "warning": "orange", "info": "blue", "ok":
 NOW_BOUND = re.compile(r"time\s*>\s*now\(\)\s*-\s*(\d+)([smh])")
 UNITS_S = {"s": 1, "m": 60, "h": 3600}
 FIELD_OF = re.compile(r'\b(?:last|mean|max|min|first|sum|count)\("([^"]+)"\)')
+RAW_FIELD = re.compile(r'^SELECT "([^"]+)" FROM')
 MEASUREMENT = re.compile(r'FROM "([^"]+)"')
 ROOM_FILTER = re.compile(r'"room" =~ /\^\(([^)]*)\)\$/')
 TAG_IS = re.compile(r'"(\w+)" = \'([^\']*)\'')
@@ -116,7 +117,7 @@ def lookback_s(query: str) -> float | None:
 
 def metric_of(query: str) -> str | None:
     """The one vocabulary metric a simple query shows (`last("load_pct") FROM "ups"`)."""
-    fields = set(FIELD_OF.findall(query))
+    fields = set(FIELD_OF.findall(query)) | set(RAW_FIELD.findall(query))
     measurements = set(MEASUREMENT.findall(query))
     if len(fields) != 1 or len(measurements) != 1 or "count(" in query:
         return None
