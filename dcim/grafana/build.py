@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dcim.alerts.config import AlertsConfig
-from dcim.grafana.site import ProfileTags, Site, inventory_tags_only, sites_of
+from dcim.grafana.site import Profiles, Site, sites_of
 from dcim.grafana.thresholds import RuleColours
 from dcim.grafana.views import Dashboard, View, device, environment, noc, power, thermal
 from dcim.inventory import Config
@@ -39,13 +39,15 @@ class Generated:
         return self.dashboard.doc
 
 
-def build_dashboards(
-    config: Config, profile_tags: ProfileTags = inventory_tags_only
-) -> list[Generated]:
-    """All dashboards of `config`, in a fixed order (site order, then VIEWS order)."""
+def build_dashboards(config: Config, profiles: Profiles | None = None) -> list[Generated]:
+    """All dashboards of `config`, in a fixed order (site order, then VIEWS order).
+
+    `profiles` (from the CLI) tells what the devices' profiles report; without it
+    panels cannot be narrowed to the metrics the devices actually have.
+    """
     stale_intervals = (config.alerts or AlertsConfig()).stale_intervals
     out: list[Generated] = []
-    for site in sites_of(config, profile_tags):
+    for site in sites_of(config, profiles):
         colours = RuleColours(config, site.id, site.rooms)
         view = View(site, colours, stale_intervals * site.longest_poll_s)
         for name, builder in VIEWS:

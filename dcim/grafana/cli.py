@@ -8,16 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from dcim.errors import ConfigError
-from dcim.grafana.site import ProfileTags
+from dcim.grafana.site import Profiles
 
 TOKEN_ENV = "GRAFANA_TOKEN"  # noqa: S105 - the name of a variable, not a token
 
 
-def add_grafana_parser(sub: Any, profile_tags: ProfileTags | None = None) -> None:
+def add_grafana_parser(sub: Any, profiles: Profiles | None = None) -> None:
     """Register `grafana export` and `grafana push` on the main parser's subcommands.
 
-    `profile_tags` tells what a device's profile tags its readings with (the CLI
-    reads profiles; without it only inventory tags count, e.g. for PUE meters).
+    `profiles` tells what the devices' profiles report (the CLI reads profiles;
+    without it only inventory tags count, e.g. for PUE meters).
     """
     grafana = sub.add_parser("grafana", help="generate Grafana dashboards from the inventory")
     actions = grafana.add_subparsers(dest="grafana_command", required=True)
@@ -48,7 +48,7 @@ def add_grafana_parser(sub: Any, profile_tags: ProfileTags | None = None) -> Non
     )
     token.add_argument("--token-file", type=Path, help="file holding the token")
     push.set_defaults(func=cmd_push)
-    grafana.set_defaults(profile_tags=profile_tags)
+    grafana.set_defaults(profiles=profiles)
 
 
 def _generated(args: argparse.Namespace) -> tuple[Any, list[Any]]:
@@ -56,10 +56,7 @@ def _generated(args: argparse.Namespace) -> tuple[Any, list[Any]]:
     from dcim.grafana.layout import demo_inventory, load_inventory
 
     config = load_inventory(args.config) if args.config else demo_inventory()
-    profile_tags = getattr(args, "profile_tags", None)
-    if profile_tags is None:
-        return config, build_dashboards(config)
-    return config, build_dashboards(config, profile_tags)
+    return config, build_dashboards(config, getattr(args, "profiles", None))
 
 
 def _config_problem(exc: ConfigError) -> int:

@@ -8,17 +8,31 @@ from dataclasses import dataclass
 
 from dcim.inventory import Config, DeviceKind, PlacedDevice, iter_devices
 
-#: What a device's profile tags its readings with, for a metric and tag (e.g. the
-#: `scope` values of a meter's `meter.power_w` channels); passed in by the CLI,
-#: which may read profiles (dcim core does not).
-ProfileTags = Callable[[PlacedDevice, str, str], frozenset[str]]
-
 
 def inventory_tags_only(placed: PlacedDevice, metric: str, tag: str) -> frozenset[str]:
     """Without profiles: only the inventory's own tag on the device."""
     del metric
     value = placed.tags.get(tag)
     return frozenset({value}) if value else frozenset()
+
+
+def metrics_unknown(placed: PlacedDevice) -> frozenset[str] | None:
+    """Without profiles: a device may report any metric of its kind."""
+    del placed
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Profiles:
+    """What device profiles say, passed in by the CLI (dcim core reads no profile).
+
+    `tag_values(device, metric, tag)`: the values of `tag` the profile gives
+    `metric` (a meter's `scope` channels); `metrics(device)`: the metrics it can
+    report, None when unknown.
+    """
+
+    tag_values: Callable[[PlacedDevice, str, str], frozenset[str]] = inventory_tags_only
+    metrics: Callable[[PlacedDevice], frozenset[str] | None] = metrics_unknown
 
 
 #: Grafana refuses uids longer than this.
@@ -36,6 +50,8 @@ class Site:
     devices: tuple[PlacedDevice, ...]
     #: `scope` values the site's meters write meter.power_w with (facility, it).
     power_scopes: frozenset[str] = frozenset()
+    #: Metrics the site's device profiles can report; None when profiles were not read.
+    metrics: frozenset[str] | None = None
 
     @property
     def rooms(self) -> tuple[str, ...]:
@@ -100,16 +116,24 @@ class Site:
         return f"site:{self.id}"
 
 
-def sites_of(config: Config, profile_tags: ProfileTags = inventory_tags_only) -> list[Site]:
+def sites_of(config: Config, profiles: Profiles | None = None) -> list[Site]:
     """Every site of the config with its devices, in file order."""
+    profiles = profiles or Profiles()
     placed = list(iter_devices(config))
     out = []
     for site in config.sites:
         devices = tuple(p for p in placed if p.site == site.id)
         scopes: set[str] = set()
+        metrics: set[str] | None = set()
         for p in devices:
             if p.device.kind is DeviceKind.METER:
                 scopes |= inventory_tags_only(p, "meter.power_w", "scope")
-                scopes |= profile_tags(p, "meter.power_w", "scope")
-        out.append(Site(site.id, site.name, devices, frozenset(scopes)))
+                scopes |= profiles.tag_values(p, "meter.power_w", "scope")
+            reported = profiles.metrics(p)
+            if reported is None or metrics is None:
+                metrics = None
+            else:
+                metrics |= reported
+        known = frozenset(metrics) if metrics is not None else None
+        out.append(Site(site.id, site.name, devices, frozenset(scopes), known))
     return out

@@ -36,10 +36,14 @@ UNIT_TITLES = {
 ROW_ALIAS = "".join(f"$tag_{tag}" for tag in ROW_TAGS)
 
 
-def numeric_metrics(kind: DeviceKind) -> dict[str, list[MetricSpec]]:
-    """Grafana unit -> numeric metrics of a kind's measurement, in vocabulary order."""
+def numeric_metrics(
+    kind: DeviceKind, reported: frozenset[str] | None = None
+) -> dict[str, list[MetricSpec]]:
+    """Grafana unit -> numeric metrics of a kind's measurement (those `reported`, when known)."""
     out: dict[str, list[MetricSpec]] = {}
     for name, spec in load_vocabulary().metrics.items():
+        if reported is not None and name not in reported:
+            continue
         if name.split(".", 1)[0] == kind.value and spec.type in NUMERIC:
             out.setdefault(UNITS[spec.unit] if spec.unit else "none", []).append(spec)
     return out
@@ -51,7 +55,7 @@ def unit_query(specs: list[MetricSpec]) -> str:
 
 
 def kind_panels(view: View, kind: DeviceKind) -> Iterator[PanelBuilder]:
-    for unit, specs in numeric_metrics(kind).items():
+    for unit, specs in numeric_metrics(kind, view.site.metrics).items():
         # one metric alone: its rule's colours (several: no one rule speaks for the axis)
         steps = view.colours.steps(specs[0].name, kind.value) if len(specs) == 1 else OK_ONLY
         yield timeseries(

@@ -39,16 +39,19 @@ from grafana_behaviour import (
 )
 from grafana_site import hall_config
 
-from collectors.registry import profile_tag_values
+from collectors.registry import profile_metrics, profile_tag_values
 from dcim.alerts.kinds.aggregate import RatioRule
 from dcim.alerts.kinds.threshold import ThresholdRule
 from dcim.alerts.snapshot import DEFAULT_PERIOD_S
 from dcim.grafana.build import build_dashboards
 from dcim.grafana.export import datasources_yaml
 from dcim.grafana.layout import demo_inventory, load_inventory
+from dcim.grafana.site import Profiles
 from dcim.inventory import Config, iter_devices, parse_config
 
 ROOT = Path(__file__).resolve().parents[3]
+#: What `dcim grafana export` passes in: the devices' profiles read.
+PROFILES = Profiles(profile_tag_values, profile_metrics)
 EXAMPLE = ROOT / "dcim" / "examples" / "site.yaml"
 DEMO_HALL = ROOT / "simulators" / "sites" / "demo-site.yaml"
 #: A stat shows the present: its lookback is a few poll intervals, never hours.
@@ -68,7 +71,7 @@ INVENTORIES = inventories()
 DOCS = [
     (name, g.site.id, g.view, g.to_json())
     for name, config in INVENTORIES.items()
-    for g in build_dashboards(config, profile_tag_values)
+    for g in build_dashboards(config, PROFILES)
 ]
 IDS = [f"{name}:{site}/{view}" for name, site, view, _ in DOCS]
 
@@ -216,7 +219,7 @@ def test_thermal_class_follows_each_rooms_rule_pack(tmp_path: Path) -> None:
     data["alerts"] = {"rule_files": [str(rules)]}
     config = parse_config(yaml.safe_dump(data), f"{DEMO_HALL} + {rules}")
     INVENTORIES["a3-hall-2"] = config
-    thermal = next(g for g in build_dashboards(config) if g.view == "thermal").to_json()
+    thermal = next(g for g in build_dashboards(config, PROFILES) if g.view == "thermal").to_json()
     _check_thresholds("a3-hall-2", "demo", thermal)
     highs = {
         step[1]
