@@ -65,6 +65,19 @@ class Site:
     def shortest_poll_s(self) -> float:
         return min((p.device.poll_interval_s for p in self.devices), default=30.0)
 
+    def reports(self, metric: str) -> bool:
+        """Whether a device's profile reports `metric` (True when profiles were not read)."""
+        return self.metrics is None or metric in self.metrics
+
+    @property
+    def has_point_smoke_detector(self) -> bool:
+        """A smoke sensor the inventory calls a point detector (`detector: point`): stage
+        contacts of an aspirating detector report its level, not `smoke_detected`."""
+        return any(
+            p.device.kind is DeviceKind.SENSOR and p.tags.get("detector") == "point"
+            for p in self.devices
+        )
+
     @property
     def has_pue(self) -> bool:
         """Facility and IT power are both metered (by inventory tag or meter channel)."""

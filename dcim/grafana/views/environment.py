@@ -31,19 +31,25 @@ def _states(view: View, title: str, metric: str) -> PanelBuilder:
 
 
 def fire_panels(view: View) -> list[PanelBuilder]:
-    return [
-        _states(view, "VESDA alarm level", "sensor.smoke_level"),
-        timeseries(
-            "Smoke obscuration",
-            [_by_device("sensor.smoke_obscuration_pct_m", "max")],
-            unit_of("sensor.smoke_obscuration_pct_m"),
-            steps=VESDA_PCT_M,
-            threshold_style=LINE,
-            min=0,
-            description="Aspirating detectors; lines at the usual Alert and Action levels.",
-        ),
-        _states(view, "Smoke detectors", "sensor.smoke_detected"),
-    ]
+    site = view.site
+    panels = [_states(view, "VESDA alarm level", "sensor.smoke_level")]
+    if site.reports("sensor.smoke_obscuration_pct_m"):
+        panels.append(obscuration_panel())
+    if site.has_point_smoke_detector:
+        panels.append(_states(view, "Smoke detectors", "sensor.smoke_detected"))
+    return panels
+
+
+def obscuration_panel() -> PanelBuilder:
+    return timeseries(
+        "Smoke obscuration",
+        [_by_device("sensor.smoke_obscuration_pct_m", "max")],
+        unit_of("sensor.smoke_obscuration_pct_m"),
+        steps=VESDA_PCT_M,
+        threshold_style=LINE,
+        min=0,
+        description="Aspirating detectors; lines at the usual Alert and Action levels.",
+    )
 
 
 def _climate(view: View, title: str, metric: str, **extra: float) -> PanelBuilder:

@@ -234,15 +234,18 @@ def fire_tiles(view: View) -> list[PanelBuilder]:
                 "environment",
                 "Aspirating detectors at Action, Fire 1 or Fire 2 (rule fire.risk: critical).",
             ),
-            _count_tile(
-                view,
-                "Smoke detectors in alarm",
-                count_now("sensor.smoke_detected", lookback, '"v" = true'),
-                RED_FROM_ONE,
-                "environment",
-                "Point detectors and fire panel inputs in alarm (rule fire.smoke_detected).",
-            ),
         ]
+        if site.has_point_smoke_detector:
+            tiles.append(
+                _count_tile(
+                    view,
+                    "Smoke detectors in alarm",
+                    count_now("sensor.smoke_detected", lookback, '"v" = true'),
+                    RED_FROM_ONE,
+                    "environment",
+                    "Point detectors and fire panel inputs in alarm (rule fire.smoke_detected).",
+                )
+            )
     if site.has_sensor("leak"):
         tiles.append(
             _count_tile(
