@@ -270,6 +270,31 @@ def test_pue_only_where_facility_and_it_meters_exist() -> None:
     assert "PUE" in titles("demo-hall")  # a two-channel meter: facility and IT
 
 
+@pytest.mark.parametrize(("inventory", "site", "view", "doc"), DOCS, ids=IDS)
+def test_table_columns_have_a_fixed_order(
+    inventory: str, site: str, view: str, doc: dict[str, Any]
+) -> None:
+    """Grafana puts a table query's tag columns in Go map order, new on every refresh:
+    a table grouped by tags needs an `organize` transformation fixing every column's
+    place, and `GROUP BY *` (columns unknown until the data comes) has no fixed order."""
+    for panel in panels(doc):
+        if panel["type"] != "table":
+            continue
+        order: dict[str, int] = {}
+        for t in panel.get("transformations", []):
+            if t["id"] == "organize":
+                order = t["options"].get("indexByName", {})
+        for target in panel["targets"]:
+            query = target["query"]
+            outer = (
+                query.rsplit("GROUP BY ", 1)[1].split(" fill(")[0] if "GROUP BY" in query else ""
+            )
+            tags = [g.strip().strip('"') for g in outer.split(",") if g.strip()]
+            assert "*" not in tags, (panel["title"], target["query"])
+            tags = [t for t in tags if not t.startswith("time(")]
+            assert set(tags) <= set(order), (panel["title"], tags, order)
+
+
 def test_the_table_merge_rejects_series_of_other_shapes() -> None:
     good: list[dict[str, Any]] = [
         {"name": "a", "tags": {"d": "1"}, "columns": ["time", "v"], "values": [[1, 2]]},
