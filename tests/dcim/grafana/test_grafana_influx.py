@@ -468,8 +468,15 @@ def test_hall_run_polled_every_protocol_and_played_the_outage(hall: Hall) -> Non
 
 
 def test_hall_annotations_show_alert_transitions_and_traps(hall: Hall) -> None:
+    rows = hall.influx.server.query(
+        """SELECT "event", "device" FROM "alert" WHERE "rule" = 'ups.output_source' AND "event" = 'resolved'""",
+        hall.influx.db,
+    )
+    resolved = sorted({r["device"] for r in rows})
+    assert resolved
     for view, doc in hall.dashboards.items():
-        values = selection(doc, {})
+        # the device view shows one device: a UPS whose on-battery incident came and went
+        values = selection(doc, {"device": resolved[0]} if view == "device" else {})
         found = {}
         for annotation in doc["annotations"]["list"]:
             query = annotation_query(annotation)
@@ -480,6 +487,8 @@ def test_hall_annotations_show_alert_transitions_and_traps(hall: Hall) -> None:
             found[annotation["name"]] = [
                 dict(zip(columns, row, strict=True)) for s in series for row in s["values"]
             ]
+            if not series:
+                continue  # nothing to mark for this selection (checked where there is)
             # the columns Grafana is told to read exist in the result
             target = annotation["target"]
             for key in ("textColumn", "titleColumn"):
@@ -495,8 +504,9 @@ def test_hall_annotations_show_alert_transitions_and_traps(hall: Hall) -> None:
             hall, view, values, found
         )
         assert {device for device, _ in on_battery} <= {"ups-a", "ups-b"}
-        traps = [(r["device"], r["trap"]) for r in found["Device events"]]
-        assert (TRAP_DEVICE, "on_battery") in traps, view
+        traps = [(r["device"], r["trap"]) for r in found.get("Device events", [])]
+        if view != "device" or resolved[0] == TRAP_DEVICE:
+            assert (TRAP_DEVICE, "on_battery") in traps, view
 
 
 def _diagnose(
@@ -566,7 +576,7 @@ def test_hall_variables_list_the_polled_inventory(hall: Hall) -> None:
     assert found["site"] == {HALL_SITE}
     assert found["room"] == {"hall-1", "hall-2"}
     assert {"hall-1-r1", "hall-1-r2"} <= found["row"]
-    assert {"hall-1-A01", "hall-1-B10"} <= found["rack"]
+    assert {"hall-1-A01", "hall-2-B02"} <= found["rack"]
     assert {"ups-a", "ups-b", "meter-1", "crac-hall-1-2"} <= found["device"]
     # multi-select: Grafana writes two rooms as (a|b) into /^$room$/
     two = run(
