@@ -346,9 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_modbus_parser(sub)
     sub.choices["modbus"].set_defaults(func=cmd_modbus)
+    from collectors.registry import profile_metrics, profile_tag_values
     from dcim.grafana.cli import add_grafana_parser
+    from dcim.grafana.site import Profiles
 
-    add_grafana_parser(sub)
+    add_grafana_parser(sub, Profiles(profile_tag_values, profile_metrics))
     return parser
 
 

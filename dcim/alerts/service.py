@@ -31,6 +31,7 @@ from dcim.alerts.notify.base import Notifier
 from dcim.alerts.notify.dispatch import Dispatcher
 from dcim.alerts.rules import Rule, load_pack, load_rule_file, merge_rules
 from dcim.alerts.silences import Silence
+from dcim.alerts.snapshot import OpenIncidents
 from dcim.alerts.store import AlertStore
 from dcim.alerts.storms import NOTIFY_FAILED_RULE
 from dcim.alerts.tracker import FlapPolicy
@@ -132,6 +133,9 @@ class AlertEngine:
             clock=clock,
         )
         self._resume_refreshing(notifiers)
+        # what is open now, restated periodically for dashboards (dcim/alerts/snapshot.py)
+        sites = sorted({d.tags["site"] for d in devices.values() if "site" in d.tags})
+        self.open_now = OpenIncidents(sites)
         self._emit: Emit | None = None
         self._api: web.AppRunner | None = None
         self.api_port: int | None = None
@@ -198,8 +202,13 @@ class AlertEngine:
             self.store.save(out.changed, routed)
         if routed:
             self.dispatcher.wake()
-        if out.transitions and self._emit is not None:
-            self._emit(transition_readings(out.transitions))
+        if self._emit is not None:
+            if out.transitions:
+                self._emit(transition_readings(out.transitions))
+            now = self.clock()
+            snapshot = self.open_now.readings(out.transitions, self.engine.open_incidents, now)
+            if snapshot:
+                self._emit(snapshot)
 
     async def aclose(self) -> None:
         if self._api is not None:
