@@ -51,7 +51,20 @@ UNITS: Mapping[str, str] = {
     "m/s": "velocityms",
     "B": "bytes",
     "%/m": "suffix:%/m",
+    "kPa": "pressurekpa",
+    "l/min": "flowlpm",
+    "rpm": "rotrpm",
+    "mOhm": "suffix:mΩ",
 }
+
+
+def grafana_unit(unit: str | None) -> str:
+    """Grafana's unit id for a vocabulary unit; a site's own unit shows as its suffix."""
+    if not unit:
+        return "none"
+    return UNITS.get(unit, f"suffix:{unit}")
+
+
 #: What a present-time panel says when nothing reported within its lookback.
 NO_DATA = "NO DATA"
 
@@ -62,8 +75,7 @@ StepOverrides = Mapping[str, Sequence[Threshold]]
 
 def unit_of(metric: str) -> str:
     """The Grafana unit of a vocabulary metric ('none' when it has none)."""
-    unit = stored(metric).unit
-    return UNITS[unit] if unit else "none"
+    return grafana_unit(stored(metric).unit)
 
 
 def link(title: str, url: str) -> dashboard_builder.DashboardLink:

@@ -14,7 +14,13 @@ from dcim.alerts.scope import ROW_TAGS
 from dcim.grafana import states
 from dcim.grafana.influxql import by_time, ident, raw, select, series, where
 from dcim.grafana.model import Influx
-from dcim.grafana.panels import UNITS, PanelBuilder, state_timeline, timeseries, unit_of
+from dcim.grafana.panels import (
+    PanelBuilder,
+    grafana_unit,
+    state_timeline,
+    timeseries,
+    unit_of,
+)
 from dcim.grafana.thresholds import OK_ONLY
 from dcim.grafana.views import Dashboard, Row, View
 from dcim.inventory import DeviceKind
@@ -45,7 +51,7 @@ def numeric_metrics(
         if reported is not None and name not in reported:
             continue
         if name.split(".", 1)[0] == kind.value and spec.type in NUMERIC:
-            out.setdefault(UNITS[spec.unit] if spec.unit else "none", []).append(spec)
+            out.setdefault(grafana_unit(spec.unit), []).append(spec)
     return out
 
 

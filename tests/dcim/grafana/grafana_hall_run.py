@@ -33,10 +33,13 @@ from simulators.site import Site
 
 ROOT = Path(__file__).resolve().parents[3]
 SITE_FILE = ROOT / "simulators" / "sites" / "demo-site.yaml"
-#: Simulated seconds per wall second: utility-outage's 21 minutes play in about 5 s
+#: Simulated seconds per wall second: the scenario's 7 minutes play in about 2 s
 #: (plus the hold mid-outage, see OUTAGE_STEPS).
 SPEED = 240.0
-SCENARIO = "utility-outage"
+#: The demo hall has a generator (gen-1) that takes the load within a minute of a
+#: utility loss; the one that fails to start keeps the UPS units on battery for the
+#: whole outage, which is the incident the dashboards must show.
+SCENARIO = "generator-fail-to-start"
 #: Wall seconds between polls of every device (the site file says 30 simulated seconds;
 #: the sampled racks, see SAMPLED_RACK_SUFFIXES).
 POLL_S = 3.0
@@ -53,7 +56,7 @@ SNMP_TIMEOUT_S = 5.0
 #: The step after which simulated time stands still until the monitor has seen the
 #: outage, and the step it must not reach before: at SPEED the UPS units are on battery
 #: for about 1 s of wall time, less than a poll takes on a loaded machine.
-OUTAGE_STEPS = ("utility_fail", "generator_start")
+OUTAGE_STEPS = ("utility_fail", "utility_restore")
 
 
 def site_dict() -> dict[str, Any]:
