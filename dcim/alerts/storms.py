@@ -32,6 +32,8 @@ DEGRADED_RULE = RuleInfo(
 NOTIFY_FAILED_RULE = RuleInfo(
     "dcim.notification_failed", "Notification channel failing", "internal"
 )
+#: A peer shard of this monitor stopped sending its heartbeat: its rooms go unwatched.
+SHARD_SILENT_RULE = RuleInfo("dcim.shard_silent", "Monitor shard silent", "internal")
 DEVICE_DOWN_KIND = "stale"
 
 
