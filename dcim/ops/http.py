@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,9 @@ class OpsProbes:
 def ops_routes(probes: OpsProbes) -> list[web.RouteDef]:
     async def metrics(request: web.Request) -> web.Response:
         del request
+        # text format 0.0.4: what every Prometheus 2.x and other scraper reads
         body = generate_latest(probes.registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
     async def healthy(request: web.Request) -> web.Response:
         del request

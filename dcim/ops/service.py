@@ -149,6 +149,8 @@ class Service:
             if ops_runner is not None:
                 await ops_runner.cleanup()
             self._remove_pid()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
         return 0
 
     async def _start_ops(self) -> web.AppRunner | None:
