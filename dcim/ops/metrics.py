@@ -2,8 +2,8 @@
 
 What `dcim_self` carries into InfluxDB, plus readiness and reloads, collected at
 scrape time from the live objects (nothing counted twice), so it is there exactly
-when InfluxDB is not. Pushed (MQTT) devices report `device.up` in `dcim_self` only:
-their collector has no poll to time.
+when InfluxDB is not. Pushed (MQTT) devices have `dcim_device_up` (heard within their
+`stale_after_s`) but no poll series: there is no poll to time.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from dcim import __version__
 from dcim.alerts.model import Phase, Severity
+from dcim.inventory import iter_devices
 from dcim.poller import DeviceState
 
 if TYPE_CHECKING:
@@ -125,6 +126,16 @@ def _devices(monitor: Monitor) -> Iterable[Metric]:
         up.add_metric(labels, int(poller.state is DeviceState.UP))
         duration.add_metric(labels, poller.last_duration_s)
         readings.add_metric(labels, poller.last_readings)
+    pushed = [getattr(stream, "device_up", None) for stream in monitor.streams]
+    if any(isinstance(view, dict) and view for view in pushed):
+        tags_of = {p.device.id: p.tags for p in iter_devices(monitor.config)}
+        for view in pushed:
+            for device_id, alive in view.items() if isinstance(view, dict) else ():
+                if alive is None or device_id not in tags_of:
+                    continue  # not heard yet, or the broker's own entry
+                tags = tags_of[device_id]
+                labels = [tags.get(name, "") for name in DEVICE_LABELS]
+                up.add_metric(labels, int(bool(alive)))
     yield from (up, duration, readings, polls, errors, skipped)
 
 

@@ -1,8 +1,9 @@
 """A real Prometheus scrapes a running `dcim run` and answers PromQL on its health.
 
 The monitor runs as operators run it (`dcim run`, a subprocess) against a simulated
-UPS over real SNMP plus one that refuses our community; Prometheus (Debian's) scrapes
-its /metrics every second with no token, as /metrics needs none.
+UPS over real SNMP, one that refuses our community, and a rack probe on a Mosquitto
+broker; Prometheus (Debian's) scrapes its /metrics every second with no token, as
+/metrics needs none.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiomqtt
 import pytest
 import yaml
+from mosquitto_server import Mosquitto
 from prometheus_server import Prometheus
 from servers import eventually, free_port, http
 
@@ -40,8 +43,11 @@ def ups(device_id: str, port: int, community: str) -> dict[str, object]:
 
 
 async def test_promql_returns_per_device_up_of_a_running_monitor(
-    agent: SnmpAgent, tmp_path: Path
+    agent: SnmpAgent, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
+    # the rack probe said it is online (retained, as probes do with their last will)
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
+        await client.publish("dc1/hall-1/a01/env/status", b"online", qos=1, retain=True)
     ops_port = free_port()
     config = {
         "monitor": {"state_dir": "state", "ops": {"port": ops_port}},
@@ -56,11 +62,30 @@ async def test_promql_returns_per_device_up_of_a_running_monitor(
                             ups("ups-a", agent.port, "ups1"),
                             ups("ups-b", agent.port, "wrong-community"),
                         ],
+                        "rows": [
+                            {
+                                "id": "row-1",
+                                "racks": [
+                                    {
+                                        "id": "a01",
+                                        "devices": [
+                                            {
+                                                "id": "env-a01",
+                                                "kind": "sensor",
+                                                "profile": "rack-env-json",
+                                                "mqtt": {},
+                                            }
+                                        ],
+                                    }
+                                ],
+                            }
+                        ],
                     }
                 ],
             }
         ],
         "sinks": [{"type": "file", "path": str(tmp_path / "out.lp")}],
+        "mqtt": {"url": mosquitto.url, "protocol": "3.1.1"},
     }
     path = tmp_path / "dcim.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -82,10 +107,10 @@ async def test_promql_returns_per_device_up_of_a_running_monitor(
         async def both_devices_seen() -> bool:
             result = await asyncio.to_thread(prometheus.query, 'dcim_device_up{job="dcim"}')
             up.update({r["metric"]["device"]: r["value"][1] for r in result})
-            return {"ups-a", "ups-b"} <= set(up)
+            return {"ups-a", "ups-b", "env-a01"} <= set(up)
 
         await eventually(both_devices_seen, 60, "Prometheus to have scraped dcim_device_up")
-        assert up == {"ups-a": "1", "ups-b": "0"}
+        assert up == {"ups-a": "1", "ups-b": "0", "env-a01": "1"}
         # the target is up for Prometheus, and labels carry the place
         targets = await asyncio.to_thread(prometheus.query, 'up{job="dcim"}')
         assert [t["value"][1] for t in targets] == ["1"]
