@@ -61,9 +61,12 @@ def request_reload(config: Config, *, timeout_s: float) -> int:
     for pid, state_dir in monitors:
         audit = AuditLog(state_dir / AUDIT_FILE)
         since = time.time()
-        audit.record(
-            actor=user, source="cli", action="reload", target=f"pid {pid}", result="requested"
-        )
+        if audit.path.exists():
+            # only into a log the monitor already has: one created here would belong to
+            # whoever runs this (root), and the monitor's own user could not append to it
+            audit.record(
+                actor=user, source="cli", action="reload", target=f"pid {pid}", result="requested"
+            )
         os.kill(pid, signal.SIGHUP)
         deadline = time.monotonic() + timeout_s
         answer = _answer(audit.path, since)
