@@ -33,13 +33,23 @@ def _logging(args: argparse.Namespace, level: str, config: Config | None = None)
 
 
 def load_checked(path: Path) -> Config:
-    """Load a config and check every device's profile; ConfigError lists the problems."""
+    """Load a config (its profile folders first on the search path) and check every
+    device's profile; ConfigError lists the problems."""
     from collectors.registry import check_profiles
 
-    config = load_config(path)
+    config = load_site_config(path)
     problems = check_profiles(list(iter_devices(config)))
     if problems:
         raise ConfigError(str(path), problems)
+    return config
+
+
+def load_site_config(path: Path) -> Config:
+    """Load a config file and put its profile folders first on the search path."""
+    from collectors.shipped import use_profile_paths
+
+    config = load_config(path)
+    use_profile_paths(config.profiles.paths)
     return config
 
 
@@ -52,6 +62,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     devices = list(iter_devices(config))
     sites = len(config.sites)
     print(f"{path}: OK ({sites} site(s), {len(devices)} device(s), {len(config.sinks)} sink(s))")
+    from collectors.shipped import overrides
+
+    for protocol, name, where in overrides():
+        print(f"  note: {protocol} profile {name} is the site's {where} (overrides the shipped one)")
     return 0
 
 
@@ -72,6 +86,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _report_config_error(exc)
     _logging(args, "INFO", config)
+    from collectors.shipped import log_overrides
+
+    log_overrides()
     service = Service(path, config, shard=shard, load=load_checked, mqtt_client=_mqtt_client)
     if shard is not None:
         part = service.config
@@ -156,6 +173,19 @@ def cmd_discover(args: argparse.Namespace) -> int:
     return asyncio.run(discover_and_print(args))
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    _logging(args, "WARNING")
+    code: int = args.profile_func(args)
+    return code
+
+
+def cmd_walk(args: argparse.Namespace) -> int:
+    from dcim.oneshot import walk_and_print
+
+    _logging(args, "WARNING")
+    return asyncio.run(walk_and_print(args))
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from simulators.cli import run_simulate
 
@@ -164,7 +194,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from dcim.demo import run_demo
+    from dcim.demo.run import run_demo
 
     _logging(args, "WARNING")
     return asyncio.run(run_demo(args))
@@ -299,6 +329,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_snmp_options(discover)
     discover.set_defaults(func=cmd_discover)
 
+    walk = sub.add_parser(
+        "walk", help="record an SNMP device in snmprec format (what snmpsim serves)"
+    )
+    walk.add_argument("host")
+    add_snmp_options(walk)
+    walk.add_argument(
+        "--subtree", action="append", help="walk only this subtree (repeatable; default 1.3.6.1)"
+    )
+    walk.add_argument("--max-repetitions", type=int, default=25)
+    walk.add_argument("--output", "-o", type=Path, help="write here instead of stdout")
+    walk.set_defaults(func=cmd_walk)
+
+    from dcim.profiletool import add_profile_parser
+
+    add_profile_parser(sub)
+    sub.choices["profile"].set_defaults(func=cmd_profile)
+
     simulate = sub.add_parser("simulate", help="serve simulated devices over SNMP")
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=1161)
@@ -325,17 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_alerts_parser(sub)
 
-    demo = sub.add_parser("demo", help="simulators + monitor + live view, no server needed")
-    demo.add_argument("--duration", type=float, help="stop after this many seconds")
-    demo.add_argument("--count", type=int, default=3, help="simulated UPS units")
-    demo.add_argument("--interval", type=float, default=5.0, help="poll interval, seconds")
-    demo.add_argument("--output", type=Path, default=Path("var/demo.lp"))
-    demo.add_argument("--influx-url", help="write to this InfluxDB instead of a file")
-    demo.add_argument("--influx-api", choices=["v1", "v2"], default="v1")
-    demo.add_argument("--database", default="dcim")
-    demo.add_argument("--bucket", default="dcim")
-    demo.add_argument("--org", default="")
-    demo.add_argument("--token-env", help="environment variable holding the v2 token")
+    demo = sub.add_parser(
+        "demo", help="the simulated data hall, the monitor and the NOC board; no server needed"
+    )
+    from dcim.demo.run import add_arguments as add_demo_arguments
+
+    add_demo_arguments(demo)
     demo.set_defaults(func=cmd_demo)
     vocabulary = sub.add_parser("vocabulary", help="print the metric vocabulary (Markdown)")
     vocabulary.set_defaults(func=cmd_vocabulary)

@@ -30,6 +30,7 @@ from dcim.configmodel import Strict
 from dcim.errors import ConfigError
 from dcim.secret import Secret
 from dcim.tls import TlsConfig as TlsConfig  # noqa: PLC0414 - re-exported for importers
+from dcim.web.config import WebConfig
 from dcim.yamlsource import YamlSourceError, format_path, load_yaml_with_lines
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$"
@@ -42,6 +43,8 @@ class DeviceKind(StrEnum):
     CRAC = "crac"
     SENSOR = "sensor"
     METER = "meter"
+    GENERATOR = "generator"
+    BATTERY = "battery"
 
 
 class SnmpVersion(StrEnum):
@@ -239,6 +242,9 @@ class RowConfig(Strict):
 
 class RoomConfig(Strict):
     id: Ident
+    #: ASHRAE TC 9.9 class of the room's IT equipment: the board colours rack inlets
+    #: against it (default: the class of the thermal rule pack the alerts load).
+    ashrae_class: Literal["A1", "A2", "A3", "A4"] | None = None
     rows: list[RowConfig] = Field(default_factory=list)
     devices: list[DeviceConfig] = Field(default_factory=list)
 
@@ -246,7 +252,21 @@ class RoomConfig(Strict):
 class SiteConfig(Strict):
     id: Ident
     name: str = ""
+    #: IANA time zone the board shows this site's times in (e.g. Asia/Ho_Chi_Minh).
+    timezone: str = "UTC"
     rooms: list[RoomConfig] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            msg = f"unknown time zone {name!r} (an IANA name such as Asia/Ho_Chi_Minh or UTC)"
+            raise ValueError(msg) from None
+        return name
 
 
 class SpoolConfig(Strict):
@@ -305,7 +325,8 @@ class OpsListenerConfig(Strict):
 
     host: str = "127.0.0.1"
     #: Each shard of one file listens on port + I - 1; 0 picks a free port (tests).
-    port: int = Field(default=9280, ge=0, le=65535)
+    #: (The board's default is 9280, the alert API's 9180: each shard adds I - 1 to them too.)
+    port: int = Field(default=9290, ge=0, le=65535)
 
 
 class HeartbeatConfig(Strict):
@@ -345,13 +366,40 @@ class MonitorConfig(Strict):
     max_in_flight: int = Field(default=100, ge=1, le=1000)
 
 
+class ProfilesConfig(Strict):
+    """Where the site's own profiles are (searched before the shipped ones).
+
+    Each folder holds `snmp/`, `modbus/`, `mqtt/` profiles and an optional
+    `vocabulary.yaml` of the site's own metrics. Relative paths are relative to
+    the config file.
+    """
+
+    paths: list[Path] = Field(default_factory=list)
+
+
 class Config(Strict):
     monitor: MonitorConfig = MonitorConfig()
+    profiles: ProfilesConfig = ProfilesConfig()
     sites: list[SiteConfig] = Field(min_length=1)
     sinks: list[SinkConfig] = Field(default_factory=list)
     mqtt: MqttBrokerConfig | None = None
     traps: SnmpTrapConfig | None = None
     alerts: AlertsConfig | None = None
+    #: The NOC board (off unless configured).
+    web: WebConfig | None = None
+
+    @model_validator(mode="after")
+    def _someone_can_read_the_board(self) -> Config:
+        web = self.web
+        if web is None or web.users or web.anonymous_read:
+            return self
+        if self.alerts is None or self.alerts.api is None:
+            msg = (
+                "web: nobody could open the board: add users, anonymous_read: true, "
+                "or alerts.api.token (its token logs in as an operator)"
+            )
+            raise ValueError(msg)
+        return self
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Config:
@@ -520,8 +568,8 @@ def _validate(sources: Sources, source: str) -> Config:
 def load_config(path: Path | str) -> Config:
     """Read and validate a config file, with the `conf.d/*.yaml` files beside it merged in.
 
-    Relative paths in it (`monitor.state_dir`, `alerts.rule_files`) are relative to
-    the file's folder, so the monitor finds them whatever its working directory.
+    Relative paths in it (`monitor.state_dir`, `alerts.rule_files`, `profiles.paths`) are
+    relative to the file's folder, so the monitor finds them whatever its working directory.
     """
     path = Path(path)
     config = _validate(read_sources(path), str(path))
@@ -533,4 +581,7 @@ def load_config(path: Path | str) -> Config:
     if config.alerts is not None and config.alerts.rule_files:
         files = [relative_to(path, file) for file in config.alerts.rule_files]
         update["alerts"] = config.alerts.model_copy(update={"rule_files": files})
+    if any(not p.is_absolute() for p in config.profiles.paths):
+        paths = [relative_to(path, p) for p in config.profiles.paths]
+        update["profiles"] = ProfilesConfig(paths=paths)
     return config.model_copy(update=update)

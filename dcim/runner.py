@@ -25,6 +25,7 @@ from dcim.sinks.worker import SinkStats
 
 if TYPE_CHECKING:
     from dcim.alerts.service import AlertEngine
+    from dcim.web.server import Board
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,15 @@ class ConfigChange:
 class Monitor:
     """A configured monitor: sinks and pollers are built here, started by `run()`."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        alerts: AlertEngine | None = None,
+        board_note: str = "",
+    ) -> None:
+        """`alerts`: an engine built by the caller (the demo runs one on simulated time);
+        by default one is built from `config.alerts`. `board_note`: a line the board shows."""
         from collectors.registry import CollectorFactory, build_streams
 
         self.config = config
@@ -88,12 +97,20 @@ class Monitor:
         self._build_streams = build_streams
         self.streams: list[StreamCollector] = build_streams(config)
         self._stream_tasks: list[asyncio.Task[None]] = []
-        self.alerts: AlertEngine | None = None
-        if config.alerts is not None:
+        self.alerts: AlertEngine | None = alerts
+        if self.alerts is None and config.alerts is not None:
             from dcim.alerts.service import AlertEngine
 
             self.alerts = AlertEngine.from_config(config)
+        if self.alerts is not None:
             self._alert_feed = self.subscribe("alerts")
+        self.board: Board | None = None
+        if config.web is not None:
+            from dcim.web.server import Board
+
+            self.board = Board(
+                config, self.subscribe("board").queue, alerts=self.alerts, note=board_note
+            )
         for placed in iter_devices(config):
             if placed.device.mqtt is None:  # MQTT devices push: the stream collector has them
                 self._add_poller(placed)
@@ -102,6 +119,8 @@ class Monitor:
         self.ready = asyncio.Event()
         #: Tasks whose end means the monitor no longer works: name -> task.
         self._core: dict[str, asyncio.Task[None]] = {}
+        #: Other tasks (the board): reported, but their end is no reason to restart.
+        self._aux: dict[str, asyncio.Task[None]] = {}
 
     def subscribe(self, name: str, maxsize: int | None = None) -> Subscription:
         """Add a consumer of every reading (a sink, the alert engine, a live view)."""
@@ -150,6 +169,8 @@ class Monitor:
             len(self.pollers),
             ", ".join(self.sinks) or "no sink",
         )
+        if self.board is not None:
+            await self.board.start()  # first: a port in use stops the monitor before it polls
         sink_tasks = [
             asyncio.create_task(sink.run(), name=f"sink {n}") for n, sink in self.sinks.items()
         ]
@@ -163,17 +184,22 @@ class Monitor:
             self._core["alerts"] = asyncio.create_task(
                 self.alerts.run(self._alert_feed.queue, self.bus.publish), name="alerts"
             )
+        if self.board is not None:  # not core: the board stopping does not stop monitoring
+            self._aux["board"] = asyncio.create_task(self.board.run(), name="board")
         try:
             await asyncio.sleep(0)  # every task runs up to its first wait: started
             self.ready.set()
             await stop.wait()
         finally:
             self.ready.clear()
+            if self.board is not None:
+                await self.board.aclose()
             await _cancel(
                 [
                     *self._poll_tasks.values(),
                     *self._stream_tasks,
                     *(t for n, t in self._core.items() if not n.startswith("sink ")),
+                    *self._aux.values(),
                 ]
             )
             if self.alerts is not None:
@@ -204,8 +230,9 @@ class Monitor:
         return dead
 
     def streams_alive(self) -> dict[str, bool]:
-        """Push receivers (MQTT, traps) by name: still receiving?"""
-        return {task.get_name(): not task.done() for task in self._stream_tasks}
+        """Push receivers (MQTT, traps) and the board by name: still running?"""
+        tasks = [*self._stream_tasks, *self._aux.values()]
+        return {task.get_name(): not task.done() for task in tasks}
 
     # --- reload --------------------------------------------------------------------
 
@@ -245,7 +272,7 @@ class Monitor:
             change.needs_restart.append("alerts (added)")
         # what only a restart applies stays as running, so the next reload compares right
         self.config = config.model_copy(
-            update={"monitor": self.config.monitor, "sinks": self.config.sinks}
+            update={name: getattr(self.config, name) for name in _RESTART_ONLY}
         )
         return change
 
@@ -262,13 +289,12 @@ def _push_inputs(config: Config) -> tuple[Any, Any, list[PlacedDevice]]:
     return (config.mqtt, config.traps, list(iter_devices(config)))
 
 
+#: Top-level sections a running monitor keeps until it restarts.
+_RESTART_ONLY = ("monitor", "sinks", "web")
+
+
 def _restart_only_changes(old: Config, new: Config) -> list[str]:
-    changed = []
-    if old.monitor != new.monitor:
-        changed.append("monitor")
-    if old.sinks != new.sinks:
-        changed.append("sinks")
-    return changed
+    return [name for name in _RESTART_ONLY if getattr(old, name) != getattr(new, name)]
 
 
 async def _run_stream(stream: StreamCollector, emit: Callable[[Sequence[Reading]], None]) -> None:

@@ -13,7 +13,14 @@ T = TypeVar("T")
 
 
 class YamlSourceError(Exception):
-    """The text is not valid YAML (or not a valid document); the message carries the line."""
+    """The text is not valid YAML (or not a valid document); the message carries the line.
+
+    `problems` holds each problem on its own, as (line or None, `path: message`).
+    """
+
+    def __init__(self, message: str, problems: list[tuple[int | None, str]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems if problems is not None else [(None, message)]
 
 
 def _walk(node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:
@@ -40,7 +47,8 @@ def load_yaml_with_lines(text: str, source: str) -> tuple[Any, dict[Path, int]]:
         where = f"line {mark.line + 1}" if mark is not None else "unknown line"
         problem = getattr(exc, "problem", None) or str(exc)
         msg = f"{source}: {where}: invalid YAML: {problem}"
-        raise YamlSourceError(msg) from None
+        line = mark.line + 1 if mark is not None else None
+        raise YamlSourceError(msg, [(line, f"invalid YAML: {problem}")]) from None
     lines: dict[Path, int] = {}
     if node is not None:
         _walk(node, (), lines)
@@ -85,10 +93,13 @@ def validate_yaml(
         return validate(data)
     except ValidationError as exc:
         problems = []
+        located: list[tuple[int | None, str]] = []
         for error in exc.errors():
             path = tuple(part for part in error["loc"] if part not in drop)
             line = line_of(lines, path)
             suffix = f" (line {line})" if line else ""
             message = str(error["msg"]).removeprefix("Value error, ")
-            problems.append(f"{format_path(path) or '(top level)'}: {message}{suffix}")
-        raise YamlSourceError(f"{source}: " + "; ".join(problems)) from None
+            text = f"{format_path(path) or '(top level)'}: {message}"
+            problems.append(text + suffix)
+            located.append((line, text))
+        raise YamlSourceError(f"{source}: " + "; ".join(problems), located) from None
