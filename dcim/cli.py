@@ -65,7 +65,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from collectors.shipped import overrides
 
     for protocol, name, where in overrides():
-        print(f"  note: {protocol} profile {name} is the site's {where} (overrides the shipped one)")
+        print(
+            f"  note: {protocol} profile {name} is the site's {where} (overrides the shipped one)"
+        )
     return 0
 
 
