@@ -238,12 +238,13 @@ class AlertEngine:
         notifiers = dict(self.dispatcher.notifiers)
         wanted = {c.name: c for c in settings.channels}
         fresh: dict[str, Notifier] = {}
+        links_changed = settings.links != self.settings.links  # every channel carries them
         for name in list(notifiers):
-            if wanted.get(name) != self._channels.get(name):
+            if links_changed or wanted.get(name) != self._channels.get(name):
                 del notifiers[name]
         for name, channel in wanted.items():
             if name not in notifiers:
-                notifiers[name] = fresh[name] = build_notifier(channel)
+                notifiers[name] = fresh[name] = build_notifier(channel, settings.links)
         self._channels = wanted
         await self.dispatcher.replace_channels(notifiers, settings.routes)
         self._resume_refreshing(fresh)
