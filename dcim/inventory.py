@@ -25,12 +25,13 @@ from pydantic import (
 )
 
 from dcim.alerts.config import AlertsConfig
+from dcim.configfiles import Origin, Sources, read_sources, relative_to
 from dcim.configmodel import Strict
 from dcim.errors import ConfigError
 from dcim.secret import Secret
 from dcim.tls import TlsConfig as TlsConfig  # noqa: PLC0414 - re-exported for importers
 from dcim.web.config import WebConfig
-from dcim.yamlsource import YamlSourceError, format_path, line_of, load_yaml_with_lines
+from dcim.yamlsource import YamlSourceError, format_path, load_yaml_with_lines
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$"
 Ident = Annotated[str, Field(pattern=ID_PATTERN)]
@@ -315,9 +316,49 @@ class FileSinkConfig(Strict):
 SinkConfig = Annotated[InfluxSinkConfig | FileSinkConfig, Field(discriminator="type")]
 
 
+class OpsListenerConfig(Strict):
+    """The monitor's own HTTP endpoints: /metrics, /-/healthy, /-/ready (read-only, no token).
+
+    Loopback by default: expose it to a Prometheus elsewhere through a reverse proxy
+    with TLS, or bind it to a management network on purpose.
+    """
+
+    host: str = "127.0.0.1"
+    #: Each shard of one file listens on port + I - 1; 0 picks a free port (tests).
+    #: (The board's default is 9280, the alert API's 9180: each shard adds I - 1 to them too.)
+    port: int = Field(default=9290, ge=0, le=65535)
+
+
+class HeartbeatConfig(Strict):
+    """Shards of one inventory watch each other through the MQTT broker (`mqtt:`).
+
+    Each shard publishes a retained heartbeat every `interval_s` (with a last will,
+    so a killed shard is known at once); a peer not heard from for `silent_after_s`
+    raises the critical alert `dcim.shard_silent` on every other shard.
+    """
+
+    enabled: bool = True
+    interval_s: float = Field(default=10.0, gt=0, le=300)
+    silent_after_s: float = Field(default=60.0, gt=0, le=3600)
+    #: Topic prefix; give each deployment sharing one broker its own.
+    topic: str = Field(default="dcim/heartbeat", pattern=r"^[^+#$/][^+#]*[^+#/]$")
+
+    @model_validator(mode="after")
+    def _silence_longer_than_beat(self) -> HeartbeatConfig:
+        if self.silent_after_s < 2 * self.interval_s:
+            msg = "silent_after_s must be at least twice interval_s (one lost beat is no silence)"
+            raise ValueError(msg)
+        return self
+
+
 class MonitorConfig(Strict):
-    state_dir: Path = Path("var")
+    #: Spool, alert state, audit log; relative to the config file when loaded from one.
+    state_dir: Path = Path("/var/lib/dcim")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    #: /metrics, /-/healthy, /-/ready; null turns the listener off.
+    ops: OpsListenerConfig | None = OpsListenerConfig()
+    heartbeat: HeartbeatConfig = HeartbeatConfig()
     queue_size: int = Field(default=100_000, ge=100)
     #: Fraction of each poll interval over which device start times are spread.
     jitter: float = Field(default=1.0, ge=0, le=1)
@@ -502,6 +543,12 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         data, lines = load_yaml_with_lines(text, source)
     except YamlSourceError as exc:
         raise ConfigError(source, [str(exc).removeprefix(f"{source}: ")]) from None
+    origins = {path: Origin(None, line) for path, line in lines.items()}
+    return _validate(Sources(data, origins, []), source)
+
+
+def _validate(sources: Sources, source: str) -> Config:
+    data = sources.data
     if not isinstance(data, dict):
         raise ConfigError(source, ["the file must be a mapping with at least `sites`"])
     merged = _apply_defaults(data)
@@ -511,23 +558,30 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         problems = []
         for error in exc.errors():
             path = _problem_path(tuple(error["loc"]), merged)
-            line = line_of(lines, path)
+            origin = sources.origin_of(path)
             where = format_path(path) or "(top level)"
-            suffix = f" (line {line})" if line is not None else ""
+            suffix = f" ({origin})" if origin is not None else ""
             problems.append(f"{where}: {_message(error)}{suffix}")
         raise ConfigError(source, problems) from None
 
 
 def load_config(path: Path | str) -> Config:
-    """Read and validate a config file."""
+    """Read and validate a config file, with the `conf.d/*.yaml` files beside it merged in.
+
+    Relative paths in it (`monitor.state_dir`, `alerts.rule_files`, `profiles.paths`) are
+    relative to the file's folder, so the monitor finds them whatever its working directory.
+    """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read file: {exc.strerror}"]) from None
-    config = parse_config(text, str(path))
+    config = _validate(read_sources(path), str(path))
+    update: dict[str, Any] = {
+        "monitor": config.monitor.model_copy(
+            update={"state_dir": relative_to(path, config.monitor.state_dir)}
+        )
+    }
+    if config.alerts is not None and config.alerts.rule_files:
+        files = [relative_to(path, file) for file in config.alerts.rule_files]
+        update["alerts"] = config.alerts.model_copy(update={"rule_files": files})
     if any(not p.is_absolute() for p in config.profiles.paths):
-        base = path.resolve().parent
-        paths = [p if p.is_absolute() else base / p for p in config.profiles.paths]
-        config = config.model_copy(update={"profiles": ProfilesConfig(paths=paths)})
-    return config
+        paths = [relative_to(path, p) for p in config.profiles.paths]
+        update["profiles"] = ProfilesConfig(paths=paths)
+    return config.model_copy(update=update)

@@ -39,6 +39,8 @@ class SelfMetrics:
         self._consumer_tags = {s.name: _tags(consumer=s.name) for s in bus.subscriptions}
         self._sink_tags = {name: _tags(sink=name) for name in sinks}
         self._process_tags = _tags()
+        #: The worst poll start lag of the last interval (Prometheus reads it between runs).
+        self.last_poll_lag_s = 0.0
 
     def collect(self) -> list[Reading]:
         """One snapshot of the monitor's health."""
@@ -58,6 +60,7 @@ class SelfMetrics:
         lag = max((p.max_lag_s for p in self._pollers), default=0.0)
         for poller in self._pollers:
             poller.max_lag_s = 0.0
+        self.last_poll_lag_s = lag
         out.append(
             Reading(SELF_DEVICE, "dcim.poll_lag_s", round(lag, 6), "s", ts, self._process_tags)
         )

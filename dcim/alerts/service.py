@@ -47,6 +47,16 @@ log = logging.getLogger(__name__)
 Emit = Callable[[Sequence[Reading]], None]
 #: Readings taken off the queue before the engine looks at the clock and flushes.
 MAX_BATCH = 5000
+#: Alert settings a reload cannot change in a running engine.
+_RESTART_ONLY = (
+    "api",
+    "db_file",
+    "flap",
+    "degraded",
+    "startup_grace_s",
+    "stale_intervals",
+    "escalate_after_s",
+)
 
 
 def build_notifier(channel: Channel, links: AlertLinks | None = None) -> Notifier:
@@ -122,6 +132,8 @@ class AlertEngine:
             incidents=self.store.open_incidents(),
             silences=self.store.silences(clock()),
         )
+        #: Channel configs by name, to tell which channels a reload changed.
+        self._channels: dict[str, Channel] = {c.name: c for c in settings.channels}
         if notifiers is None:
             notifiers = {c.name: build_notifier(c, settings.links) for c in settings.channels}
         self.dispatcher = Dispatcher(
@@ -217,6 +229,47 @@ class AlertEngine:
         await self.dispatcher.aclose()
         self.store.close()
 
+    async def reconfigure(self, config: Config) -> list[str]:
+        """Apply a reloaded config: rules, devices, channels and routes.
+
+        Incidents, silences, acknowledgements and the state of every unchanged rule
+        are kept; a channel whose settings did not change keeps its connection and
+        its queue. Returns the settings that only a restart applies (changed anyway).
+        """
+        from dcim.inventory import iter_devices
+
+        settings = config.alerts or AlertsConfig()
+        devices = {
+            placed.device.id: DeviceInfo(placed.tags, placed.device.poll_interval_s)
+            for placed in iter_devices(config)
+        }
+        self.engine.reconfigure(load_rules(settings), devices)
+        notifiers = dict(self.dispatcher.notifiers)
+        wanted = {c.name: c for c in settings.channels}
+        fresh: dict[str, Notifier] = {}
+        links_changed = settings.links != self.settings.links  # every channel carries them
+        for name in list(notifiers):
+            if links_changed or wanted.get(name) != self._channels.get(name):
+                del notifiers[name]
+        for name, channel in wanted.items():
+            if name not in notifiers:
+                notifiers[name] = fresh[name] = build_notifier(channel, settings.links)
+        self._channels = wanted
+        await self.dispatcher.replace_channels(notifiers, settings.routes)
+        self._resume_refreshing(fresh)
+        self.dispatcher.retry = settings.retry
+        restart = [
+            f"alerts.{name}"
+            for name in _RESTART_ONLY
+            if getattr(settings, name) != getattr(self.settings, name)
+        ]
+        # what a restart applies stays as running; the rest (tick_s, retry...) is live
+        self.settings = settings.model_copy(
+            update={name: getattr(self.settings, name) for name in _RESTART_ONLY}
+        )
+        self.flush()
+        return restart
+
     # --- operator actions (local API, CLI) ---------------------------------------
 
     def incidents(self) -> list[Incident]:
@@ -250,6 +303,18 @@ class AlertEngine:
     def silences(self) -> list[Silence]:
         now = self.clock()
         return [s for s in self.engine.silences.values() if s.ends_at > now]
+
+    def set_condition(
+        self,
+        rule_id: str,
+        key: str,
+        level: Level | None,
+        labels: Mapping[str, str],
+        summary: str,
+    ) -> None:
+        """Raise (a level) or clear (None) an internal condition such as a silent shard."""
+        self.engine.set_condition(rule_id, key, level, labels, summary)
+        self.flush()
 
     # --- internals -------------------------------------------------------------------
 

@@ -47,7 +47,8 @@ class Dispatcher:
         self.delivered = 0
         #: Hook for latency measurement: called right after a notification left.
         self.on_delivered: Callable[[str, Notification], None] | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: dict[str, list[asyncio.Task[None]]] = {}
+        self._started = False
 
     def route(self, notification: Notification) -> list[str]:
         """Channels a notification goes to."""
@@ -101,22 +102,64 @@ class Dispatcher:
             event.set()
 
     def start(self) -> None:
-        for name, notifier in self.notifiers.items():
-            self._tasks.append(asyncio.create_task(self._worker(name), name=f"notify {name}"))
-            if hasattr(notifier, "refresh"):
-                self._tasks.append(
-                    asyncio.create_task(self._refresher(notifier), name=f"refresh {name}")
-                )
+        self._started = True
+        for name in self.notifiers:
+            self._start_channel(name)
 
-    async def aclose(self) -> None:
-        for task in self._tasks:
+    def _start_channel(self, name: str) -> None:
+        notifier = self.notifiers[name]
+        tasks = [asyncio.create_task(self._worker(name), name=f"notify {name}")]
+        if hasattr(notifier, "refresh"):
+            tasks.append(asyncio.create_task(self._refresher(notifier), name=f"refresh {name}"))
+        self._tasks[name] = tasks
+
+    async def _stop_channel(self, name: str) -> None:
+        tasks = self._tasks.pop(name, [])
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._tasks = []
-        for notifier in self.notifiers.values():
-            await notifier.aclose()
+        await self.notifiers[name].aclose()
+
+    async def replace_channels(
+        self, notifiers: Mapping[str, Notifier], routes: Sequence[Route]
+    ) -> None:
+        """A reload: channels not in `notifiers` stop, new ones start, and a channel
+        whose notifier is the same object carries on. Undelivered rows of a channel
+        stay in the outbox (a channel added back under its name delivers them)."""
+        for name in list(self.notifiers):
+            if notifiers.get(name) is not self.notifiers[name]:
+                await self._stop_channel(name)
+                del self.notifiers[name]
+                self._wake.pop(name, None)
+                if self.failing.pop(name, None) is not None:
+                    self._on_health(name, None)  # gone, so no longer failing
+        self.routes = list(routes)
+        for name, notifier in notifiers.items():
+            if name not in self.notifiers:
+                self.notifiers[name] = notifier
+                self._wake[name] = asyncio.Event()
+                if self._started:
+                    self._start_channel(name)
+        self.wake()
+
+    async def aclose(self) -> None:
+        for name in list(self._tasks):
+            await self._stop_channel(name)
+        for name, notifier in self.notifiers.items():
+            if name not in self._tasks:
+                await notifier.aclose()
+        self._tasks = {}
+
+    @property
+    def running(self) -> bool:
+        """Every channel's worker is alive (a dead one would deliver nothing)."""
+        return all(not t.done() for tasks in self._tasks.values() for t in tasks)
+
+    def pending(self, name: str) -> int:
+        """Notifications of a channel not yet delivered."""
+        return self.store.pending_count(name)
 
     async def _worker(self, name: str) -> None:
         notifier, wake = self.notifiers[name], self._wake[name]
