@@ -236,7 +236,8 @@ def hall(influxdb1: InfluxDB1, tmp_path_factory: pytest.TempPathFactory) -> Hall
         events = await on_battery()
         traps = await asyncio.to_thread(query, 'SELECT "trap"::field FROM "event"')
         counts = await asyncio.to_thread(
-            query, 'SELECT count(*) FROM "ups", "pdu", "crac", "sensor", "meter" GROUP BY "device"'
+            query,
+            'SELECT count(*) FROM "ups", "pdu", "crac", "sensor", "meter", "generator", "battery" GROUP BY "device"',
         )
         # two readings of some field: a time series has a line, a state timeline a band
         polled = {
