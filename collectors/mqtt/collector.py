@@ -177,6 +177,9 @@ class MqttCollector:
             return
         route = self.router.route(message.topic)
         if isinstance(route, Miss):
+            if self.discovery.learnt(message.topic):
+                log.debug("topic %s: its discovered entity was retracted", message.topic)
+                return
             self._drop(BROKER_DEVICE_ID, message.topic, route.reason, "", route.detail)
             return
         state = self._devices[route.device.device.id]

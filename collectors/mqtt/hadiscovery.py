@@ -89,12 +89,12 @@ def template_path(template: str | None) -> list[str | int] | None:
         name, single, double, index = step.groups()
         steps.append(int(index) if index is not None else (name or single or double or ""))
         position = step.end()
-    tail = rest[position:]
+    tail = rest[position:].strip()
     while tail:
         harmless = _HARMLESS_FILTER.match(tail)
         if harmless is None:
             raise TemplateError(f"unsupported value_template {template[:60]!r}")
-        tail = tail[harmless.end() :]
+        tail = tail[harmless.end() :].strip()
     if root == "value":
         if steps:
             raise TemplateError(f"unsupported value_template {template[:60]!r}")
@@ -178,6 +178,10 @@ class HaDiscovery:
 
     def matches(self, topic: str) -> bool:
         return any(s.pattern.match(topic) is not None for s in self._sources)
+
+    def learnt(self, topic: str) -> bool:
+        """A topic subscribed for an announced entity (perhaps retracted since)."""
+        return topic in self._subscribed
 
     def handle(self, topic: str, payload: bytes) -> Changes:
         changes = Changes()

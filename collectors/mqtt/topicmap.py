@@ -330,6 +330,11 @@ class TopicEntry(Strict):
         if sum(kind is not None for kind in kinds) != 1:
             msg = "an entry has exactly one of payload, availability, discovery or sparkplug"
             raise ValueError(msg)
+        if self.sparkplug is not None and not self.pattern.startswith("spBv1.0/"):
+            msg = (
+                "a sparkplug entry's pattern is a Sparkplug B filter (spBv1.0/#, spBv1.0/<group>/#)"
+            )
+            raise ValueError(msg)
         captures = set(TopicPattern.parse(self.pattern).captures)
         unknown = sorted((set(self.match) | set(self.reading_tags)) - captures)
         if unknown:
