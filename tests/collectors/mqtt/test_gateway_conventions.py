@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,10 +23,32 @@ from mosquitto_server import Mosquitto
 from mqtt_helpers import Collected, publish, running
 
 from collectors.mqtt.collector import MqttCollector
+from collectors.shipped import use_profile_paths
 from collectors.mqtt.sparkplug import dcim_sparkplug_b_pb2 as pb
 from collectors.mqtt.sparkplug.session import metric_value
 from dcim.inventory import Config, iter_devices, parse_config
+from dcim.profiletool import lint_file
 from dcim.reading import Reading
+
+#: The worked example of docs/profiles.md, as a site would write it.
+ACME_GATEWAY = """\
+name: acme-gateway
+kind: sensor
+description: ACME probe gateway, one JSON message per probe
+source: ACME gateway manual rev 3, "MQTT output"
+topics:
+  - pattern: "acme/{mqtt_name}/probe/{probe}"
+    reading_tags: [probe]
+    payload:
+      format: json
+      timestamp: {path: ts}
+      fields:
+        - {path: t, metric: sensor.temp_c, scale: 0.1, unit_path: unit,
+           units: {C: degC, F: degF}, valid_range: [-40, 125]}
+        - {path: rh, metric: sensor.humidity_pct, scale: 0.1, valid_range: [0, 100]}
+  - pattern: "acme/{mqtt_name}/state"
+    availability: {path: status, online: [up], offline: [down]}
+"""
 
 
 def hall(url: str, devices: Sequence[str], timezone: str = "UTC") -> Config:
@@ -579,3 +602,53 @@ def test_sparkplug_integers_read_from_twos_complement(
     assert metric_value(metric, datatype) == expected
     long_metric = pb.Payload.Metric(datatype=pb.Int64, long_value=2**64 - 7)
     assert metric_value(long_metric, pb.Int64) == -7
+
+
+@pytest.fixture
+def site_profiles(tmp_path: Path) -> Iterator[Path]:
+    root = tmp_path / "site-profiles"
+    (root / "mqtt").mkdir(parents=True)
+    (root / "mqtt" / "acme-gateway.yaml").write_text(ACME_GATEWAY)
+    use_profile_paths([root])
+    yield root
+    use_profile_paths([])
+
+
+async def test_the_worked_example_of_the_profile_guide(
+    mosquitto: Mosquitto, site_profiles: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    report = lint_file(site_profiles / "mqtt" / "acme-gateway.yaml")
+    assert not report.problems, report.problems
+    config = hall(
+        mosquitto.url,
+        ["{id: gw-a01, kind: sensor, profile: acme-gateway, mqtt: {name: gw7}}"],
+    )
+    mqtt, got = collector(config), Collected()
+    with caplog.at_level(logging.WARNING, logger="collectors.mqtt"):
+        async with running(mqtt, got):
+            await publish(
+                mosquitto.url,
+                [
+                    ("acme/gw7/state", {"status": "up"}),
+                    (
+                        "acme/gw7/probe/2",
+                        {"t": 229, "rh": 455, "unit": "C", "ts": "2026-03-01T10:15:00Z"},
+                    ),
+                    ("acme/gw7/probe/3", {"t": 716, "unit": "F"}),
+                    ("acme/gw7/probe/4", {"t": "err", "unit": "C"}),
+                    ("acme/gw7/state", {"status": "down"}),
+                ],
+            )
+            await got.wait_for(
+                lambda rs: values(got, "gw-a01", "device.up") == [True, False], "state down"
+            )
+    probe2 = one(got, "gw-a01", "sensor.temp_c", probe="2")
+    assert probe2.value == pytest.approx(22.9)
+    assert probe2.timestamp.isoformat() == "2026-03-01T10:15:00+00:00"
+    assert values(got, "gw-a01", "sensor.humidity_pct", probe="2") == [pytest.approx(45.5)]
+    assert values(got, "gw-a01", "sensor.temp_c", probe="3") == [pytest.approx(22.0)]
+    assert not values(got, "gw-a01", "sensor.temp_c", probe="4")
+    assert any(
+        "device gw-a01: topic acme/gw7/probe/4 field t: dropped (wrong_type)" in m
+        for m in dropped(caplog)
+    )
