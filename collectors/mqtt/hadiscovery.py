@@ -40,6 +40,10 @@ from dcim.inventory import PlacedDevice
 
 log = logging.getLogger(__name__)
 
+#: Entities one device may announce: configs are data from the network, and each one
+#: costs a subscription.
+MAX_ENTITIES_PER_DEVICE = 256
+
 #: Home Assistant's abbreviated config keys (its MQTT discovery documentation), for the
 #: keys read here; ESPHome publishes the short forms.
 ABBREVIATIONS = {
@@ -230,6 +234,11 @@ class HaDiscovery:
                 self._rebuild(old.device, old.state_topic, changes)
             return
         object_id = captured.get("object_id") or str(config.get("object_id", "entity"))
+        announced = sum(1 for e in self._entities.values() if e.device is placed)
+        if announced >= MAX_ENTITIES_PER_DEVICE:
+            detail = f"more than {MAX_ENTITIES_PER_DEVICE} entities announced"
+            changes.problems.append((placed.device.id, "too_many_entities", object_id, detail))
+            return
         try:
             entity = self._entity(source, kind, placed, object_id, config)
         except (TemplateError, ValueError) as exc:
@@ -272,9 +281,10 @@ class HaDiscovery:
         state_topic = config.get("state_topic")
         if not isinstance(state_topic, str) or not state_topic:
             raise ValueError("config has no state_topic")
-        TopicPattern.parse(state_topic)  # a topic, not a filter with wildcards
-        if "+" in state_topic.split("/") or "#" in state_topic.split("/"):
-            raise ValueError(f"state_topic {state_topic!r} is a wildcard")
+        _plain_topic(state_topic, "state_topic")
+        availability = _availability(config)
+        for topic, _ in availability:
+            _plain_topic(topic, "availability topic")
         path = template_path(_text_or_none(config.get("value_template")))
         spec: dict[str, object] = kind.model_dump(exclude={"component", "device_class"})
         spec["tags"] = {**kind.tags, source.spec.entity_tag: object_id}
@@ -294,7 +304,7 @@ class HaDiscovery:
             )
         except ValidationError as exc:
             raise ValueError(_short(exc)) from None
-        return Entity(placed, state_topic, value, path is not None, _availability(config))
+        return Entity(placed, state_topic, value, path is not None, availability)
 
     def _rebuild(self, placed: PlacedDevice, state_topic: str, changes: Changes) -> None:
         """One decoder for all entities of a device on one state topic (Zigbee2MQTT puts
@@ -347,6 +357,17 @@ def _availability(config: dict[str, object]) -> tuple[tuple[str, Handler], ...]:
             path = _status_path(long.get("value_template")) or status_path
             found.append((item_topic, Handler(None, frozenset([on]), frozenset([off]), path)))
     return tuple(found)
+
+
+def _plain_topic(topic: str, what: str) -> None:
+    """A topic to subscribe to for one entity: never a filter (`#` would subscribe the
+    monitor to everything on the broker)."""
+    try:
+        pattern = TopicPattern.parse(topic)
+    except ValueError:
+        raise ValueError(f"{what} {topic[:80]!r} is not a topic") from None
+    if not pattern.is_literal or "+" in topic or "#" in topic:
+        raise ValueError(f"{what} {topic[:80]!r} is a wildcard filter, not a topic")
 
 
 def _status_path(template: object) -> str | None:

@@ -23,9 +23,9 @@ from mosquitto_server import Mosquitto
 from mqtt_helpers import Collected, publish, running
 
 from collectors.mqtt.collector import MqttCollector
-from collectors.shipped import use_profile_paths
 from collectors.mqtt.sparkplug import dcim_sparkplug_b_pb2 as pb
 from collectors.mqtt.sparkplug.session import metric_value
+from collectors.shipped import use_profile_paths
 from dcim.inventory import Config, iter_devices, parse_config
 from dcim.profiletool import lint_file
 from dcim.reading import Reading
@@ -384,6 +384,10 @@ async def test_home_assistant_discovery_adds_state_topics_at_run_time(
                 "val_tpl": "{{ value | float * 1.8 + 32 }}",
             },
         ),
+        (  # an availability "topic" that would subscribe the monitor to the whole broker
+            "homeassistant/sensor/rack-a05/sneaky/config",
+            {"dev_cla": "temperature", "stat_t": "rack-a05/sneaky", "avty_t": "#"},
+        ),
         # discovery without a node id: the device by its identifiers; two entities on
         # one JSON state topic
         (
@@ -455,14 +459,17 @@ async def test_home_assistant_discovery_adds_state_topics_at_run_time(
     assert values(got, "ble-a06", "sensor.humidity_pct", sensor="ATC_264902_humidity") == [48.25]
     assert not got.of("esp-a05", "sensor.uptime_s")
     errors = {reason for _, reason in mqtt.errors_by_topic}
-    assert errors == {"unsupported_template", "wrong_type"}
+    assert errors == {"unsupported_template", "wrong_type", "bad_config"}
     assert "rack-a05/binary_sensor/floor_leak/state" in mqtt.subscriber.filters
+    assert "#" not in mqtt.subscriber.filters
+    assert "rack-a05/sneaky" not in mqtt.subscriber.filters
     messages = dropped(caplog)
     assert any(
         "esp-a05" in m and "field outlet_temperature" in m and "value_template" in m
         for m in messages
     )
     assert any("esp-a05" in m and "'unavailable'" in m for m in messages)
+    assert any("field sneaky" in m and "'#' is a wildcard filter" in m for m in messages)
 
 
 def _metric(
