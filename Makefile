@@ -15,7 +15,7 @@ SERVER_BINARIES := /usr/bin/influxd /usr/bin/victoria-metrics /usr/bin/snmpwalk 
 	/usr/bin/upsc /usr/bin/prometheus-alertmanager /usr/bin/prometheus /usr/bin/systemd-analyze \
 	/usr/bin/chromium /usr/bin/chromedriver
 
-.PHONY: demo test check servers clean dashboards bench i18n
+.PHONY: demo test check servers clean dashboards bench i18n sparkplug-proto
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,13 @@ i18n: $(BIN)/.installed
 
 dashboards: $(BIN)/.installed
 	$(BIN)/dcim grafana export dashboards --config dcim/examples/site.yaml
+
+# Regenerate the Sparkplug B payload module after editing its .proto (protoc from grpcio-tools,
+# installed into a throwaway venv: the monitor itself needs only the protobuf runtime).
+sparkplug-proto:
+	python3 -m venv /tmp/dcim-protoc && /tmp/dcim-protoc/bin/pip install -q grpcio-tools
+	cd collectors/mqtt/sparkplug && /tmp/dcim-protoc/bin/python -m grpc_tools.protoc -I. \
+		--python_out=. --pyi_out=. dcim_sparkplug_b.proto
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache

@@ -141,7 +141,8 @@ def build_streams(config: Config) -> list[StreamCollector]:
     if config.mqtt is not None and any(p.device.mqtt for p in devices):
         from collectors.mqtt.collector import MqttCollector
 
-        streams.append(MqttCollector(config.mqtt, devices))
+        zones = {site.id: site.timezone for site in config.sites}
+        streams.append(MqttCollector(config.mqtt, devices, timezones=zones))
     return streams
 
 

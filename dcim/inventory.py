@@ -158,6 +158,10 @@ class MqttDeviceConfig(Strict):
     """
 
     topic: str | None = None
+    #: The name the device publishes under, when it is not the device id: Tasmota topic,
+    #: Shelly id, Zigbee2MQTT friendly name, ESPHome node name, Sparkplug
+    #: `group/edge` (edge node) or `group/edge/device`. Topic maps match it as `{mqtt_name}`.
+    name: str | None = Field(default=None, min_length=1)
     #: Retained online/offline (last-will) topic of the device, when the profile has none.
     availability_topic: str | None = None
     #: Seconds without a message before the device counts as silent (device.up=0).

@@ -167,6 +167,7 @@ class MqttSubscriber:
         self._on_state = on_state
         self._backoff = Backoff(broker.reconnect_min_s, broker.reconnect_max_s)
         self._where = f"MQTT broker {broker.url}"
+        self._client: aiomqtt.Client | None = None
 
     async def run(self, on_message: Callable[[InMessage], Awaitable[None] | None]) -> None:
         """Receive until cancelled; connection problems are logged and retried, never raised."""
@@ -176,6 +177,7 @@ class MqttSubscriber:
             try:
                 async with client:
                     await self._subscribe(client)
+                    self._client = client
                     self._set_connected(True)  # only now can messages flow
                     failures = 0
                     self._backoff.reset()
@@ -195,13 +197,30 @@ class MqttSubscriber:
                 log.log(level, "%s: %s; reconnecting in %.1f s", self._where, _why(exc), delay)
                 await asyncio.sleep(delay)
             finally:
+                self._client = None
                 self._set_connected(False)
 
-    async def _subscribe(self, client: aiomqtt.Client) -> None:
+    async def add_filters(self, filters: Sequence[str]) -> None:
+        """Subscribe to more filters (topics learnt at run time); kept for reconnects."""
+        new = [f for f in dict.fromkeys(filters) if f not in self.filters]
+        if not new:
+            return
+        self.filters = (*self.filters, *new)
+        client = self._client
+        if client is not None:
+            try:
+                await self._subscribe(client, new)
+            except aiomqtt.MqttError as exc:
+                raise_if_cancelling(exc)
+                # the connection is going: the reconnect subscribes to every filter
+                log.info("%s: subscribing to %d new topics failed: %s", self._where, len(new), exc)
+
+    async def _subscribe(self, client: aiomqtt.Client, filters: Sequence[str] = ()) -> None:
         qos = self.broker.qos
-        for start in range(0, len(self.filters), FILTERS_PER_SUBSCRIBE):
+        wanted = tuple(filters) or self.filters
+        for start in range(0, len(wanted), FILTERS_PER_SUBSCRIBE):
             chunk: list[tuple[str, int]] = [
-                (topic, int(qos)) for topic in self.filters[start : start + FILTERS_PER_SUBSCRIBE]
+                (topic, int(qos)) for topic in wanted[start : start + FILTERS_PER_SUBSCRIBE]
             ]
             granted = await client.subscribe(chunk)
             raise_if_cancelling()
@@ -214,10 +233,10 @@ class MqttSubscriber:
                 if failed:
                     log.error("%s: subscription to %s refused (%s)", self._where, topic, code)
         log.info(
-            "%s: connected as %s, subscribed to %d topic filters",
+            "%s: %s %d topic filters",
             self._where,
-            self.client_id,
-            len(self.filters),
+            f"connected as {self.client_id}, subscribed to" if not filters else "subscribed to",
+            len(wanted),
         )
 
     def _set_connected(self, connected: bool) -> None:

@@ -6,7 +6,9 @@ gives one. Bad messages and fields are counted per device/topic and reason and
 logged once per device, reason and field; they never stop the subscription or
 cost the good fields beside them. Devices silent beyond `stale_after_s`, or
 reported offline by their availability topic (retained status, last will),
-get `device.up = False`, and `True` again when they speak.
+get `device.up = False`, and `True` again when they speak. Home Assistant discovery
+(collectors/mqtt/hadiscovery.py) adds routes and subscriptions at run time; Sparkplug B
+topics go to their edge-node sessions (collectors/mqtt/sparkplug/).
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 from types import MappingProxyType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collectors.mqtt.client import InMessage, MqttSubscriber, parse_broker_url
 from collectors.mqtt.decode import FieldError, decode_availability
-from collectors.mqtt.routing import Miss, Route, Router
+from collectors.mqtt.hadiscovery import HaDiscovery
+from collectors.mqtt.routing import EMPTY, Miss, Router
+from collectors.mqtt.sparkplug.session import SparkplugSessions
 from collectors.mqtt.topicmap import TopicMap, load_topic_map
 from dcim.errors import ConfigError
 from dcim.inventory import MqttBrokerConfig, PlacedDevice
@@ -44,11 +50,14 @@ class _DeviceState:
     placed: PlacedDevice
     stale_after_s: float
     last_seen: float
+    #: The site's time zone: what a sender's local time without an offset means.
+    zone: tzinfo = UTC
     up: bool | None = None
-    #: (field tags, topic tags) -> merged reading tags, built once per combination.
-    tag_cache: dict[tuple[int, tuple[tuple[str, str], ...]], Mapping[str, str]] = field(
-        default_factory=dict
-    )
+    #: (id of field tags, topic tags) -> (those field tags, merged reading tags), built
+    #: once per combination; holding the field tags keeps their id from being reused
+    tag_cache: dict[
+        tuple[int, tuple[tuple[str, str], ...]], tuple[Mapping[str, str], Mapping[str, str]]
+    ] = field(default_factory=dict)
 
 
 class MqttCollector:
@@ -62,7 +71,10 @@ class MqttCollector:
         topic_maps: Mapping[str, TopicMap] | None = None,
         client_id: str | None = None,
         stale_check_s: float | None = None,
+        timezones: Mapping[str, str] | None = None,
     ) -> None:
+        """`timezones`: site id -> IANA zone (`sites[].timezone`), for senders that
+        stamp local time without an offset (Tasmota)."""
         mqtt_devices = [d for d in devices if d.device.mqtt is not None]
         maps = dict(topic_maps or {})
         for placed in mqtt_devices:
@@ -77,14 +89,24 @@ class MqttCollector:
                     ],
                 )
         self.router = Router(mqtt_devices, maps)
+        self.discovery = HaDiscovery(mqtt_devices, maps)
+        self.sparkplug = SparkplugSessions(mqtt_devices, maps)
         now = time.monotonic()
+        zones = {site: _zone(name) for site, name in (timezones or {}).items()}
         self._devices = {
-            d.device.id: _DeviceState(d, d.device.mqtt.stale_after_s, now)  # type: ignore[union-attr]
+            d.device.id: _DeviceState(
+                d,
+                d.device.mqtt.stale_after_s,  # type: ignore[union-attr]
+                now,
+                zones.get(d.site, UTC),
+            )
             for d in mqtt_devices
         }
+        filters = [*self.router.filters, *self.discovery.filters, *self.sparkplug.filters]
         self.subscriber = MqttSubscriber(
-            broker, self.router.filters, client_id=client_id, on_state=self._broker_state
+            broker, filters, client_id=client_id, on_state=self._broker_state
         )
+        self._new_filters: list[str] = []
         shortest = min((s.stale_after_s for s in self._devices.values()), default=60.0)
         self._tick_s = stale_check_s or min(max(shortest / 4, 0.05), 5.0)
         host = parse_broker_url(broker.url)
@@ -140,24 +162,36 @@ class MqttCollector:
     async def _on_message(self, message: InMessage) -> None:
         self.handle(message)
         await self._flush()
+        if self._new_filters:
+            filters, self._new_filters = self._new_filters, []
+            await self.subscriber.add_filters(filters)
 
     def handle(self, message: InMessage) -> None:
         """Route, decode and queue the readings of one message (never raises for bad data)."""
         self.messages += 1
+        if self.sparkplug.matches(message.topic):
+            self._sparkplug(message)
+            return
+        if self.discovery.matches(message.topic):
+            self._discovery(message)
+            return
         route = self.router.route(message.topic)
         if isinstance(route, Miss):
+            if self.discovery.learnt(message.topic):
+                log.debug("topic %s: its discovered entity was retracted", message.topic)
+                return
             self._drop(BROKER_DEVICE_ID, message.topic, route.reason, "", route.detail)
             return
         state = self._devices[route.device.device.id]
         state.last_seen = time.monotonic()
         handler = route.handler
         if handler.decoder is None:
-            self._availability(state, message, handler.online, handler.offline)
+            self._availability(state, message, handler.online, handler.offline, handler.status_path)
             return
         self._mark_up(state, True, message.received_ns, "it publishes again")
         try:
             decoded = handler.decoder.decode(
-                message.payload, message.received_ns, message.user_properties
+                message.payload, message.received_ns, message.user_properties, state.zone
             )
         except FieldError as exc:
             self._drop(state.placed.device.id, message.topic, exc.reason, "", str(exc))
@@ -166,10 +200,48 @@ class MqttCollector:
         for name, problem in decoded.problems:
             self._drop(device_id, message.topic, problem.reason, name, str(problem))
         ts = decoded.ts_ns or message.received_ns
-        for compiled, value in decoded.values:
-            tags = self._tags(state, compiled.tags, route)
+        for compiled, value, field_tags in decoded.values:
+            tags = self._tags(state, field_tags, route.tags)
             self._pending.append(
                 Reading(device_id, compiled.metric, value, compiled.unit, ts, tags)
+            )
+
+    def _discovery(self, message: InMessage) -> None:
+        """A Home Assistant config: routes and subscriptions for the entity it announces."""
+        changes = self.discovery.handle(message.topic, message.payload)
+        for device_id, reason, field_name, detail in changes.problems:
+            self._drop(device_id, message.topic, reason, field_name, detail)
+        for topic, placed in changes.remove:
+            self.router.remove_fixed(topic, placed)
+        for topic, handler, placed in changes.add:
+            self.router.add_fixed(topic, handler, placed)
+        self._new_filters.extend(changes.subscribe)
+
+    def _sparkplug(self, message: InMessage) -> None:
+        outcome = self.sparkplug.handle(message.topic, message.payload, message.received_ns)
+        if not outcome.known:
+            self._drop(
+                BROKER_DEVICE_ID,
+                message.topic,
+                "unknown_device",
+                "",
+                "no inventory device has this Sparkplug group/edge[/device] as mqtt.name",
+            )
+            return
+        now = time.monotonic()
+        for placed in outcome.seen:
+            self._devices[placed.device.id].last_seen = now
+        for placed, up, why in outcome.up:
+            self._mark_up(self._devices[placed.device.id], up, message.received_ns, why)
+        for owner, reason, field_name, detail in outcome.problems:
+            device_id = owner.device.id if owner else BROKER_DEVICE_ID
+            self._drop(device_id, message.topic, reason, field_name, detail)
+        for placed, compiled, value, field_tags, ts_ns in outcome.values:
+            state = self._devices[placed.device.id]
+            self._mark_up(state, True, message.received_ns, "it publishes again")
+            tags = self._tags(state, field_tags, EMPTY)
+            self._pending.append(
+                Reading(placed.device.id, compiled.metric, value, compiled.unit, ts_ns, tags)
             )
 
     def _availability(
@@ -178,9 +250,10 @@ class MqttCollector:
         message: InMessage,
         online: frozenset[str],
         offline: frozenset[str],
+        status_path: str | None = None,
     ) -> None:
         try:
-            up = decode_availability(message.payload, online, offline)
+            up = decode_availability(message.payload, online, offline, status_path)
         except FieldError as exc:
             self._drop(state.placed.device.id, message.topic, exc.reason, "", str(exc))
             return
@@ -188,16 +261,18 @@ class MqttCollector:
         self._mark_up(state, up, message.received_ns, why)
 
     def _tags(
-        self, state: _DeviceState, field_tags: Mapping[str, str], route: Route
+        self, state: _DeviceState, field_tags: Mapping[str, str], topic_tags: Mapping[str, str]
     ) -> Mapping[str, str]:
-        if not field_tags and not route.tags:
+        if not field_tags and not topic_tags:
             return state.placed.tags
-        key = (id(field_tags), tuple(route.tags.items()))
-        tags = state.tag_cache.get(key)
-        if tags is None:
-            tags = MappingProxyType({**state.placed.tags, **field_tags, **route.tags})
-            if len(state.tag_cache) < MAX_TRACKED_KEYS:
-                state.tag_cache[key] = tags
+        # field tag sets are made once and kept by their decoder, so their id is stable
+        key = (id(field_tags), tuple(topic_tags.items()))
+        cached = state.tag_cache.get(key)
+        if cached is not None:
+            return cached[1]
+        tags = MappingProxyType({**state.placed.tags, **field_tags, **topic_tags})
+        if len(state.tag_cache) < MAX_TRACKED_KEYS:
+            state.tag_cache[key] = (field_tags, tags)
         return tags
 
     # --- device.up -----------------------------------------------------------
@@ -274,3 +349,10 @@ class MqttCollector:
     def device_up(self) -> dict[str, bool | None]:
         """The current up/down view of each device (None until known)."""
         return {device_id: state.up for device_id, state in self._devices.items()}
+
+
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC  # validated with the inventory; a missing tzdata is no reason to stop

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from types import MappingProxyType
 
 from collectors.mqtt.topicmap import (
     DEFAULT_FALSE,
     DEFAULT_TRUE,
     UNIT_CONVERSIONS,
+    JsonField,
     JsonPayload,
     PlainPayload,
     TimestampSpec,
     ValueSpec,
     canonical_text,
+    path_parts,
 )
 from dcim.reading import MAX_STRING_VALUE, Value
 from dcim.vocabulary import load_vocabulary
@@ -31,6 +34,8 @@ from dcim.vocabulary import load_vocabulary
 MAX_FUTURE_S = 300.0
 #: Nor are timestamps from before this (2000-01-01): an unset RTC sends 1970.
 MIN_EPOCH_S = 946_684_800.0
+#: Distinct key-pattern matches remembered per field (tag sets), so odd keys cannot grow memory.
+MAX_KEY_MATCHES = 1000
 
 
 class FieldError(ValueError):
@@ -139,12 +144,30 @@ def compile_value(spec: ValueSpec) -> tuple[Converter, str | None]:
     return convert_number, metric.unit
 
 
-def _split_path(path: str | Sequence[str | int]) -> tuple[str | int, ...]:
-    parts = path.split(".") if isinstance(path, str) else list(path)
-    return tuple(int(p) if isinstance(p, str) and p.isdigit() else p for p in parts)
+@dataclass(frozen=True, slots=True)
+class KeyPattern:
+    """A path level such as `*` or `temperature:*`: matches object keys, captures the `*`."""
+
+    text: str
+    regex: re.Pattern[str]
+
+    @classmethod
+    def parse(cls, text: str) -> KeyPattern:
+        before, _, after = text.partition("*")
+        return cls(text, re.compile(f"{re.escape(before)}(.*){re.escape(after)}", re.DOTALL))
 
 
-def lookup(document: object, path: tuple[str | int, ...]) -> object | None:
+PathPart = str | int | KeyPattern
+
+
+def _split_path(path: str | Sequence[str | int]) -> tuple[PathPart, ...]:
+    return tuple(
+        KeyPattern.parse(p) if isinstance(p, str) and "*" in p else p
+        for p in path_parts(path if isinstance(path, str) else list(path))
+    )
+
+
+def lookup(document: object, path: Sequence[PathPart]) -> object | None:
     """The value at `path` (object keys, list indexes), or None when absent."""
     node = document
     for part in path:
@@ -152,13 +175,36 @@ def lookup(document: object, path: tuple[str | int, ...]) -> object | None:
             if not -len(node) <= part < len(node):
                 return None
             node = node[part]
-        elif isinstance(node, dict):
+        elif isinstance(node, dict) and not isinstance(part, KeyPattern):
             node = node.get(str(part))
             if node is None:
                 return None
         else:
             return None
     return node
+
+
+def lookup_matches(
+    document: object, path: Sequence[PathPart], skip: frozenset[str] = frozenset()
+) -> Iterator[tuple[str, object]]:
+    """(what `*` matched, value) for every key its pattern level matches, in payload order."""
+    for position, part in enumerate(path):
+        if isinstance(part, KeyPattern):
+            parent = lookup(document, path[:position])
+            if not isinstance(parent, dict):
+                return
+            rest = path[position + 1 :]
+            for key, child in parent.items():
+                matched = part.regex.fullmatch(key)
+                if matched is None or key in skip:
+                    continue
+                value = lookup(child, rest)
+                if value is not None:
+                    yield matched.group(1), value
+            return
+    value = lookup(document, path)
+    if value is not None:
+        yield "", value
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,24 +214,44 @@ class CompiledField:
     unit: str | None
     tags: Mapping[str, str]
     convert: Converter
-    path: tuple[str | int, ...] = ()
+    path: tuple[PathPart, ...] = ()
     required: bool = False
+    #: Key pattern in the path: the tag that gets the match, keys skipped, tag sets made.
+    key_tag: str | None = None
+    skip_keys: frozenset[str] = frozenset()
+    tag_sets: dict[str, Mapping[str, str]] = field(default_factory=dict)
+    #: Unit given by the payload: where, and the converter for each unit text.
+    unit_path: tuple[PathPart, ...] | None = None
+    by_unit: Mapping[str, Converter] = field(default_factory=dict)
+
+    def tags_for(self, key: str) -> Mapping[str, str]:
+        """The reading tags of a key-pattern match (made once per distinct key)."""
+        if self.key_tag is None:
+            return self.tags
+        tags = self.tag_sets.get(key)
+        if tags is None:
+            tags = MappingProxyType({**self.tags, self.key_tag: key})
+            if len(self.tag_sets) < MAX_KEY_MATCHES:
+                self.tag_sets[key] = tags
+        return tags
 
 
 @dataclass(slots=True)
 class Decoded:
-    """What one message gave: values by field, the sender's time, and field problems."""
+    """What one message gave: values by field (with their reading tags), the sender's
+    time, and field problems."""
 
-    values: list[tuple[CompiledField, Value]] = field(default_factory=list)
+    values: list[tuple[CompiledField, Value, Mapping[str, str]]] = field(default_factory=list)
     ts_ns: int | None = None
     problems: list[tuple[str, FieldError]] = field(default_factory=list)
 
 
-def parse_timestamp(raw: object, fmt: str, now_ns: int) -> int:
-    """Nanoseconds since the epoch from a payload timestamp; FieldError when implausible."""
+def parse_timestamp(raw: object, fmt: str, now_ns: int, zone: tzinfo = UTC) -> int:
+    """Nanoseconds since the epoch from a payload timestamp; FieldError when implausible.
+    `zone` is what an ISO 8601 time without an offset means."""
     if isinstance(raw, str) and fmt in ("auto", "iso8601"):
         try:
-            iso_ns = _iso_ns(raw.strip())
+            iso_ns = _iso_ns(raw.strip(), zone)
         except ValueError:
             if fmt == "iso8601":
                 raise FieldError("bad_timestamp", f"{raw[:40]!r} is not ISO 8601") from None
@@ -211,10 +277,10 @@ def parse_timestamp(raw: object, fmt: str, now_ns: int) -> int:
     return _plausible(ts_ns, now_ns, raw)
 
 
-def _iso_ns(text: str) -> int:
+def _iso_ns(text: str, zone: tzinfo) -> int:
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)  # a zone-less sender is taken to mean UTC
+        moment = moment.replace(tzinfo=zone)
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
@@ -230,38 +296,38 @@ class PayloadDecoder:
 
     def __init__(self, payload: JsonPayload | PlainPayload) -> None:
         self.is_json = isinstance(payload, JsonPayload)
-        specs: list[tuple[str, ValueSpec, tuple[str | int, ...], bool]] = []
         if isinstance(payload, JsonPayload):
-            for spec in payload.fields:
-                path = _split_path(spec.path)
-                name = ".".join(str(p) for p in path)
-                specs.append((name, spec, path, spec.required))
+            self.fields = tuple(_compile_json_field(spec) for spec in payload.fields)
         else:
-            specs.append(("(payload)", payload.value, (), True))
-        self.fields = tuple(_compile_field(name, s, p, r) for name, s, p, r in specs)
+            self.fields = (_compile_field("(payload)", payload.value, (), True),)
         self.timestamp: TimestampSpec | None = payload.timestamp
         ts_path = payload.timestamp.path if payload.timestamp else None
         self._ts_path = _split_path(ts_path) if ts_path is not None else None
 
     def decode(
-        self, payload: bytes, now_ns: int, user_properties: Sequence[tuple[str, str]] = ()
+        self,
+        payload: bytes,
+        now_ns: int,
+        user_properties: Sequence[tuple[str, str]] = (),
+        zone: tzinfo = UTC,
     ) -> Decoded:
+        """`zone`: the device site's time zone, for local times without an offset."""
         out = Decoded()
         if self.is_json:
             document = _load_json(payload)
             for compiled in self.fields:
-                raw = lookup(document, compiled.path)
-                if raw is None:
-                    if compiled.required:
-                        out.problems.append((compiled.name, FieldError("missing", "field absent")))
-                    continue
-                _convert_into(out, compiled, raw)
+                found = False
+                for key, raw in lookup_matches(document, compiled.path, compiled.skip_keys):
+                    found = True
+                    _convert_into(out, compiled, raw, key, document)
+                if not found and compiled.required:
+                    out.problems.append((compiled.name, FieldError("missing", "field absent")))
         else:
             document = None
             if not payload.strip():
                 raise PayloadError("empty", "empty payload")
-            _convert_into(out, self.fields[0], payload)
-        self._timestamp(out, document, now_ns, user_properties)
+            _convert_into(out, self.fields[0], payload, "", None)
+        self._timestamp(out, document, now_ns, user_properties, zone)
         return out
 
     def _timestamp(
@@ -270,6 +336,7 @@ class PayloadDecoder:
         document: object,
         now_ns: int,
         user_properties: Sequence[tuple[str, str]],
+        zone: tzinfo,
     ) -> None:
         spec = self.timestamp
         if spec is None:
@@ -282,24 +349,63 @@ class PayloadDecoder:
         if raw is None:
             return
         try:
-            out.ts_ns = parse_timestamp(raw, spec.format, now_ns)
+            out.ts_ns = parse_timestamp(
+                raw, spec.format, now_ns, zone if spec.zone == "site" else UTC
+            )
         except FieldError as exc:
             out.problems.append(("timestamp", FieldError("bad_timestamp", str(exc))))
 
 
 def _compile_field(
-    name: str, spec: ValueSpec, path: tuple[str | int, ...], required: bool
+    name: str, spec: ValueSpec, path: tuple[PathPart, ...], required: bool
 ) -> CompiledField:
     convert, unit = compile_value(spec)
     tags = MappingProxyType(dict(spec.tags))
     return CompiledField(name, spec.metric, unit, tags, convert, path, required)
 
 
-def _convert_into(out: Decoded, compiled: CompiledField, raw: object) -> None:
+def _compile_json_field(spec: JsonField) -> CompiledField:
+    path = _split_path(spec.path)
+    name = ".".join(p.text if isinstance(p, KeyPattern) else str(p) for p in path)
+    convert, unit = compile_value(spec)
+    by_unit = {
+        text: compile_value(spec.model_copy(update={"unit": sender_unit}))[0]
+        for text, sender_unit in spec.units.items()
+    }
+    return CompiledField(
+        name,
+        spec.metric,
+        unit,
+        MappingProxyType(dict(spec.tags)),
+        convert,
+        path,
+        spec.required,
+        key_tag=spec.key_tag,
+        skip_keys=frozenset(spec.skip_keys),
+        unit_path=_split_path(spec.unit_path) if spec.unit_path is not None else None,
+        by_unit=MappingProxyType(by_unit),
+    )
+
+
+def _convert_into(
+    out: Decoded, compiled: CompiledField, raw: object, key: str, document: object
+) -> None:
+    name = compiled.name.replace("*", key) if key else compiled.name
+    convert = compiled.convert
+    if compiled.unit_path is not None:
+        said = lookup(document, compiled.unit_path)
+        if said is not None:
+            unit_text = canonical_text(said) if not isinstance(said, dict | list) else "?"
+            found = compiled.by_unit.get(unit_text)
+            if found is None:
+                detail = f"unit {unit_text[:20]!r} is not one of {sorted(compiled.by_unit)}"
+                out.problems.append((name, FieldError("unknown_unit", detail)))
+                return
+            convert = found
     try:
-        out.values.append((compiled, compiled.convert(raw)))
+        out.values.append((compiled, convert(raw), compiled.tags_for(key)))
     except FieldError as exc:
-        out.problems.append((compiled.name, exc))
+        out.problems.append((name, exc))
 
 
 def _load_json(payload: bytes) -> dict[str, object]:
@@ -314,9 +420,17 @@ def _load_json(payload: bytes) -> dict[str, object]:
     return document
 
 
-def decode_availability(payload: bytes, online: frozenset[str], offline: frozenset[str]) -> bool:
-    """True for an online payload, False for offline; PayloadError otherwise."""
-    text = canonical_text(payload.decode("utf-8", "replace"))
+def decode_availability(
+    payload: bytes, online: frozenset[str], offline: frozenset[str], path: str | None = None
+) -> bool:
+    """True for an online payload, False for offline; PayloadError otherwise. With `path`,
+    a JSON object payload is read at that field ({"state": "online"})."""
+    raw: object = payload.decode("utf-8", "replace")
+    if path is not None and payload.lstrip().startswith(b"{"):
+        raw = lookup(_load_json(payload), _split_path(path))
+        if raw is None or isinstance(raw, dict | list):
+            raise PayloadError("bad_availability", f"no status at {path!r}")
+    text = canonical_text(raw)
     if text in online:
         return True
     if text in offline:

@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 from collectors.mqtt.decode import PayloadDecoder
 from collectors.mqtt.pattern import TopicPattern
-from collectors.mqtt.topicmap import Availability, TopicEntry, TopicMap
+from collectors.mqtt.topicmap import MQTT_NAME, Availability, TopicEntry, TopicMap
 from dcim.errors import ConfigError
 from dcim.inventory import PlacedDevice
 
@@ -28,10 +28,12 @@ class Handler:
     decoder: PayloadDecoder | None
     online: frozenset[str] = frozenset()
     offline: frozenset[str] = frozenset()
+    #: JSON field of an availability object payload ({"state": "online"}).
+    status_path: str | None = None
 
     @classmethod
     def availability(cls, spec: Availability) -> Handler:
-        return cls(None, frozenset(spec.online), frozenset(spec.offline))
+        return cls(None, frozenset(spec.online), frozenset(spec.offline), spec.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +63,18 @@ class _Rule:
     index: dict[tuple[str, ...], PlacedDevice] = field(default_factory=dict)
 
 
+def device_mqtt_name(placed: PlacedDevice) -> str:
+    """The name the device publishes under (Tasmota topic, Shelly id, Zigbee2MQTT friendly
+    name, ESPHome node, Sparkplug group/edge[/device]): `mqtt.name`, else its id."""
+    mqtt = placed.device.mqtt
+    return (mqtt.name if mqtt is not None and mqtt.name else None) or placed.device.id
+
+
 def _device_value(placed: PlacedDevice, tag: str) -> str | None:
     if tag == "device":
         return placed.device.id
+    if tag == MQTT_NAME:
+        return device_mqtt_name(placed)
     return placed.tags.get(tag)
 
 
@@ -91,6 +102,11 @@ class Router:
             topic_map = maps[placed.device.profile]
             data_routes = 0
             for position, entry in enumerate(topic_map.topics):
+                if entry.discovery is not None or entry.sparkplug is not None:
+                    data_routes += (
+                        1  # resolved at run time (collectors/mqtt/hadiscovery.py, sparkplug/)
+                    )
+                    continue
                 is_data = entry.payload is not None
                 explicit = mqtt.topic if is_data else mqtt.availability_topic
                 if explicit is not None:
@@ -142,6 +158,21 @@ class Router:
             )
         rule.index[key] = placed
         return True
+
+    def add_fixed(self, topic: str, handler: Handler, placed: PlacedDevice) -> None:
+        """Route `topic` to `placed` (a topic learnt at run time replaces its earlier route)."""
+        self.remove_fixed(topic, placed)
+        self._add_fixed(topic, handler, placed)
+
+    def remove_fixed(self, topic: str, placed: PlacedDevice) -> None:
+        rules = [r for r in self._exact.get(topic, []) if r.fixed is not placed]
+        if rules:
+            self._exact[topic] = rules
+        else:
+            self._exact.pop(topic, None)
+        self._rules = [
+            r for r in self._rules if not (r.fixed is placed and r.pattern.text == topic)
+        ]
 
     def _add_fixed(self, topic: str, handler: Handler, placed: PlacedDevice) -> None:
         pattern = TopicPattern.parse(topic)

@@ -3,9 +3,11 @@
 A topic map (collectors/profiles/mqtt/<name>.yaml) is what a profile is for SNMP:
 devices name it in `profile`. Each entry has a topic pattern with named captures
 that pick the inventory device (captures compared with the device's placement
-and tags), and either a payload decoder (JSON field paths or a plain value) or
-an availability mapping (retained online/offline, last will). Validated once at
-load, with the file's line in every message.
+and tags; `{mqtt_name}` with the name the device publishes under), and one of: a
+payload decoder (JSON field paths or a plain value), an availability mapping
+(retained online/offline, last will), Home Assistant discovery (entities announced
+at run time) or Sparkplug B (protobuf edge-node sessions). Validated once at load,
+with the file's line in every message.
 """
 
 from __future__ import annotations
@@ -135,11 +137,59 @@ class ValueSpec(Strict):
         return {"float": "number", "int": "number"}.get(spec.type, spec.type)
 
 
+#: Device tag compared with a `{mqtt_name}` capture: the device's `mqtt.name`, else its id.
+MQTT_NAME = "mqtt_name"
+
+
+def path_parts(path: str | list[str | int]) -> list[str | int]:
+    parts = path.split(".") if isinstance(path, str) else list(path)
+    return [int(p) if isinstance(p, str) and p.isdigit() else p for p in parts]
+
+
+def _one_wildcard(path: str | list[str | int]) -> int:
+    """How many levels of the path are key patterns (`*`, `temperature:*`); at most one,
+    with one `*`."""
+    globs = [p for p in path_parts(path) if isinstance(p, str) and "*" in p]
+    if len(globs) > 1 or any(g.count("*") > 1 for g in globs):
+        msg = "a path takes one wildcard level with one `*` (e.g. `*.Temperature`)"
+        raise ValueError(msg)
+    return len(globs)
+
+
 class JsonField(ValueSpec):
     #: Where the value is: "temp.inlet", "probes.0.t", or a list of keys for keys with dots.
+    #: One level may be a key pattern: `*.Temperature` reads every sensor object of a
+    #: Tasmota payload, `params.temperature:*.tC` every Shelly temperature component.
     path: str | list[str | int]
     #: A present field is required; an absent (or null) one is an error when true.
     required: bool = False
+    #: With a key pattern: the reading tag that gets the text `*` matched (`sensor: AM2301`).
+    key_tag: str | None = None
+    #: With a key pattern: keys it must not match (e.g. the controller's own `ESP32` block).
+    skip_keys: list[str] = Field(default_factory=list)
+    #: Where the payload says its unit (Tasmota `TempUnit`), and what each text means;
+    #: without it, or when the payload does not say, `unit` applies.
+    unit_path: str | list[str | int] | None = None
+    units: Annotated[dict[str, str], BeforeValidator(_canonical_keys)] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _wildcard_and_units(self) -> JsonField:
+        wild = _one_wildcard(self.path)
+        if wild and not self.key_tag:
+            msg = "a path with a key pattern needs key_tag (the tag that tells the matches apart)"
+            raise ValueError(msg)
+        if not wild and (self.key_tag or self.skip_keys):
+            msg = "key_tag and skip_keys go with a key pattern (`*`) in the path"
+            raise ValueError(msg)
+        if (self.unit_path is None) != (not self.units):
+            msg = "unit_path and units go together"
+            raise ValueError(msg)
+        spec = _metric_spec(self.metric)
+        for unit in self.units.values():
+            if unit != spec.unit and (unit, spec.unit) not in UNIT_CONVERSIONS:
+                msg = f"no conversion from unit {unit!r} to {spec.unit!r} ({self.metric})"
+                raise ValueError(msg)
+        return self
 
 
 class TimestampSpec(Strict):
@@ -149,6 +199,9 @@ class TimestampSpec(Strict):
     #: MQTT 5 user property carrying the timestamp (e.g. "ts").
     user_property: str | None = None
     format: Literal["auto", "epoch_s", "epoch_ms", "epoch_us", "epoch_ns", "iso8601"] = "auto"
+    #: What an ISO 8601 time without an offset means: UTC, or the local time of the
+    #: device's site (`sites[].timezone`; Tasmota's `Time` without SetOption52).
+    zone: Literal["utc", "site"] = "utc"
 
     @model_validator(mode="after")
     def _somewhere(self) -> TimestampSpec:
@@ -191,6 +244,63 @@ class Availability(Strict):
     offline: Annotated[list[str], BeforeValidator(_canonical_items)] = Field(
         default_factory=lambda: ["offline"]
     )
+    #: When the status comes as a JSON object ({"state": "online"}), the field that says
+    #: it; a plain payload is still read as a whole (Zigbee2MQTT sends either).
+    path: str | None = None
+
+
+class DiscoveryEntity(ValueSpec):
+    """One kind of Home Assistant entity the monitor reads: component and device class."""
+
+    component: Literal["sensor", "binary_sensor"]
+    device_class: str
+
+
+class Discovery(Strict):
+    """Home Assistant MQTT discovery: the entry's pattern matches the retained config
+    topics; each config names a state topic, which the collector subscribes to."""
+
+    entities: list[DiscoveryEntity] = Field(min_length=1)
+    #: unit_of_measurement as publishers spell it -> vocabulary/conversion unit.
+    units: dict[str, str] = Field(default_factory=dict)
+    #: Reading tag that gets the entity's object id (tells two temperatures apart).
+    entity_tag: str = "sensor"
+
+    @model_validator(mode="after")
+    def _unique(self) -> Discovery:
+        seen: set[tuple[str, str]] = set()
+        for entity in self.entities:
+            key = (entity.component, entity.device_class)
+            if key in seen:
+                msg = f"{entity.component} device class {entity.device_class} is listed twice"
+                raise ValueError(msg)
+            seen.add(key)
+        return self
+
+
+class SparkplugMetric(ValueSpec):
+    """A Sparkplug metric, by its BIRTH name (one `*` allowed), and its vocabulary metric."""
+
+    name: str
+    #: With a `*` in name: the reading tag that gets what `*` matched.
+    key_tag: str | None = None
+
+    @model_validator(mode="after")
+    def _wildcard(self) -> SparkplugMetric:
+        stars = self.name.count("*")
+        if stars > 1:
+            msg = "a metric name takes at most one `*`"
+            raise ValueError(msg)
+        if stars and not self.key_tag:
+            msg = "a name with `*` needs key_tag"
+            raise ValueError(msg)
+        return self
+
+
+class Sparkplug(Strict):
+    """Sparkplug B edge nodes and devices (spBv1.0/<group>/<type>/<edge>[/<device>])."""
+
+    metrics: list[SparkplugMetric] = Field(min_length=1)
 
 
 class TopicEntry(Strict):
@@ -202,6 +312,8 @@ class TopicEntry(Strict):
     reading_tags: list[str] = Field(default_factory=list)
     payload: Payload | None = None
     availability: Availability | None = None
+    discovery: Discovery | None = None
+    sparkplug: Sparkplug | None = None
 
     @field_validator("pattern")
     @classmethod
@@ -214,8 +326,14 @@ class TopicEntry(Strict):
 
     @model_validator(mode="after")
     def _one_kind(self) -> TopicEntry:
-        if (self.payload is None) == (self.availability is None):
-            msg = "an entry has exactly one of payload or availability"
+        kinds = (self.payload, self.availability, self.discovery, self.sparkplug)
+        if sum(kind is not None for kind in kinds) != 1:
+            msg = "an entry has exactly one of payload, availability, discovery or sparkplug"
+            raise ValueError(msg)
+        if self.sparkplug is not None and not self.pattern.startswith("spBv1.0/"):
+            msg = (
+                "a sparkplug entry's pattern is a Sparkplug B filter (spBv1.0/#, spBv1.0/<group>/#)"
+            )
             raise ValueError(msg)
         captures = set(TopicPattern.parse(self.pattern).captures)
         unknown = sorted((set(self.match) | set(self.reading_tags)) - captures)

@@ -183,7 +183,7 @@ def test_any_json_object_decodes_or_reports_never_raises(document: dict[str, obj
     payload = json.dumps(document, allow_nan=True).encode()
     decoded = decoder.decode(payload, NOW_NS)
     # every field either gave a value or a named problem, never both, never neither
-    names = [c.name for c, _ in decoded.values] + [n for n, _ in decoded.problems]
+    names = [c.name for c, _, _ in decoded.values] + [n for n, _ in decoded.problems]
     assert set(names) <= {"t", "h.v", "d", "timestamp"}
     assert len([n for n in names if n == "h.v"]) == 1
 
@@ -250,7 +250,7 @@ def test_bad_timestamp_keeps_the_values() -> None:
     decoded = _json([{"path": "t", "metric": "sensor.temp_c"}], {"path": "ts"}).decode(
         b'{"t": 21, "ts": "soon"}', NOW_NS
     )
-    assert [v for _, v in decoded.values] == [21.0]
+    assert [v for _, v, _ in decoded.values] == [21.0]
     assert decoded.ts_ns is None
     assert decoded.problems[0][0] == "timestamp"
 
@@ -271,7 +271,7 @@ def test_paths_reach_into_lists_and_dotted_keys() -> None:
         ]
     )
     decoded = decoder.decode(b'{"probes": [{"t": 1}, {"t": 2}], "a.b": {"c": 40}}', NOW_NS)
-    assert [(c.metric, v) for c, v in decoded.values] == [
+    assert [(c.metric, v) for c, v, _ in decoded.values] == [
         ("sensor.temp_c", 2.0),
         ("sensor.humidity_pct", 40.0),
     ]

@@ -171,3 +171,42 @@ def test_the_collector_refuses_devices_it_cannot_route(sites: str, error: str) -
     assert config.mqtt is not None
     with pytest.raises(ConfigError, match=error):
         MqttCollector(config.mqtt, devices(config))
+
+
+GATEWAY_MISTAKES = """\
+name: mistakes
+kind: sensor
+topics:
+  - pattern: "tele/{mqtt_name}/SENSOR"
+    payload:
+      format: json
+      fields:
+        - {path: "*.Temperature", metric: sensor.temp_c}
+        - {path: "*.x.*", metric: sensor.temp_c, key_tag: a}
+        - {path: t, metric: sensor.temp_c, unit_path: TempUnit}
+        - {path: "*.T", key_tag: s, metric: sensor.temp_c, unit_path: U, units: {C: degC, R: rankine}}
+  - pattern: "spBv1.0/#"
+    sparkplug: {metrics: [{name: "a/*/b/*", key_tag: p, metric: sensor.temp_c}]}
+  - pattern: "sp/#"
+    sparkplug: {metrics: [{name: "T", metric: sensor.temp_c}]}
+  - pattern: "homeassistant/{component}/{object_id}/config"
+    discovery:
+      entities:
+        - {component: sensor, device_class: temperature, metric: sensor.temp_c}
+        - {component: sensor, device_class: temperature, metric: sensor.dew_point_c}
+"""
+
+
+def test_gateway_map_mistakes_are_named_with_their_line() -> None:
+    with pytest.raises(ProfileError) as info:
+        parse_topic_map(GATEWAY_MISTAKES, "mistakes.yaml")
+    text = str(info.value)
+    assert "a path with a key pattern needs key_tag" in text
+    assert "(line 8)" in text
+    assert "a path takes one wildcard level with one `*`" in text
+    assert "unit_path and units go together" in text
+    assert "no conversion from unit 'rankine' to 'degC'" in text
+    assert "(line 11)" in text
+    assert "a metric name takes at most one `*`" in text
+    assert "a sparkplug entry's pattern is a Sparkplug B filter" in text
+    assert "sensor device class temperature is listed twice" in text
