@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from collectors.profile import load_snmp_profile
@@ -109,20 +110,27 @@ def _profile_kind(placed: PlacedDevice) -> str:
     return load_snmp_profile(device.profile).kind
 
 
-def check_profiles(devices: list[PlacedDevice]) -> list[str]:
-    """Problems with the profiles the devices name (for `dcim validate`)."""
+def check_profiles(
+    devices: list[PlacedDevice], lines: Mapping[str, int] | None = None
+) -> list[str]:
+    """Problems with the profiles the devices name (for `dcim validate`).
+
+    `lines` (device id -> line of its entry) puts the line in each message.
+    """
     problems = []
     for placed in devices:
         device = placed.device
+        line = (lines or {}).get(device.id)
+        suffix = f" (line {line})" if line is not None else ""
         try:
             kind = _profile_kind(placed)
         except ProfileError as exc:
-            problems.append(f"device {device.id}: profile: {exc}")
+            problems.append(f"device {device.id}: profile: {exc}{suffix}")
             continue
         if kind != device.kind.value:
             problems.append(
                 f"device {device.id}: profile {device.profile} is for kind {kind}, "
-                f"device is {device.kind.value}"
+                f"device is {device.kind.value}{suffix}"
             )
     return problems
 

@@ -29,7 +29,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _report_config_error(exc)
     devices = list(iter_devices(config))
-    problems = check_profiles(devices)
+    problems = check_profiles(devices, config.device_lines()) + _state_problems(config)
     if problems:
         return _report_config_error(ConfigError(str(args.config), problems))
     sites = len(config.sites)
@@ -37,6 +37,31 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{args.config}: OK ({sites} site(s), {len(devices)} device(s), {len(config.sinks)} sink(s))"
     )
     return 0
+
+
+def _state_problems(config: Config) -> list[str]:
+    """Directories the monitor will write to that it cannot (without creating anything)."""
+    from dcim.inventory import InfluxSinkConfig
+    from dcim.statedir import state_dir_problem
+    from dcim.yamlsource import format_path
+
+    places: list[tuple[tuple[str | int, ...], Path]] = [
+        (("monitor", "state_dir"), config.monitor.state_dir)
+    ]
+    places += [
+        (("sinks", index, "spool", "dir"), sink.spool.dir)
+        for index, sink in enumerate(config.sinks)
+        if isinstance(sink, InfluxSinkConfig) and sink.spool.dir is not None
+    ]
+    problems = []
+    for where, path in places:
+        problem = state_dir_problem(path)
+        if problem is not None:
+            line = config.line_of(where) if where[0] in config.model_fields_set else None
+            suffix = f" (line {line})" if line else ""
+            setting = format_path(where)
+            problems.append(f"{setting}: {problem}{suffix}")
+    return problems
 
 
 def _report_config_error(exc: ConfigError) -> int:
@@ -61,7 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config)
-        problems = check_profiles(list(iter_devices(config)))
+        problems = check_profiles(list(iter_devices(config)), config.device_lines())
         if problems:
             raise ConfigError(str(args.config), problems)
     except ConfigError as exc:

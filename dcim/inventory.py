@@ -19,7 +19,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
+    PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -312,23 +314,39 @@ class Config(Strict):
     mqtt: MqttBrokerConfig | None = None
     traps: SnmpTrapConfig | None = None
     alerts: AlertsConfig | None = None
+    #: Line of each path of the file this config was read from (empty when built in code).
+    _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> Config:
-        seen: set[str] = set()
-        for placed in iter_devices(self):
-            if placed.device.id in seen:
-                msg = f"device id {placed.device.id!r} is used twice"
+    def _unique_ids(self, info: ValidationInfo) -> Config:
+        # the file loader checks these itself, naming each line (see parse_config)
+        if not (info.context or {}).get("unique_checked"):
+            seen: set[str] = set()
+            for placed in iter_devices(self):
+                if placed.device.id in seen:
+                    msg = f"device id {placed.device.id!r} is used twice"
+                    raise ValueError(msg)
+                seen.add(placed.device.id)
+            names = [sink.name for sink in self.sinks]
+            if len(names) != len(set(names)):
+                msg = "sink names must be unique"
                 raise ValueError(msg)
-            seen.add(placed.device.id)
         if self.mqtt is None and any(p.device.mqtt for p in iter_devices(self)):
             msg = "MQTT devices need a top-level mqtt section (broker url)"
             raise ValueError(msg)
-        names = [sink.name for sink in self.sinks]
-        if len(names) != len(set(names)):
-            msg = "sink names must be unique"
-            raise ValueError(msg)
         return self
+
+    def line_of(self, path: tuple[str | int, ...]) -> int | None:
+        """Line in the source file of `path` (or its nearest ancestor); None without a file."""
+        return line_of(self._lines, path) if self._lines else None
+
+    def device_lines(self) -> dict[str, int]:
+        """Device id -> line of its entry in the source file (empty when built in code)."""
+        return {
+            device_id: line
+            for device_id, path in _device_paths(self.model_dump(include={"sites"})).items()
+            if (line := self.line_of(path)) is not None
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,26 +467,140 @@ def _problem_path(loc: tuple[Any, ...], data: Any) -> tuple[str | int, ...]:
     return tuple(path)
 
 
+def _device_paths(data: Any) -> dict[str, tuple[str | int, ...]]:
+    """Device id -> its path in the data (first place it appears)."""
+    found: dict[str, tuple[str | int, ...]] = {}
+    for path, device in _device_entries(data):
+        device_id = device.get("id")
+        if isinstance(device_id, str):
+            found.setdefault(device_id, path)
+    return found
+
+
+def _device_entries(data: Any) -> Iterator[tuple[tuple[str | int, ...], dict[str, Any]]]:
+    """(path, mapping) of every device entry in raw config data, in file order."""
+
+    def visit(node: Any, path: tuple[str | int, ...]) -> Iterator[tuple[Any, Any]]:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "defaults" and not path:
+                    continue
+                if _DEVICE_LISTS.search(str(key)) and isinstance(value, list):
+                    for index, item in enumerate(value):
+                        if isinstance(item, dict):
+                            yield (*path, key, index), item
+                else:
+                    yield from visit(value, (*path, key))
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                yield from visit(item, (*path, index))
+
+    yield from visit(data, ())
+
+
+def _uniqueness_problems(
+    data: dict[str, Any], lines: dict[tuple[str | int, ...], int]
+) -> list[str]:
+    """Device ids and sink names given twice, each at its own line."""
+
+    def at(path: tuple[str | int, ...]) -> str:
+        line = line_of(lines, path)
+        return f"line {line}" if line is not None else format_path(path)
+
+    problems = []
+    seen: dict[str, tuple[str | int, ...]] = {}
+    for path, device in _device_entries(data):
+        device_id = device.get("id")
+        if not isinstance(device_id, str):
+            continue
+        if device_id in seen:
+            problems.append(
+                f"{format_path((*path, 'id'))}: device id {device_id!r} is used twice "
+                f"(also at {at((*seen[device_id], 'id'))}) (line {line_of(lines, (*path, 'id'))})"
+            )
+        else:
+            seen[device_id] = path
+    sinks = data.get("sinks")
+    names: dict[str, int] = {}
+    for index, sink in enumerate(sinks if isinstance(sinks, list) else []):
+        if not isinstance(sink, dict):
+            continue
+        name = sink.get("name", sink.get("type"))  # the default name is the type
+        if not isinstance(name, str):
+            continue
+        if name in names:
+            path = ("sinks", index)
+            problems.append(
+                f"{format_path(path)}: sink name {name!r} is used twice (also at "
+                f"{at(('sinks', names[name]))}) (line {line_of(lines, path)})"
+            )
+        else:
+            names[name] = index
+    return problems
+
+
+def _from_defaults(
+    path: tuple[str | int, ...], raw: Any, defaults: Any
+) -> tuple[str | int, ...] | None:
+    """The `defaults` path an error at `path` comes from, when the device did not set it."""
+    if not isinstance(defaults, dict):
+        return None
+    device_end = None
+    for i in range(len(path) - 1):
+        if _DEVICE_LISTS.search(str(path[i])) and isinstance(path[i + 1], int):
+            device_end = i + 2
+    if device_end is None or device_end >= len(path):
+        return None
+    node: Any = raw
+    for part in path:
+        present = (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        )
+        if not present:
+            break
+        node = node[part]
+    else:
+        return None  # the device's own value: the error is the device's
+    suffix = path[device_end:]
+    node = defaults
+    for part in suffix:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return ("defaults", *suffix)
+
+
 def parse_config(text: str, source: str = "<config>") -> Config:
-    """Validate config text; raise ConfigError listing every problem with its line."""
+    """Validate config text; raise ConfigError listing every problem once, with its line.
+
+    A problem with a value from `defaults:` is reported once, at its line under
+    `defaults`, not once per device that inherited it.
+    """
     try:
         data, lines = load_yaml_with_lines(text, source)
     except YamlSourceError as exc:
-        raise ConfigError(source, [str(exc).removeprefix(f"{source}: ")]) from None
+        raise ConfigError(source, exc.problems) from None
     if not isinstance(data, dict):
         raise ConfigError(source, ["the file must be a mapping with at least `sites`"])
+    problems = _uniqueness_problems(data, lines)
     merged = _apply_defaults(data)
     try:
-        return Config.model_validate(merged)
+        config = Config.model_validate(merged, context={"unique_checked": True})
     except ValidationError as exc:
-        problems = []
         for error in exc.errors():
             path = _problem_path(tuple(error["loc"]), merged)
+            path = _from_defaults(path, data, data.get("defaults")) or path
             line = line_of(lines, path)
             where = format_path(path) or "(top level)"
             suffix = f" (line {line})" if line is not None else ""
-            problems.append(f"{where}: {_message(error)}{suffix}")
+            problem = f"{where}: {_message(error)}{suffix}"
+            if problem not in problems:
+                problems.append(problem)
         raise ConfigError(source, problems) from None
+    if problems:
+        raise ConfigError(source, problems)
+    config._lines = lines
+    return config
 
 
 def load_config(path: Path | str) -> Config:

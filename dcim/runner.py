@@ -10,17 +10,26 @@ from typing import TYPE_CHECKING, Protocol
 
 from dcim.bus import Bus, Subscription
 from dcim.collector import StreamCollector
+from dcim.errors import DcimError
 from dcim.inventory import Config, iter_devices
 from dcim.poller import DevicePoller
 from dcim.reading import Reading
 from dcim.selfmetrics import SelfMetrics
 from dcim.sinks.factory import build_sink_worker
 from dcim.sinks.worker import SinkStats
+from dcim.statedir import prepare_state_dir
 
 if TYPE_CHECKING:
     from dcim.alerts.service import AlertEngine
 
 log = logging.getLogger(__name__)
+
+#: First and longest pause before a failed stream collector (MQTT, traps) is started again.
+STREAM_RESTART_S = (1.0, 60.0)
+
+
+class MonitorFailedError(DcimError):
+    """A part of the monitor that must run for its whole life stopped on an error."""
 
 
 class SinkRunner(Protocol):
@@ -45,6 +54,8 @@ class Monitor:
         self.sinks: dict[str, SinkRunner] = {}
         self.pollers: list[DevicePoller] = []
         monitor = config.monitor
+        # one clear line naming the setting, not a traceback from the first user of it
+        prepare_state_dir(monitor.state_dir)
         for sink_config in config.sinks:
             subscription = self.subscribe(f"sink:{sink_config.name}")
             self.sinks[sink_config.name] = build_sink_worker(
@@ -79,12 +90,18 @@ class Monitor:
         counters: dict[str, Callable[[], SinkStats]] = {
             name: _stats_of(sink) for name, sink in self.sinks.items()
         }
+        alerts = self.alerts
         self_metrics = SelfMetrics(
             self.bus,
             self.pollers,
             counters,
             self.bus.publish,
             self.config.monitor.self_metrics_interval_s,
+            alert_store_errors=(
+                (lambda: alerts.store_errors + alerts.dispatcher.store_errors)
+                if alerts is not None
+                else None
+            ),
         )
         log.info(
             "monitoring %d devices, writing to %s",
@@ -108,6 +125,20 @@ class Monitor:
                     self.alerts.run(self._alert_feed.queue, self.bus.publish), name="alerts"
                 )
             )
+        failed: list[str] = []
+
+        def ended(task: asyncio.Task[None]) -> None:
+            # these run for the monitor's whole life: one that ends is a fault to say out loud
+            if task.cancelled() or stop.is_set():
+                return
+            error = task.exception()
+            what = f"{task.get_name()} stopped: {error!r}" if error else f"{task.get_name()} ended"
+            log.error("%s; stopping the monitor", what, exc_info=error)
+            failed.append(what)
+            stop.set()
+
+        for task in (*sink_tasks, *poll_tasks):
+            task.add_done_callback(ended)
         try:
             await stop.wait()
         finally:
@@ -123,18 +154,29 @@ class Monitor:
                     log.exception("sink %s: error while flushing at shutdown", name)
             await _cancel(sink_tasks)
             self._factory.close()
+        if failed:
+            raise MonitorFailedError(failed[0])
 
 
 async def _run_stream(stream: StreamCollector, emit: Callable[[Sequence[Reading]], None]) -> None:
-    """Run a push collector; if it fails, say so and leave the pollers running."""
-    try:
-        await stream.run(emit)
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception(
-            "%s stopped with an error; polled devices are unaffected", type(stream).__name__
-        )
+    """Run a push collector; if it fails, say so and start it again (pollers run on)."""
+    delay, longest = STREAM_RESTART_S
+    while True:
+        try:
+            await stream.run(emit)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(
+                "%s stopped with an error; starting it again in %.0f s (polled devices "
+                "are unaffected)",
+                type(stream).__name__,
+                delay,
+            )
+        else:
+            log.error("%s returned; starting it again in %.0f s", type(stream).__name__, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, longest)
 
 
 def _stats_of(sink: SinkRunner) -> Callable[[], SinkStats]:

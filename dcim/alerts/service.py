@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -26,7 +27,7 @@ from dcim.alerts.config import AlertsConfig, Channel
 from dcim.alerts.engine import Clock, EngineSettings, RuleEngine
 from dcim.alerts.events import transition_readings
 from dcim.alerts.kinds.base import DeviceInfo
-from dcim.alerts.model import Incident, Level, Severity
+from dcim.alerts.model import Incident, Level, Notification, Severity
 from dcim.alerts.notify.base import Notifier
 from dcim.alerts.notify.dispatch import Dispatcher
 from dcim.alerts.rules import Rule, load_pack, load_rule_file, merge_rules
@@ -118,6 +119,10 @@ class AlertEngine:
         self._emit: Emit | None = None
         self._api: web.AppRunner | None = None
         self.api_port: int | None = None
+        #: Changes the store refused (disk full, I/O error), saved with the next flush.
+        self._unsaved: tuple[list[Incident], list[tuple[str, Notification]]] = ([], [])
+        #: Saves the store refused since start (a self-metric; each spell is logged once).
+        self.store_errors = 0
 
     @classmethod
     def from_config(
@@ -177,8 +182,29 @@ class AlertEngine:
         """Store what changed with its outbox rows (one transaction), emit, wake channels."""
         out = self.engine.take()
         routed = [(ch, n) for n in out.notifications for ch in self.dispatcher.route(n)]
-        if out.changed or routed:
-            self.store.save(out.changed, routed)
+        changed = [*self._unsaved[0], *out.changed]
+        routed = [*self._unsaved[1], *routed]
+        if changed or routed:
+            try:
+                self.store.save(changed, routed)
+            except sqlite3.Error as exc:
+                # keep them in memory and try again next flush: a notification is late, not lost
+                if not self._unsaved[0] and not self._unsaved[1]:
+                    log.error(
+                        "alert store %s: cannot save (%s); holding %d changes and %d "
+                        "notifications in memory until it can",
+                        self.store.path,
+                        exc,
+                        len(changed),
+                        len(routed),
+                    )
+                self.store_errors += 1
+                self._unsaved = (changed, routed)
+                routed = []
+            else:
+                if self._unsaved[0] or self._unsaved[1]:
+                    log.warning("alert store %s: saving again", self.store.path)
+                self._unsaved = ([], [])
         if routed:
             self.dispatcher.wake()
         if out.transitions and self._emit is not None:

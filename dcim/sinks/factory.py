@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from dcim.errors import StateDirError
 from dcim.inventory import FileSinkConfig, InfluxSinkConfig
 from dcim.reading import Reading
 from dcim.sinks.file import FileWriter
@@ -60,7 +61,12 @@ def build_sink_worker(
     spool = None
     if isinstance(config, InfluxSinkConfig):
         directory = config.spool.dir or state_dir / "spool" / config.name
-        spool = Spool(directory, max_bytes=int(config.spool.max_mb * 1024 * 1024))
+        try:
+            spool = Spool(directory, max_bytes=int(config.spool.max_mb * 1024 * 1024))
+        except OSError as exc:
+            setting = f"sinks.{config.name}.spool.dir" if config.spool.dir else "monitor.state_dir"
+            detail = exc.strerror or str(exc)
+            raise StateDirError(f"{setting}: spool {directory}: {detail}") from None
     writer = build_writer(config)
     worker = SinkWorker(
         config.name,

@@ -5,6 +5,13 @@ the sink is up; otherwise it joins the spool behind the older batches, and a rep
 task writes the spool oldest-first with exponential backoff. A batch leaves the spool
 only after the write succeeded; a replay cut short by shutdown is repeated next time,
 which InfluxDB absorbs (a point with the same series and time overwrites itself).
+
+Neither task may die quietly: a spool whose disk refuses falls back to memory
+(`FallbackSpool`), an unreadable spool file is set aside and counted, and any
+other error in the replay loop is logged and retried with the same backoff.
+While the sink is down, a writer that can `probe()` (a cheap ping) is asked
+every second, so a sink that comes back is used again within about a second
+instead of at the end of a backoff of up to `retry_max_s`.
 """
 
 from __future__ import annotations
@@ -17,9 +24,12 @@ from dcim.errors import SinkRejectedError, SinkUnavailableError
 from dcim.reading import Reading
 from dcim.sinks.influx import Writer
 from dcim.sinks.lineprotocol import LineEncoder
-from dcim.sinks.spool import BatchStore, MemorySpool, Spool
+from dcim.sinks.spool import BatchStore, FallbackSpool, MemorySpool, Spool
 
 log = logging.getLogger(__name__)
+
+#: While down, how often a writer with `probe()` is asked whether the sink is back.
+PROBE_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +40,10 @@ class SinkStats:
     points_dropped: int
     spool_bytes: int
     spool_batches: int
+    #: Failed spool disk operations (full, read-only, unreadable file).
+    spool_errors: int = 0
+    #: Points held only in memory (buffer, memory spool): lost if the process dies.
+    points_in_memory: int = 0
 
 
 class SinkWorker:
@@ -57,7 +71,7 @@ class SinkWorker:
         self.name = name
         self._writer = writer
         self._source = source
-        self._store: BatchStore = spool if spool is not None else MemorySpool()
+        self._store: BatchStore = FallbackSpool(spool) if spool is not None else MemorySpool()
         self._batch_size = batch_size
         self._flush_interval_s = flush_interval_s
         self._retry_initial_s = retry_initial_s
@@ -78,11 +92,15 @@ class SinkWorker:
     @property
     def stats(self) -> SinkStats:
         """A snapshot of the counters."""
+        store = self._store
+        in_memory = store.memory_points if isinstance(store, FallbackSpool) else store.points
         return SinkStats(
             points_written=self._written,
-            points_dropped=self._dropped,
-            spool_bytes=self._store.size_bytes,
-            spool_batches=self._store.batches,
+            points_dropped=self._dropped + store.lost_points,
+            spool_bytes=store.size_bytes,
+            spool_batches=store.batches,
+            spool_errors=getattr(store, "io_errors", 0),
+            points_in_memory=in_memory + len(self._buffer),
         )
 
     # --- consuming -------------------------------------------------------------------
@@ -211,7 +229,13 @@ class SinkWorker:
         delay = self._retry_initial_s
         backoff = self._down  # wait before the first try only if the sink is known down
         while True:
-            batch = self._store.peek()
+            try:
+                batch = self._store.peek()
+            except Exception:  # a store bug must not end replay: say so, retry later
+                log.exception("sink %s: cannot read the spool", self.name)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max_s)
+                continue
             if batch is None:
                 self._mark_up()
                 self._wake.clear()
@@ -219,7 +243,7 @@ class SinkWorker:
                 continue
             if backoff:
                 # only after a failure: replay must outpace new batches once the sink is back
-                await asyncio.sleep(delay)
+                await self._wait_retry(delay)
             backoff = True
             try:
                 await self._writer.write(batch.body)
@@ -241,6 +265,23 @@ class SinkWorker:
             self._replayed[1] += batch.lines
             delay = self._retry_initial_s
             backoff = False
+
+    async def _wait_retry(self, delay: float) -> None:
+        """Sleep `delay`, or less once the writer's probe says the sink answers again."""
+        probe = getattr(self._writer, "probe", None)
+        if probe is None or delay <= PROBE_INTERVAL_S:
+            await asyncio.sleep(delay)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        while (left := deadline - loop.time()) > 0:
+            await asyncio.sleep(min(PROBE_INTERVAL_S, left))
+            try:
+                async with asyncio.timeout(PROBE_INTERVAL_S * 2):
+                    if await probe():
+                        return
+            except Exception:  # noqa: S112 - a failed probe only means "not yet"
+                continue
 
     # --- shutting down ---------------------------------------------------------------
 
@@ -268,9 +309,16 @@ class SinkWorker:
                 self._spool(body, lines)
             else:
                 await self._direct(body, lines)
-        if isinstance(self._store, MemorySpool) and self._store.points:
+        store = self._store
+        if isinstance(store, MemorySpool) and store.points:
             log.error(
                 "sink %s: %d points held in memory are lost (no spool directory)",
                 self.name,
-                self._store.points,
+                store.points,
+            )
+        elif isinstance(store, FallbackSpool) and store.memory_points:
+            log.error(
+                "sink %s: %d points held in memory are lost (the spool disk refused them)",
+                self.name,
+                store.memory_points,
             )
