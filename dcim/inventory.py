@@ -193,13 +193,29 @@ class SnmpTrapConfig(Strict):
 
     #: Device id of readings that belong to no inventory device (unknown senders).
     id: str = Field(default="snmp-trap-receiver", min_length=1)
-    host: str = "0.0.0.0"
+    #: Address to listen on: no default, so exposing the receiver is a decision (the
+    #: management interface's address; 0.0.0.0 or :: for every interface).
+    host: str = Field(min_length=1)
     #: 162 is privileged (root or CAP_NET_BIND_SERVICE); 0 picks a free port (tests).
     port: int = Field(default=162, ge=0, le=65535)
     communities: list[Secret] = Field(default_factory=list)
     v3_users: list[SnmpV3Config] = Field(default_factory=list)
     #: Seconds between `device.trap_errors` readings (only counters that changed).
     stats_interval_s: float = Field(default=10.0, gt=0)
+    #: Socket receive buffer asked of the kernel: a burst of traps (a power event on a
+    #: whole room) arrives faster than it is decoded; the default ~200 KiB dropped a third.
+    receive_buffer_kb: int = Field(default=4096, ge=64, le=262144)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _host_given(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "host" not in data:
+            msg = (
+                "host is required: the address to listen on for traps (the management "
+                "interface's, or 0.0.0.0 for every interface)"
+            )
+            raise ValueError(msg)
+        return data
 
 
 class DeviceConfig(Strict):

@@ -23,6 +23,8 @@ class MetricSpec:
     measurement: str
     field: str
     values: tuple[str, ...] = ()
+    #: Physically plausible [low, high] for numbers; outside it a value is not stored.
+    range: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +64,18 @@ def _parse(raw: dict[str, Any]) -> Vocabulary:
             measurement=measurements[group],
             field=field,
             values=tuple(body.get("values", ())),
+            range=_range(name, body.get("range")),
         )
     return Vocabulary(metrics=metrics, measurements=measurements)
+
+
+def _range(name: str, raw: Any) -> tuple[float, float] | None:
+    if raw is None:
+        return None
+    if not (isinstance(raw, list) and len(raw) == 2 and float(raw[0]) <= float(raw[1])):
+        msg = f"vocabulary: {name}: range must be [low, high]"
+        raise ProfileError(msg)
+    return float(raw[0]), float(raw[1])
 
 
 @cache
