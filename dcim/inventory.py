@@ -315,6 +315,8 @@ SinkConfig = Annotated[InfluxSinkConfig | FileSinkConfig, Field(discriminator="t
 
 class MonitorConfig(Strict):
     state_dir: Path = Path("var")
+    #: Audit log of operator actions (default: <state_dir>/audit.jsonl).
+    audit_file: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     queue_size: int = Field(default=100_000, ge=100)
     #: Fraction of each poll interval over which device start times are spread.

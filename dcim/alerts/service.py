@@ -35,6 +35,7 @@ from dcim.alerts.silences import Silence
 from dcim.alerts.store import AlertStore
 from dcim.alerts.storms import NOTIFY_FAILED_RULE
 from dcim.alerts.tracker import FlapPolicy
+from dcim.audit import DEFAULT_AUDIT_FILE, AuditLog
 from dcim.reading import Reading
 
 if TYPE_CHECKING:
@@ -84,9 +85,12 @@ class AlertEngine:
         *,
         clock: Clock = wall_clock,
         notifiers: Mapping[str, Notifier] | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
+        #: Operator actions through the API (default: <state_dir>/audit.jsonl).
+        self.audit = audit or AuditLog(Path(state_dir) / DEFAULT_AUDIT_FILE)
         self.store = AlertStore(Path(state_dir) / settings.db_file)
         longest_poll = max((d.interval_s for d in devices.values()), default=0.0)
         grace = settings.startup_grace_s
@@ -137,7 +141,15 @@ class AlertEngine:
             for placed in iter_devices(config)
         }
         directory = state_dir if state_dir is not None else config.monitor.state_dir
-        return cls(settings, load_rules(settings), devices, directory, clock=clock)
+        audit_file = config.monitor.audit_file or directory / DEFAULT_AUDIT_FILE
+        return cls(
+            settings,
+            load_rules(settings),
+            devices,
+            directory,
+            clock=clock,
+            audit=AuditLog(audit_file),
+        )
 
     # --- running ---------------------------------------------------------------
 
@@ -148,7 +160,7 @@ class AlertEngine:
         if self.settings.api is not None and self._api is None:
             from dcim.alerts.api import start_api
 
-            self._api, self.api_port = await start_api(self, self.settings.api)
+            self._api, self.api_port = await start_api(self, self.settings.api, self.audit)
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         while True:
