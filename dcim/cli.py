@@ -263,7 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = sub.add_parser("simulate", help="serve simulated devices over SNMP")
     simulate.add_argument("--host", default="127.0.0.1")
-    simulate.add_argument("--port", type=int, default=1161)
+    simulate.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="UDP port (default 1161; with --site: each device's port from the inventory)",
+    )
     simulate.add_argument("--count", type=int, default=1, help="number of simulated UPS")
     simulate.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
     simulate.add_argument("--duration", type=float, help="stop after this many seconds")

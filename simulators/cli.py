@@ -18,6 +18,10 @@ from dcim.errors import DcimError
 from simulators.runner import main
 
 
+#: UDP port of `dcim simulate` without a site (a site serves its inventory's ports).
+DEFAULT_PORT = 1161
+
+
 def _receivers(specs: list[str]) -> list[tuple[str, int]]:
     out = []
     for spec in specs:
@@ -51,6 +55,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     `scenario`, `trap`, `mqtt_url`, `mqtt_interval`; returns an exit code.
     """
     site = getattr(args, "site", None)
+    if site is None and args.port is None:
+        args.port = DEFAULT_PORT
     try:
         with contextlib.suppress(KeyboardInterrupt):
             if site is not None:
