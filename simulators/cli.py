@@ -17,7 +17,6 @@ from pathlib import Path
 from dcim.errors import DcimError
 from simulators.runner import main
 
-
 #: UDP port of `dcim simulate` without a site (a site serves its inventory's ports).
 DEFAULT_PORT = 1161
 
