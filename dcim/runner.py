@@ -42,6 +42,8 @@ class SinkRunner(Protocol):
     @property
     def stats(self) -> SinkStats: ...
 
+    async def safe_through(self, position: int) -> None: ...
+
 
 class Monitor:
     """A configured monitor: sinks and pollers are built here, started by `run()`."""
@@ -56,13 +58,22 @@ class Monitor:
         monitor = config.monitor
         # one clear line naming the setting, not a traceback from the first user of it
         prepare_state_dir(monitor.state_dir)
+        self._sink_feeds: list[tuple[SinkRunner, Subscription]] = []
         for sink_config in config.sinks:
             subscription = self.subscribe(f"sink:{sink_config.name}")
-            self.sinks[sink_config.name] = build_sink_worker(
-                sink_config, subscription.queue, monitor.state_dir
+            sink = build_sink_worker(
+                sink_config, subscription.queue, monitor.state_dir, _dropped_of(subscription)
             )
+            self.sinks[sink_config.name] = sink
+            self._sink_feeds.append((sink, subscription))
         self._factory = CollectorFactory(max_in_flight=monitor.max_in_flight)
         self.streams: list[StreamCollector] = build_streams(config)
+        for stream in self.streams:
+            # a push collector that acknowledges its source (MQTT QoS 1) does so only once
+            # every sink has what it emitted: written, or in the on-disk spool
+            set_durability = getattr(stream, "set_durability", None)
+            if set_durability is not None:
+                set_durability(self.all_safe)
         self.alerts: AlertEngine | None = None
         if config.alerts is not None:
             from dcim.alerts.service import AlertEngine
@@ -80,6 +91,12 @@ class Monitor:
                     spread=monitor.jitter,
                 )
             )
+
+    async def all_safe(self) -> None:
+        """Return once every reading published so far is safe in every sink."""
+        targets = [(sink, feed.put) for sink, feed in self._sink_feeds]
+        for sink, position in targets:
+            await sink.safe_through(position)
 
     def subscribe(self, name: str, maxsize: int | None = None) -> Subscription:
         """Add a consumer of every reading (a sink, the alert engine, a live view)."""
@@ -177,6 +194,10 @@ async def _run_stream(stream: StreamCollector, emit: Callable[[Sequence[Reading]
             log.error("%s returned; starting it again in %.0f s", type(stream).__name__, delay)
         await asyncio.sleep(delay)
         delay = min(delay * 2, longest)
+
+
+def _dropped_of(subscription: Subscription) -> Callable[[], int]:
+    return lambda: subscription.dropped
 
 
 def _stats_of(sink: SinkRunner) -> Callable[[], SinkStats]:

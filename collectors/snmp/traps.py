@@ -395,6 +395,7 @@ class TrapReceiver:
         self.received = 0
         #: Bytes of socket receive buffer the kernel granted (after `start()`).
         self.receive_buffer = 0
+        self._last_ts: dict[str, int] = {}
 
     @property
     def address(self) -> tuple[str, int]:
@@ -557,15 +558,15 @@ class TrapReceiver:
         if sender is None:
             return
         problems: list[tuple[str, str]] = []
+        device_id = sender.placed.device.id
+        # stores keep milliseconds: two traps of one device in the same one would be one
+        # point (the second overwriting the first), so each trap gets its own millisecond
+        ts = max(now_ns(), self._last_ts.get(device_id, 0) + 1_000_000)
+        self._last_ts[device_id] = ts
         try:
             pairs = [(tuple(name), to_python(value)) for name, value in var_binds]
             readings = trap_readings(
-                sender.placed.device.id,
-                sender.placed.tags,
-                pairs,
-                self._catalog,
-                now_ns(),
-                problems=problems,
+                device_id, sender.placed.tags, pairs, self._catalog, ts, problems=problems
             )
         except (ValueError, TypeError) as exc:
             self._drop(source, "undecodable", detail=str(exc))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from dcim.errors import StateDirError
@@ -24,6 +25,9 @@ class ConfiguredSink:
     @property
     def stats(self) -> SinkStats:
         return self.worker.stats
+
+    async def safe_through(self, position: int) -> None:
+        await self.worker.safe_through(position)
 
     async def run(self) -> None:
         await self.worker.run()
@@ -55,9 +59,15 @@ def build_writer(config: InfluxSinkConfig | FileSinkConfig) -> Writer:
 
 
 def build_sink_worker(
-    config: InfluxSinkConfig | FileSinkConfig, source: asyncio.Queue[Reading], state_dir: Path
+    config: InfluxSinkConfig | FileSinkConfig,
+    source: asyncio.Queue[Reading],
+    state_dir: Path,
+    skipped: Callable[[], int] | None = None,
 ) -> ConfiguredSink:
-    """Writer, on-disk spool (InfluxDB only) and worker for one configured sink."""
+    """Writer, on-disk spool (InfluxDB only) and worker for one configured sink.
+
+    `skipped` counts readings the source queue dropped (its positions the worker passes).
+    """
     spool = None
     if isinstance(config, InfluxSinkConfig):
         directory = config.spool.dir or state_dir / "spool" / config.name
@@ -75,5 +85,6 @@ def build_sink_worker(
         spool,
         batch_size=config.batch_size,
         flush_interval_s=config.flush_interval_s,
+        skipped=skipped,
     )
     return ConfiguredSink(worker, writer)

@@ -58,6 +58,10 @@ class BatchStore(Protocol):
     def points(self) -> int: ...
     @property
     def lost_points(self) -> int: ...
+    @property
+    def memory_points(self) -> int: ...
+    @property
+    def last_on_disk(self) -> bool: ...
     def append(self, body: bytes, lines: int) -> int: ...
     def peek(self) -> SpoolBatch | None: ...
     def remove(self, seq: int) -> bool: ...
@@ -80,6 +84,17 @@ class _Bounded:
         self._lost_points = 0
         #: Failed disk operations (write, read, remove), since this object was created.
         self.io_errors = 0
+        self._on_disk = isinstance(self, Spool)
+
+    @property
+    def last_on_disk(self) -> bool:
+        """Whether the batch last appended is on disk (survives the process)."""
+        return self._on_disk
+
+    @property
+    def memory_points(self) -> int:
+        """Points held only in memory (all of them, for a memory spool)."""
+        return 0 if self._on_disk else self._points
 
     @property
     def lost_points(self) -> int:
@@ -310,6 +325,11 @@ class FallbackSpool:
         self.disk = disk
         self.memory = memory or MemorySpool(DEFAULT_FALLBACK_BYTES)
         self._failing = False
+        self._last_on_disk = True
+
+    @property
+    def last_on_disk(self) -> bool:
+        return self._last_on_disk
 
     def __repr__(self) -> str:
         return f"FallbackSpool({self.disk!r}, memory_batches={self.memory.batches})"
@@ -352,7 +372,9 @@ class FallbackSpool:
                     exc.strerror or exc,
                     self.memory.max_bytes // (1024 * 1024),
                 )
+            self._last_on_disk = False
             return self.memory.append(body, lines)
+        self._last_on_disk = True
         if self._failing:
             self._failing = False
             log.warning("spool %s: the disk takes batches again", self.disk.directory)

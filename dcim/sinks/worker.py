@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dcim.errors import SinkRejectedError, SinkUnavailableError
@@ -46,6 +48,15 @@ class SinkStats:
     points_in_memory: int = 0
 
 
+@dataclass(slots=True)
+class _Batch:
+    """A batch not yet safe: the source position of its last reading, and its state:
+    wait (being written), memory (held in memory), done (written, on disk, or dropped)."""
+
+    end: int
+    state: str = "wait"
+
+
 class SinkWorker:
     """Batches readings by size or age and delivers them; see the module doc.
 
@@ -65,6 +76,7 @@ class SinkWorker:
         retry_initial_s: float = 1.0,
         retry_max_s: float = 30.0,
         encoder: LineEncoder | None = None,
+        skipped: Callable[[], int] | None = None,
     ) -> None:
         if batch_size < 1 or flush_interval_s <= 0 or retry_initial_s <= 0:
             raise ValueError("batch_size, flush_interval_s and retry_initial_s must be positive")
@@ -78,6 +90,16 @@ class SinkWorker:
         self._retry_max_s = max(retry_max_s, retry_initial_s)
         self._encoder = encoder or LineEncoder()
         self._buffer: list[str] = []
+        # Durability bookkeeping, for producers that acknowledge only what is safe (MQTT
+        # QoS 1): each buffered line's position in the source; each batch not yet safe.
+        self._skipped = skipped or (lambda: 0)
+        self._taken = 0
+        self._marks: list[int] = []
+        self._unsafe: deque[_Batch] = deque()
+        #: Source positions up to which every reading is written, on the disk spool, or
+        #: dropped and counted: what a producer may acknowledge (see `safe_through`).
+        self.safe = 0
+        self._progress = asyncio.Event()
         self._inflight: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._down = False
@@ -120,11 +142,45 @@ class SinkWorker:
             self._replay_task.cancel()
 
     def _add(self, r: Reading) -> None:
+        self._taken += 1
+        # the queue drops its oldest when full: those positions are passed, counted there
+        position = self._taken + self._skipped()
         line = self._encoder.line(r)
         if line is None:  # non-finite float: line protocol has no way to say it
             self._dropped += 1
+            if self._marks:
+                self._marks[-1] = position  # settled with the line before it
+            elif self._unsafe:
+                self._unsafe[-1].end = position
+            else:
+                self._set_safe(position)
         else:
             self._buffer.append(line)
+            self._marks.append(position)
+
+    # --- durability ----------------------------------------------------------------
+
+    async def safe_through(self, position: int) -> None:
+        """Return once every reading up to source `position` is safe (see `safe`)."""
+        while self.safe < position:
+            await self._progress.wait()
+
+    def _set_safe(self, position: int) -> None:
+        if position > self.safe:
+            self.safe = position
+            self._progress.set()
+            self._progress = asyncio.Event()
+
+    def _advance(self) -> None:
+        memory_empty = self._store.memory_points == 0
+        while self._unsafe:
+            batch = self._unsafe[0]
+            if batch.state == "memory" and memory_empty:
+                batch.state = "done"  # every memory batch was written (or dropped, counted)
+            if batch.state != "done":
+                break
+            self._unsafe.popleft()
+            self._set_safe(batch.end)
 
     async def _collect(self) -> None:
         """Fill the buffer until batch_size, or flush_interval_s after its first reading."""
@@ -150,40 +206,50 @@ class SinkWorker:
         if self._inflight is not None and not self._inflight.done():
             await asyncio.wait([self._inflight])
 
-    def _take(self) -> tuple[bytes, int]:
+    def _take(self) -> tuple[bytes, int, _Batch]:
         lines, self._buffer = self._buffer[: self._batch_size], self._buffer[self._batch_size :]
-        return "\n".join(lines).encode(), len(lines)
+        batch = _Batch(self._marks[len(lines) - 1])
+        del self._marks[: len(lines)]
+        self._unsafe.append(batch)
+        return "\n".join(lines).encode(), len(lines), batch
 
     async def _flush(self) -> None:
         # Decide only once the previous write's outcome is known: that keeps the order.
         await self._settle()
         if not self._buffer:
             return
-        body, lines = self._take()  # no await from here on: the batch cannot get lost
+        body, lines, batch = self._take()  # no await from here on: the batch cannot get lost
         if self._down or self._store.batches:
-            self._spool(body, lines)
+            self._spool(body, lines, batch)
         else:
-            self._inflight = asyncio.create_task(self._direct(body, lines))
+            self._inflight = asyncio.create_task(self._direct(body, lines, batch))
 
     # --- delivering ------------------------------------------------------------------
 
-    async def _direct(self, body: bytes, lines: int) -> None:
+    async def _direct(self, body: bytes, lines: int, batch: _Batch) -> None:
         try:
             await self._writer.write(body)
         except SinkUnavailableError as exc:
             self._mark_down(str(exc))
-            self._spool(body, lines)
+            self._spool(body, lines, batch)
         except SinkRejectedError as exc:
             self._rejected(exc, lines)
+            self._settled(batch, "done")
         except Exception as exc:  # a writer bug must not lose data: keep it for retry
             log.exception("sink %s: unexpected write error", self.name)
             self._mark_down(f"{type(exc).__name__}: {exc}")
-            self._spool(body, lines)
+            self._spool(body, lines, batch)
         else:
             self._written += lines
+            self._settled(batch, "done")
 
-    def _spool(self, body: bytes, lines: int) -> None:
+    def _settled(self, batch: _Batch, state: str) -> None:
+        batch.state = state
+        self._advance()
+
+    def _spool(self, body: bytes, lines: int, batch: _Batch) -> None:
         dropped = self._store.append(body, lines)
+        self._settled(batch, "done" if self._store.last_on_disk else "memory")
         if dropped:
             self._dropped += dropped
             if not self._spool_full_logged:
@@ -261,6 +327,7 @@ class SinkWorker:
             else:
                 self._written += batch.lines
             self._store.remove(batch.seq)
+            self._advance()  # a batch held in memory may be the last one: safe now
             self._replayed[0] += 1
             self._replayed[1] += batch.lines
             delay = self._retry_initial_s
@@ -304,11 +371,11 @@ class SinkWorker:
                 break
         await self._settle()
         while self._buffer:
-            body, lines = self._take()
+            body, lines, batch = self._take()
             if self._down or self._store.batches:
-                self._spool(body, lines)
+                self._spool(body, lines, batch)
             else:
-                await self._direct(body, lines)
+                await self._direct(body, lines, batch)
         store = self._store
         if isinstance(store, MemorySpool) and store.points:
             log.error(

@@ -246,8 +246,10 @@ class MonitorProcess:
         await self._proc.wait()
 
     async def stop(self) -> int:
-        if self._proc is None or self._proc.returncode is not None:
-            return self._proc.returncode if self._proc else 0
+        if self._proc is None:
+            return 0
+        if self._proc.returncode is not None:
+            return self._proc.returncode
         self._proc.send_signal(signal.SIGTERM)
         try:
             async with asyncio.timeout(30):

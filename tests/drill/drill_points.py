@@ -69,7 +69,7 @@ def read_truth(path: Path) -> Counter[Key]:
 
 def read_influx(url: str, db: str, start_ms: int, end_ms: int) -> set[Key]:
     """Every point InfluxDB holds between two instants (all measurements)."""
-    query = f"SELECT * FROM /.*/ WHERE time >= {start_ms}ms AND time <= {end_ms}ms GROUP BY *"
+    query = f"SELECT * FROM /.*/ WHERE time >= {start_ms}ms AND time <= {end_ms}ms GROUP BY *"  # noqa: S608 - InfluxQL of two ints
     params = urllib.parse.urlencode({"q": query, "db": db, "epoch": "ms"})
     status, body = http("POST", f"{url}/query?{params}", timeout=30)
     if status != 200:
@@ -96,6 +96,8 @@ class Tally:
     stored: int
     lost: list[Key]
     duplicated: int
+    #: Keys the file sink wrote more than once.
+    twice: list[Key]
 
     def row(self) -> str:
         return f"{self.produced} / {self.stored} / {len(self.lost)} / {self.duplicated}"
@@ -107,4 +109,5 @@ def tally(truth: Counter[Key], influx: set[Key], start_ms: int, end_ms: int) -> 
     stored = [k for k in window if k in influx]
     lost = sorted(k for k in window if k not in influx)
     duplicated = sum(n - 1 for n in window.values() if n > 1)
-    return Tally(len(window), len(stored), lost, duplicated)
+    twice = sorted(k for k, n in window.items() if n > 1)
+    return Tally(len(window), len(stored), lost, duplicated, twice)

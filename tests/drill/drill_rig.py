@@ -9,7 +9,7 @@ import textwrap
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from drill_parts import MonitorProcess, Publisher, RogueProxy, Webhook
@@ -78,11 +78,14 @@ class Row:
     notifications: str = "0 / 0"
     recovery_s: float | None = None
     note: str = ""
-    problems: list[str] = field(default_factory=list)
+    #: Points the monitor said it held only in memory when it was killed (lost with it).
+    in_memory: int | None = None
 
     def cells(self) -> list[str]:
         recovery = f"{self.recovery_s:.1f} s" if self.recovery_s is not None else "-"
         points = self.tally.row() if self.tally else "-"
+        if self.in_memory is not None:
+            points += f" (+{self.in_memory} in memory at the kill: lost, counted)"
         return [self.fault, points, self.notifications, recovery, self.note]
 
 
@@ -91,6 +94,7 @@ class Rig:
 
     def __init__(
         self,
+        *,
         workdir: Path,
         state_dir: Path,
         influx: InfluxDB1,
