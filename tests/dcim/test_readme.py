@@ -35,7 +35,7 @@ def test_example_config_validates(monkeypatch: pytest.MonkeyPatch) -> None:
         "DCIM_MQTT_PASSWORD",
         "DCIM_TRAP_COMMUNITY",
         "DCIM_WEBHOOK_KEY",
-        "DCIM_ALERTS_TOKEN",
+        "DCIM_TOKEN_ALICE",
     ):
         monkeypatch.setenv(name, f"value-of-{name}")
     config = load_config(EXAMPLE)
