@@ -129,7 +129,7 @@ class Rig:
               jitter: 0
             defaults:
               poll_interval_s: {POLL_S}
-              snmp: {{host: 127.0.0.1, port: {self.agent_port}, timeout_s: 0.4, retries: 0}}
+              snmp: {{host: 127.0.0.1, port: {self.agent_port}, timeout_s: 1.5, retries: 0}}
             sites:
               - id: dc1
                 rooms:
@@ -140,7 +140,7 @@ class Rig:
                       - id: ups-rogue
                         kind: ups
                         profile: ups-mib-rfc1628
-                        snmp: {{port: {self.rogue.port}, community: ups3}}
+                        snmp: {{port: {self.rogue.port}, community: ups3, timeout_s: 0.4}}
                     rows:
                       - id: row-1
                         racks:

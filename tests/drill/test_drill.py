@@ -512,11 +512,18 @@ async def test_rogue_snmp_agent(drill: Drill) -> None:
         if k[3] >= start
     }
     healthy = list(rig.self_metric("up", since_ms=start, device="ups-1"))
+    healthy_classes = {
+        rig.truth.raw[k]
+        for k in rig.truth.values("dcim_self", "error_class", device="ups-1")
+        if k[3] >= start
+    }
     no_crash(rig)
     assert '"internal"' not in classes, classes
-    assert healthy
-    assert min(healthy) == 1.0
+    # the other devices, on the same sockets, never saw the rogue's answers: polled on
+    # time, up (a slow poll on a loaded machine may time out, nothing else)
     assert len(healthy) >= (end - start) / 1000 / 0.5 * 0.8
+    assert sum(healthy) >= 0.9 * len(healthy), healthy
+    assert healthy_classes <= {'"none"', '"timeout"'}, healthy_classes
     assert result.lost == []
     assert result.duplicated == 0
     assert "dropped ups.battery_temp_c" in rig.monitor.log()
