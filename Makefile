@@ -1,18 +1,19 @@
 # make demo   - set up and run the monitor on simulated devices (no server needed)
 # make test   - set up, install the real servers the tests use, lint, type-check, test
 # make check  - lint and type-check only
+# make i18n   - re-extract the board's messages and merge them into every catalog
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEBIAN_PACKAGES := influxdb victoria-metrics snmp snmpd snmptrapd mosquitto mosquitto-clients mbpoll \
-	nut-snmp nut-server nut-client prometheus-alertmanager python3-venv
+	nut-snmp nut-server nut-client prometheus-alertmanager python3-venv chromium chromium-driver
 # binaries that tell whether the packages above are present
 SERVER_BINARIES := /usr/bin/influxd /usr/bin/victoria-metrics /usr/bin/snmpwalk /usr/sbin/snmpd /usr/sbin/snmptrapd \
 	/usr/sbin/mosquitto /usr/bin/mosquitto_sub /usr/bin/mbpoll /lib/nut/snmp-ups /sbin/upsd \
-	/usr/bin/upsc /usr/bin/prometheus-alertmanager
+	/usr/bin/upsc /usr/bin/prometheus-alertmanager /usr/bin/chromium /usr/bin/chromedriver
 
-.PHONY: demo test check servers clean dashboards bench
+.PHONY: demo test check servers clean dashboards bench i18n
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +56,12 @@ bench: $(BIN)/.installed
 	fi
 	mkdir -p var && $(BIN)/dcim bench snmp $(BENCH_ARGS) --json var/bench-snmp.json
 	$(BIN)/dcim bench report var/bench-snmp.json --markdown
+
+i18n: $(BIN)/.installed
+	$(BIN)/pybabel extract -F babel.cfg -o dcim/locale/dcim.pot --project dcim --no-location \
+		--sort-output --omit-header .
+	$(BIN)/pybabel update -i dcim/locale/dcim.pot -d dcim/locale -D dcim --no-fuzzy-matching \
+		--ignore-obsolete
 
 dashboards: $(BIN)/.installed
 	$(BIN)/dcim grafana export dashboards --config dcim/examples/site.yaml

@@ -10,22 +10,36 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
+    BeforeValidator,
     Field,
     field_validator,
     model_validator,
 )
 
-from collectors.shipped import read_profile
+from collectors.shipped import on_profiles_changed, read_profile
 from dcim.configmodel import Strict
 from dcim.errors import ProfileError
 from dcim.vocabulary import load_vocabulary
 from dcim.yamlsource import YamlSourceError, validate_yaml
 
 OID_PATTERN = r"^\d+(\.\d+)+$"
-Oid = Annotated[str, Field(pattern=OID_PATTERN)]
+
+
+def _numeric_oid(value: object) -> object:
+    """A numeric OID, a leading dot (as net-snmp prints them) dropped."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip().removeprefix(".")
+    if not re.match(OID_PATTERN, text):
+        msg = f"{value!r} is not a numeric OID (dotted numbers, e.g. 1.3.6.1.2.1.33.1.2.4.0)"
+        raise ValueError(msg)
+    return text
+
+
+Oid = Annotated[str, BeforeValidator(_numeric_oid)]
 
 
 def _known_metric(metric: str) -> str:
@@ -42,6 +56,13 @@ def _check_enum(metric: str, enum: dict[int, str]) -> None:
     if unknown:
         msg = f"enum values {unknown} are not values of {metric} ({', '.join(spec.values)})"
         raise ValueError(msg)
+
+
+class Condition(Strict):
+    """A scalar whose value switches a profile-wide setting (e.g. the temperature unit)."""
+
+    oid: Oid
+    values: list[int] = Field(min_length=1)
 
 
 class Conversion(Strict):
@@ -62,12 +83,19 @@ class Conversion(Strict):
     missing: list[float] = Field(default_factory=list)
     #: The device reports degrees Fahrenheit; the value is converted to °C.
     fahrenheit: bool = False
+    #: With `fahrenheit`: °F only while this scalar says so (default: the profile's
+    #: `fahrenheit_when`). Composition sets it, so each profile of a device keeps its own switch.
+    fahrenheit_when: Condition | None = None
     #: Fixed tags for this field's readings (e.g. position: inlet).
     tags: dict[str, str] = Field(default_factory=dict)
     #: Numbers only: the raw value is text with the number inside it and a unit or words
     #: around it (a rating such as "16A" or "32 A"); the first decimal number in the
     #: text is the raw value. Text without a number is a decode error.
     number_in_text: bool = False
+    #: When a device runs several profiles and more than one reads this metric, the
+    #: readings of the highest precedence are kept (default: the profile's `priority`).
+    #: Set it where a lower-priority MIB is the richer source of one quantity.
+    precedence: int | None = None
 
     @model_validator(mode="after")
     def _number_in_text_is_a_number(self) -> Conversion:
@@ -88,6 +116,9 @@ class SnmpField(Conversion):
     divisor_oid: Oid | None = None
     #: Tables: a column (same index) holding this row's number of decimal digits.
     decimals_oid: Oid | None = None
+    #: Tables: a column holding this row's signed scale: negative divides by its
+    #: magnitude, positive multiplies (Rittal CMC III cmcIIIVarScale).
+    signed_scale_oid: Oid | None = None
     source: str = ""
 
     _metric_known = field_validator("metric")(_known_metric)
@@ -129,6 +160,7 @@ class SwitchedColumn(Strict):
     variants: dict[str, SnmpVariant] = Field(min_length=1)
     divisor_oid: Oid | None = None
     decimals_oid: Oid | None = None
+    signed_scale_oid: Oid | None = None
 
     @field_validator("variants", mode="before")
     @classmethod
@@ -199,6 +231,8 @@ class Rollup(Strict):
     missing: list[int] = Field(default_factory=list)
     #: Fixed tags for the reading (it has no row tags: it is the device's).
     tags: dict[str, str] = Field(default_factory=dict)
+    #: As `Conversion.precedence`: which profile's reading of this metric a device keeps.
+    precedence: int | None = None
 
     _metric_known = field_validator("metric")(_known_metric)
 
@@ -258,30 +292,63 @@ class SnmpTable(Strict):
         return self
 
 
-class Condition(Strict):
-    """A scalar whose value switches a profile-wide setting (e.g. the temperature unit)."""
-
-    oid: Oid
-    values: list[int] = Field(min_length=1)
-
-
 class SnmpProfile(Strict):
     name: str
-    kind: Literal["ups", "pdu", "crac", "sensor", "meter"]
+    kind: Literal["ups", "pdu", "crac", "sensor", "meter", "generator", "battery"]
     description: str = ""
     source: str = ""
     #: sysObjectID prefixes of devices this profile is meant for (discovery).
     sys_object_ids: list[Oid] = Field(default_factory=list)
+    #: Regular expressions (searched, case ignored) for the sysDescr of devices this
+    #: profile is meant for: for cards whose sysObjectID is generic (net-snmp, Linux).
+    sys_descr: list[str] = Field(default_factory=list)
     #: OIDs (subtrees) whose presence shows the device speaks this profile's MIB.
     probe_oids: list[Oid] = Field(default_factory=list)
-    #: Among profiles whose probes answer, the higher priority wins.
+    #: Discovery: when every one of these answers too, the profile does not apply
+    #: (an older MIB generation the device also serves, read by a newer profile).
+    unless_oids: list[Oid] = Field(default_factory=list)
+    #: Which profile leads when several apply to a device (its kind, its name first),
+    #: and, field by field, whose reading of a metric is kept (see `Conversion.precedence`).
+    #: Negative: a standard MIB (UPS-MIB, ENTITY-SENSOR-MIB) read from any device
+    #: that answers it, behind every vendor profile.
     priority: int = 0
+    #: Profiles this one replaces when both apply (an older generation of the same MIB).
+    supersedes: list[str] = Field(default_factory=list)
     #: Profiles whose scalars and tables this one also polls (e.g. UPS-MIB).
     include: list[str] = Field(default_factory=list)
     #: Fields with `fahrenheit: true` are °F only while this scalar says so.
     fahrenheit_when: Condition | None = None
     scalars: list[SnmpField] = Field(default_factory=list)
     tables: list[SnmpTable] = Field(default_factory=list)
+
+    @field_validator("sys_descr")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+        return patterns
+
+    @property
+    def is_standard(self) -> bool:
+        """A standard MIB's profile: applies to any device that answers its probes."""
+        return self.priority < 0
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The shipped profiles this one is made of (itself, or those of a composition)."""
+        return split_profile_names(self.name)
+
+
+#: Joins the profiles of a device that answers several MIBs: `apc-ups+apc-uio`.
+PROFILE_JOINER = "+"
+
+
+def split_profile_names(name: str) -> tuple[str, ...]:
+    """`a+b` -> ("a", "b"): the profiles a device's `profile` names, in order."""
+    return tuple(part.strip() for part in name.split(PROFILE_JOINER) if part.strip())
 
 
 def parse_snmp_profile(text: str, source: str) -> SnmpProfile:
@@ -297,8 +364,90 @@ def load_snmp_profile(name: str) -> SnmpProfile:
     """The shipped SNMP profile called `name` (file profiles/snmp/<name>.yaml).
 
     Included profiles are merged in: their scalars and tables follow the profile's own.
+    A name joining several profiles (`apc-ups+apc-uio`) gives their composition
+    (`compose_profiles`).
     """
+    parts = split_profile_names(name)
+    if len(parts) > 1:
+        return compose_profiles([load_snmp_profile(part) for part in parts])
     return _load(name, ())
+
+
+_Ranked = TypeVar("_Ranked", SnmpField, SnmpVariant, Rollup)
+
+
+def _ranked(field: _Ranked, rank: int, switch: Condition | None = None) -> _Ranked:
+    """The field with its profile's rank, and its profile's °F switch when it follows one."""
+    update: dict[str, object] = {}
+    if field.precedence is None:
+        update["precedence"] = rank
+    if (
+        switch is not None
+        and isinstance(field, Conversion)
+        and field.fahrenheit
+        and field.fahrenheit_when is None
+    ):
+        update["fahrenheit_when"] = switch
+    return field.model_copy(update=update) if update else field
+
+
+def _ranked_table(table: SnmpTable, rank: int, switch: Condition | None = None) -> SnmpTable:
+    return table.model_copy(
+        update={
+            "columns": [_ranked(column, rank, switch) for column in table.columns],
+            "switched": [
+                column.model_copy(
+                    update={
+                        "variants": {
+                            key: _ranked(variant, rank, switch)
+                            for key, variant in column.variants.items()
+                        }
+                    }
+                )
+                for column in table.switched
+            ],
+            "rollups": [_ranked(rollup, rank) for rollup in table.rollups],
+        }
+    )
+
+
+def compose_profiles(profiles: list[SnmpProfile]) -> SnmpProfile:
+    """One device answering several MIBs: every profile's fields, each with its rank.
+
+    The first profile leads (kind, description); a field without its own
+    `precedence` takes its profile's `priority`. When more than one field gives a
+    metric in a poll, the collector keeps the readings of the highest precedence
+    only: one reading per quantity, from the richer source. A profile's °F switch
+    (`fahrenheit_when`) goes with its own fields: two MIBs of one card may each
+    say in their own scalar which unit their probes report.
+    """
+    if not profiles:
+        msg = "no profiles to compose"
+        raise ProfileError(msg)
+    if len(profiles) == 1:
+        return profiles[0]
+    lead = profiles[0]
+    scalars: list[SnmpField] = []
+    tables: list[SnmpTable] = []
+    for profile in profiles:
+        switch = profile.fahrenheit_when
+        scalars += [_ranked(field, profile.priority, switch) for field in profile.scalars]
+        tables += [
+            _ranked_table(table, profile.priority, switch).model_copy(
+                update={"name": f"{profile.name}:{table.name}"}
+            )
+            for table in profile.tables
+        ]
+    return lead.model_copy(
+        update={
+            "name": PROFILE_JOINER.join(p.name for p in profiles),
+            "description": "; ".join(p.description for p in profiles if p.description),
+            "source": "; ".join(p.source for p in profiles if p.source),
+            "fahrenheit_when": None,
+            "scalars": scalars,
+            "tables": tables,
+        }
+    )
 
 
 def _load(name: str, seen: tuple[str, ...]) -> SnmpProfile:
@@ -312,3 +461,6 @@ def _load(name: str, seen: tuple[str, ...]) -> SnmpProfile:
         scalars.extend(other.scalars)
         tables.extend(other.tables)
     return profile.model_copy(update={"scalars": scalars, "tables": tables})
+
+
+on_profiles_changed(load_snmp_profile.cache_clear)

@@ -29,6 +29,7 @@ from dcim.benchevents import (
 from dcim.benchmonitor import MQTT_RULE, TRAP_RULE, env_sensor_racks
 from dcim.benchservers import BenchServer, TimeSeriesStore, broker, store_for
 from dcim.benchsnmp import cpu_of, fleet_config, rss_of
+from dcim.benchsse import SseClients
 
 #: Longest wait for notifications of the last events before the monitor is stopped.
 DRAIN_S = 10.0
@@ -109,6 +110,7 @@ async def _drive(
         "mqtt_url": f"mqtt://127.0.0.1:{mqtt.port}" if mqtt is not None else None,
         "mqtt_port": mqtt.port if mqtt is not None else None,
         "mqtt_sensors": mqtt_sensors,
+        "sse_clients": args.sse_clients,
     }
     log_path = work / "monitor.log"
     with log_path.open("wb") as log:
@@ -144,8 +146,13 @@ async def _drive(
         broker_cpu0 = cpu_of(mqtt.pid) if mqtt is not None else 0.0
         host_port = ("127.0.0.1", mqtt.port) if mqtt is not None else None
         sender = EventSender(ready["trap_port"], host_port)
-        await sender.run(events, args.event_rate)
-        await receiver.wait_for(sender.sent, DRAIN_S)
+        browsers = SseClients(ready.get("board_port"), args.sse_clients)
+        await browsers.start()
+        try:
+            await sender.run(events, args.event_rate)
+            await receiver.wait_for(sender.sent, DRAIN_S)
+        finally:
+            sse = await browsers.stop()
         landed1, store_cpu1 = store.points_landed(), cpu_of(store.pid)
         broker_cpu = (cpu_of(mqtt.pid) - broker_cpu0) if mqtt is not None else None
         store_rss = rss_of(store.pid)
@@ -189,6 +196,7 @@ async def _drive(
             "event_send_late_max_s": max(sender.late, default=None),
             "flap_count": flap_count,
             "other_notifications": receiver.other,
+            **sse,
         }
     )
     result.update(latency_figures(sent, decided, "decision"))

@@ -101,6 +101,9 @@ def monitor_config(spec: dict[str, Any]) -> dict[str, Any]:
         "channels": [{"type": "webhook", "name": "bench", "url": spec["webhook_url"]}],
         "flap": {"count": spec["flap_count"]},
     }
+    if spec.get("sse_clients"):
+        # the board, its overview watched by that many browsers (the parent's SSE clients)
+        config["web"] = {"host": "127.0.0.1", "port": 0, "anonymous_read": True}
     if spec.get("mqtt_url"):
         env_sensor_racks(config, spec["mqtt_sensors"], spec["interval"])
         config["mqtt"] = {
@@ -179,13 +182,28 @@ async def monitor_phase(spec: dict[str, Any]) -> dict[str, Any]:
     written0, bus0 = sink.stats.points_written, monitor.bus.published
     window.measuring = True
     cpu0, wall0 = _cpu_self(), time.perf_counter()
-    print(json.dumps({"ready": True, "trap_port": receivers[0].port}), flush=True)
+    board_port = monitor.board.port if monitor.board is not None else None
+    print(
+        json.dumps({"ready": True, "trap_port": receivers[0].port, "board_port": board_port}),
+        flush=True,
+    )
     if (await _stdin_line()).strip() != "stop":
         raise SystemExit("bench monitor phase: expected 'stop' from the parent")
     cpu, wall = _cpu_self() - cpu0, time.perf_counter() - wall0
     window.measuring = False
     written, published = sink.stats.points_written - written0, monitor.bus.published - bus0
     rss = rss_of()
+    board: dict[str, Any] = {}
+    if monitor.board is not None:
+        hub = monitor.board.hub.stats
+        held, full = monitor.board.live.memory()
+        board = {
+            "board_renders": hub.renders,
+            "board_messages": hub.messages,
+            "board_dropped_clients": hub.dropped_clients,
+            "board_history_bytes": held,
+            "board_history_bytes_when_full": full,
+        }
     queue_depths = {s.name: s.queue.qsize() for s in monitor.bus.subscriptions}
     stop.set()
     await running
@@ -229,4 +247,5 @@ async def monitor_phase(spec: dict[str, Any]) -> dict[str, Any]:
         "traps_received": sum(r.received for r in receivers),
         "trap_errors": {f"{d}:{why}": n for r in receivers for (d, why), n in r.errors.items()},
         "decisions": decisions,
+        **board,
     }

@@ -777,6 +777,15 @@ def _print_monitor_extras(r: dict[str, Any]) -> None:
         f"p99 {_fmt(_scaled(r['webhook_p99_s'], ms), '.1f')} ms",
         flush=True,
     )
+    if r.get("sse_clients"):
+        print(
+            f"         board: {r['sse_clients']} SSE clients, {r['sse_connected_at_end']} connected "
+            f"at the end, {r['sse_reconnects']} reconnects, "
+            f"{r['sse_events_per_client_min']}-{r['sse_events_per_client_max']} updates each, "
+            f"{r.get('board_renders')} renders; history {_fmt(r.get('board_history_bytes', 0) / 2**20, '.1f')} MiB "
+            f"now, {_fmt(r.get('board_history_bytes_when_full', 0) / 2**20, '.1f')} MiB when full",
+            flush=True,
+        )
 
 
 def _scaled(value: float | None, factor: float) -> float | None:
@@ -834,6 +843,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--no-mqtt", dest="mqtt", action="store_false", help="monitor phase: traps only"
+    )
+    parser.add_argument(
+        "--sse-clients",
+        type=int,
+        default=0,
+        metavar="N",
+        help="monitor phase: run the board and keep N browsers (SSE clients) on its overview",
     )
     parser.add_argument(
         "--keep-work", action="store_true", help="keep the temp dir (logs, server data)"

@@ -21,11 +21,20 @@ def _install_stop_handlers(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
+def load_site_config(path: Path) -> Config:
+    """Load a config file and put its profile folders first on the search path."""
+    from collectors.shipped import use_profile_paths
+
+    config = load_config(path)
+    use_profile_paths(config.profiles.paths)
+    return config
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from collectors.registry import check_profiles
 
     try:
-        config = load_config(args.config)
+        config = load_site_config(args.config)
     except ConfigError as exc:
         return _report_config_error(exc)
     devices = list(iter_devices(config))
@@ -36,6 +45,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(
         f"{args.config}: OK ({sites} site(s), {len(devices)} device(s), {len(config.sinks)} sink(s))"
     )
+    from collectors.shipped import overrides
+
+    for protocol, name, path in overrides():
+        print(f"  note: {protocol} profile {name} is the site's {path} (overrides the shipped one)")
     return 0
 
 
@@ -85,13 +98,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from collectors.registry import check_profiles
 
     try:
-        config = load_config(args.config)
+        config = load_site_config(args.config)
         problems = check_profiles(list(iter_devices(config)), config.device_lines())
         if problems:
             raise ConfigError(str(args.config), problems)
     except ConfigError as exc:
         return _report_config_error(exc)
     setup_logging(args.log_level or config.monitor.log_level)
+    from collectors.shipped import log_overrides
+
+    log_overrides()
     if args.shard:
         from dcim.shard import Shard, shard_config
 
@@ -148,6 +164,19 @@ def cmd_discover(args: argparse.Namespace) -> int:
     return asyncio.run(discover_and_print(args))
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    setup_logging("WARNING")
+    code: int = args.profile_func(args)
+    return code
+
+
+def cmd_walk(args: argparse.Namespace) -> int:
+    from dcim.oneshot import walk_and_print
+
+    setup_logging("WARNING")
+    return asyncio.run(walk_and_print(args))
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from simulators.cli import run_simulate
 
@@ -156,7 +185,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from dcim.demo import run_demo
+    from dcim.demo.run import run_demo
 
     setup_logging(args.log_level or "WARNING")
     return asyncio.run(run_demo(args))
@@ -261,6 +290,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_snmp_options(discover)
     discover.set_defaults(func=cmd_discover)
 
+    walk = sub.add_parser(
+        "walk", help="record an SNMP device in snmprec format (what snmpsim serves)"
+    )
+    walk.add_argument("host")
+    add_snmp_options(walk)
+    walk.add_argument(
+        "--subtree", action="append", help="walk only this subtree (repeatable; default 1.3.6.1)"
+    )
+    walk.add_argument("--max-repetitions", type=int, default=25)
+    walk.add_argument("--output", "-o", type=Path, help="write here instead of stdout")
+    walk.set_defaults(func=cmd_walk)
+
+    from dcim.profiletool import add_profile_parser
+
+    add_profile_parser(sub)
+    sub.choices["profile"].set_defaults(func=cmd_profile)
+
     simulate = sub.add_parser("simulate", help="serve simulated devices over SNMP")
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument(
@@ -292,17 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_alerts_parser(sub)
 
-    demo = sub.add_parser("demo", help="simulators + monitor + live view, no server needed")
-    demo.add_argument("--duration", type=float, help="stop after this many seconds")
-    demo.add_argument("--count", type=int, default=3, help="simulated UPS units")
-    demo.add_argument("--interval", type=float, default=5.0, help="poll interval, seconds")
-    demo.add_argument("--output", type=Path, default=Path("var/demo.lp"))
-    demo.add_argument("--influx-url", help="write to this InfluxDB instead of a file")
-    demo.add_argument("--influx-api", choices=["v1", "v2"], default="v1")
-    demo.add_argument("--database", default="dcim")
-    demo.add_argument("--bucket", default="dcim")
-    demo.add_argument("--org", default="")
-    demo.add_argument("--token-env", help="environment variable holding the v2 token")
+    demo = sub.add_parser(
+        "demo", help="the simulated data hall, the monitor and the NOC board; no server needed"
+    )
+    from dcim.demo.run import add_arguments as add_demo_arguments
+
+    add_demo_arguments(demo)
     demo.set_defaults(func=cmd_demo)
     vocabulary = sub.add_parser("vocabulary", help="print the metric vocabulary (Markdown)")
     vocabulary.set_defaults(func=cmd_vocabulary)

@@ -31,6 +31,7 @@ from dcim.configmodel import Strict
 from dcim.errors import ConfigError
 from dcim.secret import Secret
 from dcim.tls import TlsConfig as TlsConfig  # noqa: PLC0414 - re-exported for importers
+from dcim.web.config import WebConfig
 from dcim.yamlsource import YamlSourceError, format_path, line_of, load_yaml_with_lines
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$"
@@ -43,6 +44,8 @@ class DeviceKind(StrEnum):
     CRAC = "crac"
     SENSOR = "sensor"
     METER = "meter"
+    GENERATOR = "generator"
+    BATTERY = "battery"
 
 
 class SnmpVersion(StrEnum):
@@ -256,6 +259,9 @@ class RowConfig(Strict):
 
 class RoomConfig(Strict):
     id: Ident
+    #: ASHRAE TC 9.9 class of the room's IT equipment: the board colours rack inlets
+    #: against it (default: the class of the thermal rule pack the alerts load).
+    ashrae_class: Literal["A1", "A2", "A3", "A4"] | None = None
     rows: list[RowConfig] = Field(default_factory=list)
     devices: list[DeviceConfig] = Field(default_factory=list)
 
@@ -263,7 +269,21 @@ class RoomConfig(Strict):
 class SiteConfig(Strict):
     id: Ident
     name: str = ""
+    #: IANA time zone the board shows this site's times in (e.g. Asia/Ho_Chi_Minh).
+    timezone: str = "UTC"
     rooms: list[RoomConfig] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            msg = f"unknown time zone {name!r} (an IANA name such as Asia/Ho_Chi_Minh or UTC)"
+            raise ValueError(msg) from None
+        return name
 
 
 class SpoolConfig(Strict):
@@ -325,13 +345,41 @@ class MonitorConfig(Strict):
     max_in_flight: int = Field(default=100, ge=1, le=1000)
 
 
+class ProfilesConfig(Strict):
+    """Where the site's own profiles are (searched before the shipped ones).
+
+    Each folder holds `snmp/`, `modbus/`, `mqtt/` profiles and an optional
+    `vocabulary.yaml` of the site's own metrics. Relative paths are relative to
+    the config file.
+    """
+
+    paths: list[Path] = Field(default_factory=list)
+
+
 class Config(Strict):
     monitor: MonitorConfig = MonitorConfig()
+    profiles: ProfilesConfig = ProfilesConfig()
     sites: list[SiteConfig] = Field(min_length=1)
     sinks: list[SinkConfig] = Field(default_factory=list)
     mqtt: MqttBrokerConfig | None = None
     traps: SnmpTrapConfig | None = None
     alerts: AlertsConfig | None = None
+    #: The NOC board (off unless configured).
+    web: WebConfig | None = None
+
+    @model_validator(mode="after")
+    def _someone_can_read_the_board(self) -> Config:
+        web = self.web
+        if web is None or web.users or web.anonymous_read:
+            return self
+        if self.alerts is None or self.alerts.api is None:
+            msg = (
+                "web: nobody could open the board: add users, anonymous_read: true, "
+                "or alerts.api.token (its token logs in as an operator)"
+            )
+            raise ValueError(msg)
+        return self
+
     #: Line of each path of the file this config was read from (empty when built in code).
     _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
 
@@ -588,6 +636,14 @@ def _from_defaults(
     return ("defaults", *suffix)
 
 
+def _located(line: int | None, text: str) -> str:
+    """A YAML-level problem as the config errors read: the line first for a syntax error
+    (there is no path yet), at the end for a problem with a key."""
+    if line is None:
+        return text
+    return f"line {line}: {text}" if text.startswith("invalid YAML") else f"{text} (line {line})"
+
+
 def parse_config(text: str, source: str = "<config>") -> Config:
     """Validate config text; raise ConfigError listing every problem once, with its line.
 
@@ -597,7 +653,7 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     try:
         data, lines = load_yaml_with_lines(text, source)
     except YamlSourceError as exc:
-        raise ConfigError(source, exc.problems) from None
+        raise ConfigError(source, [_located(line, text) for line, text in exc.problems]) from None
     if not isinstance(data, dict):
         raise ConfigError(source, ["the file must be a mapping with at least `sites`"])
     problems = _uniqueness_problems(data, lines)
@@ -628,4 +684,9 @@ def load_config(path: Path | str) -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read file: {exc.strerror}"]) from None
-    return parse_config(text, str(path))
+    config = parse_config(text, str(path))
+    if any(not p.is_absolute() for p in config.profiles.paths):
+        base = path.resolve().parent
+        paths = [p if p.is_absolute() else base / p for p in config.profiles.paths]
+        config = config.model_copy(update={"profiles": ProfilesConfig(paths=paths)})
+    return config

@@ -71,7 +71,7 @@ def _snmp_config(args: argparse.Namespace) -> SnmpConfig:
 
 async def discover_and_print(args: argparse.Namespace) -> int:
     """`dcim discover`: identify the device, choose its profile, print an inventory entry."""
-    from collectors.snmp.discovery import discover, inventory_snippet
+    from collectors.snmp.discovery import discover, inventory_snippet, unknown_device_report
 
     config = _snmp_config(args)
     try:
@@ -80,7 +80,7 @@ async def discover_and_print(args: argparse.Namespace) -> int:
         print(f"dcim discover: {exc} ({exc.error_class})", file=sys.stderr)
         return 1
     if found.profile is None:
-        print(f"dcim discover: {found.host}: {found.reason}", file=sys.stderr)
+        print(f"dcim discover: {unknown_device_report(found)}", file=sys.stderr)
         return 2
     print(inventory_snippet(found, config), end="")
     return 0
@@ -93,7 +93,7 @@ async def poll_once_and_print(args: argparse.Namespace) -> int:
 
     name = args.profile
     if name == "auto":
-        from collectors.snmp.discovery import discover
+        from collectors.snmp.discovery import discover, unknown_device_report
 
         try:
             found = await discover(_snmp_config(args), poll=False)
@@ -101,10 +101,11 @@ async def poll_once_and_print(args: argparse.Namespace) -> int:
             print(f"dcim poll: {exc} ({exc.error_class})", file=sys.stderr)
             return 1
         if found.profile is None:
-            print(f"dcim poll: {found.host}: {found.reason}", file=sys.stderr)
+            print(f"dcim poll: {unknown_device_report(found)}", file=sys.stderr)
             return 2
         name = found.profile
-        print(f"# profile {name}: {found.reason}", file=sys.stderr)
+        for reason in found.reasons:
+            print(f"# profile {reason}", file=sys.stderr)
     profile = load_snmp_profile(name)
     try:
         placed = device_from_args(args, args.kind or profile.kind, name)
@@ -140,14 +141,14 @@ def _as_json(reading: Reading, source: str) -> dict[str, Any]:
     }
 
 
-def _print_table(sourced: list[tuple[Reading, str]]) -> None:
+def _print_table(sourced: list[tuple[Reading, str]], protocol: str = "snmp") -> None:
     rows = [
         (
             r.metric,
             " ".join(f"{k}={v}" for k, v in r.tags.items() if k not in ("device", "kind")),
             str(r.value),
             r.unit or "",
-            f"snmp:{source}",
+            f"{protocol}:{source}",
         )
         for r, source in sourced
     ]
@@ -226,4 +227,32 @@ async def poll_inventory_device(args: argparse.Namespace) -> int:
             print(f"{reading.metric:<32} {extra:<28} {reading.value!s:>14} {reading.unit or ''}")
     if not args.json:
         print(f"{len(readings)} readings in {elapsed_ms:.1f} ms")
+    return 0
+
+
+async def walk_and_print(args: argparse.Namespace) -> int:
+    """`dcim walk`: the device's objects as snmprec lines on stdout (or --output)."""
+    from collectors.snmp.fastclient import FastSnmpHost
+    from collectors.snmp.record import DEFAULT_SUBTREES, snmprec_line, walk
+
+    config = _snmp_config(args)
+    host = FastSnmpHost()
+    out = args.output.open("w", encoding="ascii") if args.output else sys.stdout
+    count = 0
+    try:
+        session = await host.session(config.host, config)
+        subtrees = args.subtree or list(DEFAULT_SUBTREES)
+        async for vb in walk(session, subtrees, max_repetitions=args.max_repetitions):
+            line = snmprec_line(vb)
+            if line is not None:
+                out.write(line + "\n")
+                count += 1
+    except CollectError as exc:
+        print(f"dcim walk: {exc} ({exc.error_class}) after {count} objects", file=sys.stderr)
+        return 1
+    finally:
+        host.close()
+        if out is not sys.stdout:
+            out.close()
+    print(f"dcim walk: {count} objects from {config.host}:{config.port}", file=sys.stderr)
     return 0

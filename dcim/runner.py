@@ -21,6 +21,7 @@ from dcim.statedir import prepare_state_dir
 
 if TYPE_CHECKING:
     from dcim.alerts.service import AlertEngine
+    from dcim.web.server import Board
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,15 @@ class SinkRunner(Protocol):
 class Monitor:
     """A configured monitor: sinks and pollers are built here, started by `run()`."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        alerts: AlertEngine | None = None,
+        board_note: str = "",
+    ) -> None:
+        """`alerts`: an engine built by the caller (the demo runs one on simulated time);
+        by default one is built from `config.alerts`. `board_note`: a line the board shows."""
         from collectors.registry import CollectorFactory, build_streams
 
         self.config = config
@@ -74,12 +83,20 @@ class Monitor:
             set_durability = getattr(stream, "set_durability", None)
             if set_durability is not None:
                 set_durability(self.all_safe)
-        self.alerts: AlertEngine | None = None
-        if config.alerts is not None:
+        self.alerts: AlertEngine | None = alerts
+        if self.alerts is None and config.alerts is not None:
             from dcim.alerts.service import AlertEngine
 
             self.alerts = AlertEngine.from_config(config)
+        if self.alerts is not None:
             self._alert_feed = self.subscribe("alerts")
+        self.board: Board | None = None
+        if config.web is not None:
+            from dcim.web.server import Board
+
+            self.board = Board(
+                config, self.subscribe("board").queue, alerts=self.alerts, note=board_note
+            )
         for placed in iter_devices(config):
             if placed.device.mqtt is not None:
                 continue  # pushed, not polled: the MQTT stream collector handles it
@@ -125,6 +142,8 @@ class Monitor:
             len(self.pollers),
             ", ".join(self.sinks) or "no sink",
         )
+        if self.board is not None:
+            await self.board.start()  # first: a port in use stops the monitor before it polls
         sink_tasks = [
             asyncio.create_task(sink.run(), name=f"sink {n}") for n, sink in self.sinks.items()
         ]
@@ -142,6 +161,8 @@ class Monitor:
                     self.alerts.run(self._alert_feed.queue, self.bus.publish), name="alerts"
                 )
             )
+        if self.board is not None:
+            poll_tasks.append(asyncio.create_task(self.board.run(), name="board"))
         failed: list[str] = []
 
         def ended(task: asyncio.Task[None]) -> None:
@@ -159,6 +180,8 @@ class Monitor:
         try:
             await stop.wait()
         finally:
+            if self.board is not None:
+                await self.board.aclose()
             await _cancel(poll_tasks)
             if self.alerts is not None:
                 await self.alerts.aclose()

@@ -8,7 +8,8 @@ size (largest first, ties by site/room id) go to the least-loaded shard.
 All shards can run from the same file, on one machine or several: each gets
 what must not be shared — its own state directory (spool, alert store), file sink, MQTT
 client id (the broker would otherwise drop one session for the other), and on
-one machine its own alert API and trap ports (configured port + I - 1).
+one machine its own alert API, board and trap ports (configured port + I - 1); each
+board shows the other shards' rooms when they are listed as its `web.peers`.
 `dcim shards CONFIG N` prints the plan, so trap destinations can follow it.
 """
 
@@ -105,6 +106,8 @@ def _own_resources(config: Config, shard: Shard) -> dict[str, Any]:
     if alerts is not None and alerts.api is not None and alerts.api.port:
         api = alerts.api.model_copy(update={"port": alerts.api.port + offset})
         update["alerts"] = alerts.model_copy(update={"api": api})
+    if config.web is not None and config.web.port:
+        update["web"] = config.web.model_copy(update={"port": config.web.port + offset})
     return update
 
 
@@ -121,6 +124,8 @@ def describe(config: Config, count: int) -> str:
             lines.append(f"  traps: udp {part.traps.host}:{part.traps.port}")
         if part.alerts is not None and part.alerts.api is not None:
             lines.append(f"  alert api: {part.alerts.api.host}:{part.alerts.api.port}")
+        if part.web is not None:
+            lines.append(f"  board: {part.web.host}:{part.web.port}")
         if part.mqtt is not None:
             lines.append(f"  mqtt client id: {part.mqtt.client_id}")
         lines.extend(

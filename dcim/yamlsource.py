@@ -15,15 +15,17 @@ T = TypeVar("T")
 class YamlSourceError(Exception):
     """The text is not valid YAML (or not a valid document); the message carries the line.
 
-    `problems` lists each problem on its own (the message joins them).
+    `problems` holds each problem on its own, as (line or None, `path: message`).
     """
 
-    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+    def __init__(self, message: str, problems: list[tuple[int | None, str]] | None = None) -> None:
         super().__init__(message)
-        self.problems = problems if problems is not None else [message]
+        self.problems = problems if problems is not None else [(None, message)]
 
 
-def _walk(node: yaml.Node, path: Path, lines: dict[Path, int], duplicates: list[str]) -> None:
+def _walk(
+    node: yaml.Node, path: Path, lines: dict[Path, int], duplicates: list[tuple[int, str]]
+) -> None:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         seen: dict[object, int] = {}
@@ -34,8 +36,11 @@ def _walk(node: yaml.Node, path: Path, lines: dict[Path, int], duplicates: list[
                 if key in seen:
                     where = format_path((*path, key))
                     duplicates.append(
-                        f"line {line}: key {where} is given twice (first at line {seen[key]}); "
-                        "YAML would silently keep only the last"
+                        (
+                            line,
+                            f"{where}: key given twice (first at line {seen[key]}); "
+                            "YAML would silently keep only the last",
+                        )
                     )
                 else:
                     seen[key] = line
@@ -61,14 +66,17 @@ def load_yaml_with_lines(text: str, source: str) -> tuple[Any, dict[Path, int]]:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "unknown line"
         problem = getattr(exc, "problem", None) or str(exc)
-        msg = f"{where}: invalid YAML: {problem}"
-        raise YamlSourceError(f"{source}: {msg}", [msg]) from None
+        msg = f"{source}: {where}: invalid YAML: {problem}"
+        line = mark.line + 1 if mark is not None else None
+        raise YamlSourceError(msg, [(line, f"invalid YAML: {problem}")]) from None
     lines: dict[Path, int] = {}
-    duplicates: list[str] = []
+    duplicates: list[tuple[int, str]] = []
     if node is not None:
         _walk(node, (), lines, duplicates)
     if duplicates:
-        raise YamlSourceError(f"{source}: " + "; ".join(duplicates), duplicates)
+        texts = [f"{message} (line {line})" for line, message in duplicates]
+        located: list[tuple[int | None, str]] = list(duplicates)
+        raise YamlSourceError(f"{source}: " + "; ".join(texts), located)
     return data, lines
 
 
@@ -110,10 +118,13 @@ def validate_yaml(
         return validate(data)
     except ValidationError as exc:
         problems = []
+        located: list[tuple[int | None, str]] = []
         for error in exc.errors():
             path = tuple(part for part in error["loc"] if part not in drop)
             line = line_of(lines, path)
             suffix = f" (line {line})" if line else ""
             message = str(error["msg"]).removeprefix("Value error, ")
-            problems.append(f"{format_path(path) or '(top level)'}: {message}{suffix}")
-        raise YamlSourceError(f"{source}: " + "; ".join(problems)) from None
+            text = f"{format_path(path) or '(top level)'}: {message}"
+            problems.append(text + suffix)
+            located.append((line, text))
+        raise YamlSourceError(f"{source}: " + "; ".join(problems), located) from None

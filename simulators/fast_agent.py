@@ -168,6 +168,21 @@ class FastAgent:
     def port(self) -> int:
         return self.addresses[0][1]
 
+    @property
+    def address(self) -> tuple[str, int]:
+        """The first bound (host, port), as `SnmpAgent.address` says it."""
+        return self.addresses[0]
+
+    @property
+    def communities(self) -> dict[str, MibDevice]:
+        """Community -> device, as `SnmpAgent.communities` says it."""
+        return {c.decode(): d for c, d in self.devices.items()}
+
+    @property
+    def v3_users(self) -> tuple[()]:
+        """No per-site SNMPv3 users (`v3=True` serves the fixed benchmark user)."""
+        return ()
+
     async def start(self, host: str = "127.0.0.1", port: int = 0, ports: int = 1) -> list[int]:
         """Bind `ports` UDP ports from `port` (0: any free ones); returns the bound ports."""
         loop = asyncio.get_running_loop()

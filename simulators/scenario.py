@@ -75,7 +75,7 @@ def _is_duration(value: object) -> bool:
 class Action:
     """One kind of step: its parameters (name -> type), which device kind it targets."""
 
-    target: str | None  # ups, pdu, crac, env, smoke, leak, door, any; None = no device
+    target: str | None  # ups, pdu, crac, generator, env, smoke, leak, door, any; None = no device
     params: Mapping[str, type]
     apply: Callable[[HallModel, str, Mapping[str, Any]], str]
     required: frozenset[str] = frozenset()
@@ -103,6 +103,27 @@ def _generator(on: bool) -> Callable[[HallModel, str, Mapping[str, Any]], str]:
         return "generator on load" if on else "generator stopped"
 
     return apply
+
+
+def _gen_fail_start(m: HallModel, d: str, _: Mapping[str, Any]) -> str:
+    m.generator(d).fail_to_start()
+    return f"{d}: will not start (flat starter battery)"
+
+
+def _gen_trip(m: HallModel, d: str, p: Mapping[str, Any]) -> str:
+    alarm = str(p.get("alarm", "high_coolant_temp"))
+    m.generator(d).trip(alarm)
+    return f"{d}: tripped ({alarm})"
+
+
+def _gen_reset(m: HallModel, d: str, _: Mapping[str, Any]) -> str:
+    m.generator(d).reset()
+    return f"{d}: alarms reset, ready to start"
+
+
+def _gen_fuel(m: HallModel, d: str, p: Mapping[str, Any]) -> str:
+    m.generator(d).set_fuel(float(p["level_pct"]))
+    return f"{d}: fuel tank at {p['level_pct']} %"
 
 
 def _feed(up: bool) -> Callable[[HallModel, str, Mapping[str, Any]], str]:
@@ -169,6 +190,12 @@ ACTIONS: dict[str, Action] = {
     "utility_restore": Action(None, {}, _utility(True)),
     "generator_start": Action(None, {}, _generator(True)),
     "generator_stop": Action(None, {}, _generator(False)),
+    "generator_fail_start": Action("generator", {}, _gen_fail_start),
+    "generator_trip": Action("generator", {"alarm": str}, _gen_trip),
+    "generator_reset": Action("generator", {}, _gen_reset),
+    "generator_fuel": Action(
+        "generator", {"level_pct": float}, _gen_fuel, frozenset({"level_pct"})
+    ),
     "feed_fail": Action(None, {"feed": str}, _feed(False)),
     "feed_restore": Action(None, {"feed": str}, _feed(True)),
     "crac_fail": Action("crac", {}, _crac(False)),
@@ -229,6 +256,8 @@ def _candidates(target: str, topology: Topology) -> list[str]:
         return list(topology.cracs)
     if target == "pdu":
         return list(topology.pdus)
+    if target == "generator":
+        return list(topology.generators)
     if target == "any":
         return list(topology.placed)
     return [s.id for s in topology.sensors.values() if s.role == target]

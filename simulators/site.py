@@ -27,6 +27,7 @@ from collectors.modbus.profile import load_modbus_profile
 from dcim.errors import ProfileError
 from dcim.inventory import Config, PlacedDevice, SnmpV3Config, SnmpVersion, load_config
 from simulators.clock import SimClock
+from simulators.fast_agent import FastAgent
 from simulators.hall.model import HallModel
 from simulators.hall.topology import Topology, TopologyError, build_topology
 from simulators.hall.views import HallView, view_for
@@ -75,6 +76,8 @@ V3_AUTH = {
 V3_PRIV = {"des": "DES", "aes": "AES", "aes128": "AES", "aes192c": "AES-192", "aes256c": "AES-256"}
 #: Wall seconds between background catch-ups, so events fire while nobody polls.
 TICK_WALL_S = 0.5
+#: Wall seconds a fast agent reuses a device's snapshot (every request of one poll sees it).
+FAST_SNAPSHOT_S = 1.0
 #: Fastest MQTT publish interval (wall seconds) however high the speed.
 MQTT_MIN_INTERVAL_S = 0.2
 
@@ -121,7 +124,7 @@ class Site:
         self._check_v3_contexts(problems)
         if problems:
             raise TopologyError(problems)
-        self.agents: list[SnmpAgent] = []
+        self.agents: list[SnmpAgent | FastAgent] = []
         self.modbus: list[ModbusSimServer] = []
         self.mqtt_url: str | None = None
         self.mqtt_interval_s = self._default_mqtt_interval()
@@ -281,6 +284,8 @@ class Site:
         *,
         mqtt_url: str | None = None,
         mqtt_interval_s: float | None = None,
+        fast_snmp: bool = False,
+        snapshot_s: float = FAST_SNAPSHOT_S,
     ) -> None:
         """Serve every SNMP group and Modbus gateway; publish MQTT sensors to `mqtt_url`.
 
@@ -288,7 +293,10 @@ class Site:
         one free port); with port 0 each Modbus gateway also takes a free port.
         Publishers use the inventory's broker settings (protocol, QoS, credentials,
         TLS) with `mqtt_url`; `mqtt_interval_s` defaults to the sensors' poll
-        interval in simulated time.
+        interval in simulated time. `fast_snmp`: v1/v2c groups are served by the lean
+        `FastAgent` (snapshots cached a second) instead of pysnmp's engine: a whole hall
+        polled every few seconds then costs a fraction of a core (the demo); `snapshot_s`
+        is how long one device's snapshot is reused.
         """
         groups: dict[tuple[str, int], dict[str, MibDevice]] = {}
         users: dict[tuple[str, int], dict[str, V3User]] = {}
@@ -298,7 +306,11 @@ class Site:
             users.setdefault(key, {}).update(self.snmp_users.get((h, p), {}))
         try:
             for (h, p), devices in groups.items():
-                agent = SnmpAgent(devices, v3_users=list(users[(h, p)].values()))
+                agent: SnmpAgent | FastAgent
+                if fast_snmp and not users[(h, p)]:
+                    agent = FastAgent(devices, cache_s=snapshot_s)
+                else:
+                    agent = SnmpAgent(devices, v3_users=list(users[(h, p)].values()))
                 await agent.start(h, p)
                 self.agents.append(agent)
             for (h, p), units in self.modbus_groups.items():

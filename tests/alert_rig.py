@@ -21,6 +21,7 @@ RULES = parse_rules(
     """
 rules:
   - id: inlet
+    runbook_url: docs/runbooks.md#ashrae-inlet-temp
     kind: threshold
     metric: sensor.temp_c
     levels: {high_warning: 27, high_critical: 32}
@@ -41,16 +42,20 @@ def service(
     clock: ManualClock,
     *channels: dict[str, Any],
     retry_s: tuple[float, float] = (0.02, 0.1),
+    links: dict[str, Any] | None = None,
+    routes: list[dict[str, Any]] | None = None,
 ) -> AlertEngine:
     """A started service with `channels`; a failed send is retried after `retry_s`
-    (first, longest) and reported once it failed twice."""
+    (first, longest) and reported once it failed twice. `links`: `alerts.links`."""
     initial_s, max_s = retry_s
     settings = AlertsConfig.model_validate(
         {
             "packs": [],
             "startup_grace_s": 0,
             "channels": list(channels),
+            "routes": routes or [],
             "retry": {"initial_s": initial_s, "max_s": max_s, "fail_after": 2},
+            "links": links or {},
         }
     )
     engine = AlertEngine(settings, RULES, DEVICES, tmp_path, clock=clock)

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from collectors.modbus.decode import NUMERIC, DataType, Order
-from collectors.shipped import available_profiles, read_profile
+from collectors.shipped import available_profiles, on_profiles_changed, read_profile
 from dcim.configmodel import Strict
 from dcim.errors import ProfileError
 from dcim.vocabulary import MetricSpec, load_vocabulary
@@ -120,7 +120,7 @@ class ModbusField(Strict):
 
 class ModbusProfile(Strict):
     name: str
-    kind: Literal["ups", "pdu", "crac", "sensor", "meter"]
+    kind: Literal["ups", "pdu", "crac", "sensor", "meter", "generator", "battery"]
     description: str = ""
     source: str = ""
     #: 0: addresses are PDU addresses (as sent); 1: manual numbering, register 1 is PDU 0.
@@ -162,3 +162,6 @@ def available_modbus_profiles() -> list[str]:
 def load_modbus_profile(name: str) -> ModbusProfile:
     """The shipped register map called `name` (profiles/modbus/<name>.yaml)."""
     return parse_modbus_profile(*read_profile("modbus", name, "Modbus profile"))
+
+
+on_profiles_changed(load_modbus_profile.cache_clear)

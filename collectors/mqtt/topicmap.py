@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from collectors.mqtt.pattern import PatternError, TopicPattern
-from collectors.shipped import available_profiles, read_profile
+from collectors.shipped import available_profiles, on_profiles_changed, read_profile
 from dcim.configmodel import Strict
 from dcim.errors import ProfileError
 from dcim.vocabulary import MetricSpec, load_vocabulary
@@ -244,7 +244,7 @@ class TopicEntry(Strict):
 
 class TopicMap(Strict):
     name: str
-    kind: Literal["ups", "pdu", "crac", "sensor", "meter"]
+    kind: Literal["ups", "pdu", "crac", "sensor", "meter", "generator", "battery"]
     description: str = ""
     source: str = ""
     topics: list[TopicEntry] = Field(min_length=1)
@@ -267,3 +267,6 @@ def load_topic_map(name: str) -> TopicMap:
 
 def available_topic_maps() -> list[str]:
     return available_profiles("mqtt")
+
+
+on_profiles_changed(load_topic_map.cache_clear)

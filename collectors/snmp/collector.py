@@ -16,7 +16,7 @@ from collectors.snmp.client import (
     VarBind,
     build_object_names,
 )
-from collectors.snmp.decode import DecodeError, divisor_of, selector_key
+from collectors.snmp.decode import DecodeError, DivisorKind, divisor_of, selector_key
 from collectors.snmp.plan import Oid, Output, RollupPlan, SnmpPlan, TablePlan, oid_text
 from collectors.snmp.walk import ColumnWalker
 from dcim.inventory import PlacedDevice, SnmpConfig, SnmpVersion
@@ -53,6 +53,7 @@ class SnmpCollector:
         self._rollup_tags: dict[tuple[str, int], Mapping[str, str]] = {}
         self._bad_log = LogLimiter()
         self._ts = 0
+        self._precedences: list[int] | None = None
 
     @property
     def max_repetitions(self) -> int:
@@ -76,7 +77,24 @@ class SnmpCollector:
         readings = await self._poll(sources)
         return list(zip(readings, sources, strict=True))
 
-    async def _poll(self, sources: list[str] | None) -> list[Reading]:
+    async def poll_explained(
+        self,
+    ) -> tuple[list[tuple[Reading, str]], list[tuple[Reading, str]]]:
+        """One poll: (kept, superseded), each reading with its OID.
+
+        Superseded readings are those a device running several profiles read twice:
+        the same metric from a field of higher precedence was kept instead.
+        """
+        sources: list[str] = []
+        superseded: list[tuple[Reading, str]] = []
+        readings = await self._poll(sources, superseded)
+        return list(zip(readings, sources, strict=True)), superseded
+
+    async def _poll(
+        self,
+        sources: list[str] | None,
+        superseded: list[tuple[Reading, str]] | None = None,
+    ) -> list[Reading]:
         session = self._session
         if session is None:
             self._session = session = await self._host.session(self.device_id, self._config)
@@ -86,15 +104,20 @@ class SnmpCollector:
         self.values_missing = 0  # noSuchObject / noSuchInstance for a profile scalar
         self.values_invalid = 0  # answered, but undecodable or implausible
         readings: list[Reading] = []
+        # several profiles: each reading's precedence, to keep one source per metric
+        self._precedences = [] if self._plan.ranked else None
+        if self._precedences is not None and sources is None:
+            sources = []
         values: dict[Oid, SnmpValue] = {}
         for var_binds in self._get_var_binds:
             for vb in await self._get(session, var_binds):
                 values[vb.oid] = vb.value
         plan = self._plan
-        fahrenheit = False
-        if plan.fahrenheit_oid is not None:
-            switch = values.get(plan.fahrenheit_oid)
-            fahrenheit = isinstance(switch, int) and switch in plan.fahrenheit_values
+        # per °F switch of the plan: does its scalar say °F this poll?
+        fahrenheit = tuple(
+            isinstance(raw := values.get(oid), int) and raw in when
+            for oid, when in plan.fahrenheit_switches
+        )
         for number, scalar in enumerate(plan.scalars):
             if all(
                 isinstance(values.get(oid, Absent.NO_SUCH_OBJECT), Absent) for oid in scalar.oids
@@ -125,6 +148,9 @@ class SnmpCollector:
                 answered = bool(values) or bool(walked)
                 walked.update(await self._walker.walk(session, missing, answered=answered))
             self._emit_table(table, walked, fahrenheit, readings, sources)
+        if self._precedences is not None:
+            assert sources is not None
+            return _keep_highest(readings, sources, self._precedences, superseded)
         return readings
 
     async def _get(self, session: SnmpSession, var_binds: list[tuple[Any, Any]]) -> list[VarBind]:
@@ -149,14 +175,15 @@ class SnmpCollector:
         raw: SnmpValue,
         *,
         divisor: float,
-        fahrenheit: bool,
+        fahrenheit: tuple[bool, ...],
         tags: Mapping[str, str],
         source: str,
     ) -> None:
         if isinstance(raw, Absent):
             return
         try:
-            value = output.convert(raw, divisor, fahrenheit and output.switchable_fahrenheit)
+            switch = output.fahrenheit_switch
+            value = output.convert(raw, divisor, switch is not None and fahrenheit[switch])
             if value is None:
                 return
             value = check_value(output.metric, value)
@@ -167,6 +194,8 @@ class SnmpCollector:
         out.append(Reading(self.device_id, output.metric, value, output.unit, self._ts, tags))
         if sources is not None:
             sources.append(source)
+        if self._precedences is not None:
+            self._precedences.append(output.precedence)
 
     def _report_bad(self, metric: str, source: str, why: str) -> None:
         held = self._bad_log.allow(source)
@@ -185,7 +214,7 @@ class SnmpCollector:
         self,
         table: TablePlan,
         walked: dict[Oid, dict[Oid, SnmpValue]],
-        fahrenheit: bool,
+        fahrenheit: tuple[bool, ...],
         out: list[Reading],
         sources: list[str] | None,
     ) -> None:
@@ -218,7 +247,9 @@ class SnmpCollector:
                 value = row.get(column.column)
                 if value is None:
                     continue
-                divisor = self._row_divisor(row, column.divisor_column, column.decimals, index_text)
+                divisor = self._row_divisor(
+                    row, column.divisor_column, column.divisor_kind, index_text
+                )
                 if divisor is None:
                     continue
                 tags = self._tags_for_row(table, index, label, named, column.output)
@@ -249,7 +280,9 @@ class SnmpCollector:
                 output = switch.variants.get(key) if key is not None else None
                 if output is None:
                     continue  # a sensor type or unit this profile does not map
-                divisor = self._row_divisor(row, switch.divisor_column, switch.decimals, index_text)
+                divisor = self._row_divisor(
+                    row, switch.divisor_column, switch.divisor_kind, index_text
+                )
                 if divisor is None:
                     continue
                 tags = self._tags_for_row(table, index, label, named, output)
@@ -277,16 +310,18 @@ class SnmpCollector:
             out.append(Reading(self.device_id, rollup.metric, stage, None, self._ts, device_tags))
             if sources is not None:
                 sources.append(rollup.oid_text)
+            if self._precedences is not None:
+                self._precedences.append(rollup.precedence)
 
     def _row_divisor(
-        self, row: Row, column: int | None, decimals: bool, index_text: str
+        self, row: Row, column: int | None, kind: DivisorKind, index_text: str
     ) -> float | None:
         if column is None:
             return 1.0
         raw = row.get(column)
         if raw is None:
             return 1.0  # no divisor column on this row: the value is unscaled
-        divisor = divisor_of(raw, decimals=decimals)
+        divisor = divisor_of(raw, kind)
         if divisor is None:
             self._report_bad("(divisor)", f"row {index_text}", f"unusable divisor {raw!r}")
         return divisor
@@ -341,6 +376,32 @@ def _rollup_rank(rollup: RollupPlan, named: Mapping[str, str], raw: SnmpValue | 
     if raw in rollup.missing:
         return None
     return rank if raw in rollup.true_values else -1
+
+
+def _keep_highest(
+    readings: list[Reading],
+    sources: list[str],
+    precedences: list[int],
+    superseded: list[tuple[Reading, str]] | None,
+) -> list[Reading]:
+    """Per metric, the readings of the highest precedence that gave one this poll.
+
+    `sources` is filtered in place alongside (callers zip the two).
+    """
+    best: dict[str, int] = {}
+    for reading, precedence in zip(readings, precedences, strict=True):
+        if precedence > best.get(reading.metric, precedence - 1):
+            best[reading.metric] = precedence
+    kept: list[Reading] = []
+    kept_sources: list[str] = []
+    for reading, source, precedence in zip(readings, sources, precedences, strict=True):
+        if precedence == best[reading.metric]:
+            kept.append(reading)
+            kept_sources.append(source)
+        elif superseded is not None:
+            superseded.append((reading, source))
+    sources[:] = kept_sources
+    return kept
 
 
 def _merge(base: Mapping[str, str], extra: Mapping[str, str]) -> Mapping[str, str]:

@@ -6,6 +6,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from collectors.profile import Conversion, SnmpField
 from collectors.snmp.client import SnmpValue
@@ -77,12 +78,21 @@ def selector_key(raw: object) -> str | None:
     return None
 
 
-def divisor_of(raw: object, *, decimals: bool) -> float | None:
-    """A row's extra divisor from its divisor or decimal-digits column (None: unusable)."""
+#: How a row's divisor column is read: a divisor, a number of decimal digits, or a
+#: signed scale (negative divides by its magnitude, positive multiplies).
+DivisorKind = Literal["divisor", "decimals", "signed_scale"]
+
+
+def divisor_of(raw: object, kind: DivisorKind = "divisor") -> float | None:
+    """A row's extra divisor from its divisor column, read as `kind` (None: unusable)."""
     if not isinstance(raw, int) or isinstance(raw, bool):
         return None
-    if decimals:
+    if kind == "decimals":
         return 10.0**raw if 0 <= raw <= 9 else None
+    if kind == "signed_scale":
+        if raw < 0:
+            return float(-raw)
+        return 1.0 / raw if raw > 0 else None
     return float(raw) if raw > 0 else None
 
 

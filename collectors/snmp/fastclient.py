@@ -358,6 +358,19 @@ class FastSnmpSession(SnmpSession):
             raise DeviceProtocolError(self.device_id, "SNMPv1 has no GETBULK")
         return await self._fast(fc.GET_BULK, max_repetitions, var_binds)
 
+    async def get_bulk_typed(
+        self, var_binds: Sequence[tuple[Any, Any]], max_repetitions: int
+    ) -> list[fc.TypedVarBind]:
+        """GETBULK (GETNEXT under SNMPv1) keeping each value's wire type (`dcim walk`)."""
+        if self._version == fc.VERSION_1:
+            data, header = await self._answer(fc.GET_NEXT, 0, var_binds)
+        else:
+            data, header = await self._answer(fc.GET_BULK, max_repetitions, var_binds)
+        try:
+            return fc.decode_typed_varbinds(data, header.varbinds_start, header.varbinds_end)
+        except fc.CodecError as exc:
+            raise DeviceProtocolError(self.device_id, f"malformed SNMP response: {exc}") from None
+
     def _template(
         self, pdu_type: int, max_repetitions: int, var_binds: Sequence[tuple[Any, Any]]
     ) -> fc.RequestTemplate:
@@ -372,6 +385,16 @@ class FastSnmpSession(SnmpSession):
     async def _fast(
         self, pdu_type: int, max_repetitions: int, var_binds: Sequence[tuple[Any, Any]]
     ) -> list[VarBind]:
+        data, header = await self._answer(pdu_type, max_repetitions, var_binds)
+        try:
+            return fc.decode_varbinds(data, header.varbinds_start, header.varbinds_end)
+        except fc.CodecError as exc:
+            raise DeviceProtocolError(self.device_id, f"malformed SNMP response: {exc}") from None
+
+    async def _answer(
+        self, pdu_type: int, max_repetitions: int, var_binds: Sequence[tuple[Any, Any]]
+    ) -> tuple[bytes, fc.Header]:
+        """The response's bytes and header; raises on silence and error-status."""
         template = self._template(pdu_type, max_repetitions, var_binds)
         answer = await self._exchange(template)
         if answer is None:
@@ -380,10 +403,7 @@ class FastSnmpSession(SnmpSession):
         data, header = answer
         if header.error_status:
             raise SnmpStatusError(self.device_id, header.error_status, header.error_index)
-        try:
-            return fc.decode_varbinds(data, header.varbinds_start, header.varbinds_end)
-        except fc.CodecError as exc:
-            raise DeviceProtocolError(self.device_id, f"malformed SNMP response: {exc}") from None
+        return data, header
 
     async def _exchange(self, template: fc.RequestTemplate) -> _Answer:
         rid = self._fast_host.next_request_id()

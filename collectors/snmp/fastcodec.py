@@ -397,6 +397,36 @@ def decode_varbinds(data: bytes, pos: int, end: int) -> list[VarBind]:
 
 
 @dataclass(frozen=True, slots=True)
+class TypedVarBind:
+    """A var-bind with its wire type (`dcim walk` records it): tag, content octets, value."""
+
+    oid: Oid
+    tag: int
+    content: bytes
+    value: SnmpValue
+
+
+def decode_typed_varbinds(data: bytes, pos: int, end: int) -> list[TypedVarBind]:
+    """Var-binds with their value's tag; slower than `decode_varbinds`, for tools."""
+    out: list[TypedVarBind] = []
+    try:
+        while pos < end:
+            start, vb_end = expect_tlv(data, pos, SEQUENCE, end)
+            ostart, oend = expect_tlv(data, start, OBJECT_IDENTIFIER, vb_end)
+            oid = decode_oid(data[ostart:oend])
+            tag = data[oend]
+            length, vstart = _length(data, oend + 1)
+            if vstart + length != vb_end:
+                raise CodecError("var-bind length does not match its parts")
+            content = data[vstart:vb_end]
+            out.append(TypedVarBind(oid, tag, content, _value(tag, content)))
+            pos = vb_end
+    except IndexError:
+        raise CodecError("truncated var-bind list") from None
+    return out
+
+
+@dataclass(frozen=True, slots=True)
 class Header:
     """A message up to its var-bind list (which is `data[varbinds_start:varbinds_end]`).
 

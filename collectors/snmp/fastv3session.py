@@ -121,9 +121,30 @@ class FastV3Session(SnmpSession):
     ) -> list[VarBind]:
         return await self._v3_request(fc.GET_BULK, max_repetitions, var_binds)
 
+    async def get_bulk_typed(
+        self, var_binds: Sequence[tuple[Any, Any]], max_repetitions: int
+    ) -> list[fc.TypedVarBind]:
+        """GETBULK keeping each value's wire type (`dcim walk`)."""
+        plaintext, header = await self._v3_answer(fc.GET_BULK, max_repetitions, var_binds)
+        try:
+            return fc.decode_typed_varbinds(plaintext, header.varbinds_start, header.varbinds_end)
+        except fc.CodecError as exc:
+            raise DeviceProtocolError(self.device_id, f"malformed SNMP response: {exc}") from None
+
     async def _v3_request(
         self, pdu_type: int, max_repetitions: int, var_binds: Sequence[tuple[Any, Any]]
     ) -> list[VarBind]:
+        plaintext, header = await self._v3_answer(pdu_type, max_repetitions, var_binds)
+        try:
+            return fc.decode_varbinds(plaintext, header.varbinds_start, header.varbinds_end)
+        except fc.CodecError as exc:
+            msg = f"malformed SNMP response: {exc}"
+            raise DeviceProtocolError(self.device_id, msg) from None
+
+    async def _v3_answer(
+        self, pdu_type: int, max_repetitions: int, var_binds: Sequence[tuple[Any, Any]]
+    ) -> tuple[bytes, fc.Header]:
+        """The response's scoped-PDU plaintext and header; raises on silence, REPORTs, status."""
         oids = tuple([_oid_of(name) for name, _ in var_binds])
         cured: set[str] = set()  # each cure at most once per request
         while True:
@@ -146,13 +167,7 @@ class FastV3Session(SnmpSession):
                 self._engine.advance(message.boots, message.time)
             if header.error_status:
                 raise SnmpStatusError(self.device_id, header.error_status, header.error_index)
-            try:
-                return fc.decode_varbinds(
-                    answer.scoped.plaintext, header.varbinds_start, header.varbinds_end
-                )
-            except fc.CodecError as exc:
-                msg = f"malformed SNMP response: {exc}"
-                raise DeviceProtocolError(self.device_id, msg) from None
+            return answer.scoped.plaintext, header
 
     async def _send_v3(
         self, engine_id: bytes, pdu_type: int, max_repetitions: int, oids: tuple[Oid, ...]

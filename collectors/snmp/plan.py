@@ -12,8 +12,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from collectors.profile import Conversion, SnmpField, SnmpProfile, SnmpTable
-from collectors.snmp.decode import CompiledField, Converter, compile_converter
+from collectors.profile import (
+    Condition,
+    Conversion,
+    Rollup,
+    SnmpField,
+    SnmpProfile,
+    SnmpTable,
+    SwitchedColumn,
+)
+from collectors.snmp.decode import CompiledField, Converter, DivisorKind, compile_converter
 from dcim.reading import EMPTY_TAGS
 from dcim.vocabulary import load_vocabulary
 
@@ -40,8 +48,10 @@ class Output:
     unit: str | None
     convert: Converter
     tags: Mapping[str, str]
-    #: Follows the profile's `fahrenheit_when` scalar instead of a fixed unit.
-    switchable_fahrenheit: bool
+    #: °F while the plan's switch at this position says so (None: a fixed unit).
+    fahrenheit_switch: int | None
+    #: Of several fields giving this metric on one device, the highest precedence's stay.
+    precedence: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +70,7 @@ class ColumnPlan:
     oid_text: str
     output: Output
     divisor_column: int | None
-    decimals: bool
+    divisor_kind: DivisorKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +85,7 @@ class SwitchPlan:
     select_tag: str | None
     variants: Mapping[str, Output]
     divisor_column: int | None
-    decimals: bool
+    divisor_kind: DivisorKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +103,7 @@ class RollupPlan:
     true_values: frozenset[int]
     missing: frozenset[int]
     tags: Mapping[str, str]
+    precedence: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +132,12 @@ class SnmpPlan:
     #: Unique scalar OIDs (fields, fallbacks, the °F switch) in GET-sized batches.
     get_batches: tuple[tuple[Oid, ...], ...]
     scalars: tuple[ScalarPlan, ...]
-    fahrenheit_oid: Oid | None
-    fahrenheit_values: frozenset[int]
+    #: (scalar OID, values meaning °F): each profile's temperature-unit switch, once.
+    fahrenheit_switches: tuple[tuple[Oid, frozenset[int]], ...]
     tables: tuple[TablePlan, ...]
+    #: Several profiles make this plan, or one profile ranks its own fields: per metric,
+    #: only the highest precedence's readings stay.
+    ranked: bool = False
 
     @property
     def request_count_hint(self) -> int:
@@ -131,15 +145,40 @@ class SnmpPlan:
         return len(self.get_batches) + len(self.tables)
 
 
-def _output(conversion: Conversion, metric: str, *, switchable: bool) -> Output:
+class _Switches:
+    """The °F switches a plan reads: the profile's own and its fields' (composition)."""
+
+    def __init__(self, default: Condition | None) -> None:
+        self.default = default
+        self.conditions: list[tuple[Oid, frozenset[int]]] = []
+
+    def position(self, conversion: Conversion) -> int | None:
+        condition = conversion.fahrenheit_when or self.default
+        if not conversion.fahrenheit or condition is None:
+            return None  # a fixed unit (°C, or always °F)
+        key = (parse_oid(condition.oid), frozenset(condition.values))
+        if key not in self.conditions:
+            self.conditions.append(key)
+        return self.conditions.index(key)
+
+
+def _output(conversion: Conversion, metric: str, switches: _Switches) -> Output:
     spec = load_vocabulary().get(metric)
+    switch = switches.position(conversion)
     fixed_unit = conversion
-    if switchable and conversion.fahrenheit:
-        # the °F decision is made per poll from the profile's switch scalar
+    if switch is not None:
+        # the °F decision is made per poll from the switch scalar
         fixed_unit = conversion.model_copy(update={"fahrenheit": False})
     convert = compile_converter(fixed_unit, integer_metric=spec.type == "int")
     tags = MappingProxyType(dict(conversion.tags)) if conversion.tags else EMPTY_TAGS
-    return Output(metric, spec.unit, convert, tags, switchable and conversion.fahrenheit)
+    return Output(
+        metric,
+        spec.unit,
+        convert,
+        tags,
+        switch,
+        conversion.precedence or 0,
+    )
 
 
 def compile_field(field: SnmpField) -> CompiledField:
@@ -164,7 +203,16 @@ class _Columns:
         return self.oids.index(oid)
 
 
-def _plan_table(table: SnmpTable, switchable: bool) -> TablePlan:
+def _divisor(field: SnmpField | SwitchedColumn) -> tuple[str | None, DivisorKind]:
+    """The column holding a row's divisor, and how to read it."""
+    if field.decimals_oid is not None:
+        return field.decimals_oid, "decimals"
+    if field.signed_scale_oid is not None:
+        return field.signed_scale_oid, "signed_scale"
+    return field.divisor_oid, "divisor"
+
+
+def _plan_table(table: SnmpTable, switches: _Switches) -> TablePlan:
     columns = _Columns()
     label = columns.position(table.label_oid)
     require = columns.position(table.require.oid if table.require else None)
@@ -172,21 +220,21 @@ def _plan_table(table: SnmpTable, switchable: bool) -> TablePlan:
     for field in table.columns:
         position = columns.position(field.oid)
         assert position is not None
-        divisor_text = field.divisor_oid or field.decimals_oid
+        divisor_text, kind = _divisor(field)
         fixed.append(
             ColumnPlan(
                 column=position,
                 oid_text=oid_text(parse_oid(field.oid)),
-                output=_output(field, field.metric, switchable=switchable),
+                output=_output(field, field.metric, switches),
                 divisor_column=columns.position(divisor_text),
-                decimals=field.decimals_oid is not None,
+                divisor_kind=kind,
             )
         )
     switched = []
     for column in table.switched:
         position = columns.position(column.oid)
         assert position is not None
-        divisor_text = column.divisor_oid or column.decimals_oid
+        divisor_text, kind = _divisor(column)
         switched.append(
             SwitchPlan(
                 column=position,
@@ -200,12 +248,12 @@ def _plan_table(table: SnmpTable, switchable: bool) -> TablePlan:
                 select_tag=column.select_tag,
                 variants=MappingProxyType(
                     {
-                        key: _output(variant, variant.metric, switchable=switchable)
+                        key: _output(variant, variant.metric, switches)
                         for key, variant in column.variants.items()
                     }
                 ),
                 divisor_column=columns.position(divisor_text),
-                decimals=column.decimals_oid is not None,
+                divisor_kind=kind,
             )
         )
     rollups = []
@@ -224,6 +272,7 @@ def _plan_table(table: SnmpTable, switchable: bool) -> TablePlan:
                 true_values=frozenset(rollup.true_values),
                 missing=frozenset(rollup.missing),
                 tags=MappingProxyType(dict(rollup.tags)) if rollup.tags else EMPTY_TAGS,
+                precedence=rollup.precedence or 0,
             )
         )
     return TablePlan(
@@ -251,7 +300,7 @@ def _batches(oids: Sequence[Oid], size: int) -> tuple[tuple[Oid, ...], ...]:
 
 def plan_profile(profile: SnmpProfile, max_varbinds: int = MAX_VARBINDS_PER_GET) -> SnmpPlan:
     """Group scalars into as few GETs as allowed and tables into column walks."""
-    switchable = profile.fahrenheit_when is not None
+    switches = _Switches(profile.fahrenheit_when)
     get_oids: list[Oid] = []
 
     def ask(oid: Oid) -> Oid:
@@ -262,17 +311,28 @@ def plan_profile(profile: SnmpProfile, max_varbinds: int = MAX_VARBINDS_PER_GET)
     scalars = tuple(
         ScalarPlan(
             oids=tuple(ask(parse_oid(text)) for text in (field.oid, *field.fallback_oids)),
-            output=_output(field, field.metric, switchable=switchable),
+            output=_output(field, field.metric, switches),
         )
         for field in profile.scalars
     )
-    condition = profile.fahrenheit_when
-    fahrenheit_oid = ask(parse_oid(condition.oid)) if condition else None
+    tables = tuple(_plan_table(table, switches) for table in profile.tables)
+    for oid, _ in switches.conditions:
+        ask(oid)
     return SnmpPlan(
         profile=profile.name,
         get_batches=_batches(get_oids, max_varbinds),
         scalars=scalars,
-        fahrenheit_oid=fahrenheit_oid,
-        fahrenheit_values=frozenset(condition.values if condition else ()),
-        tables=tuple(_plan_table(table, switchable) for table in profile.tables),
+        fahrenheit_switches=tuple(switches.conditions),
+        tables=tables,
+        ranked=len(profile.parts) > 1 or _sets_precedence(profile),
     )
+
+
+def _sets_precedence(profile: SnmpProfile) -> bool:
+    """Does one profile rank its own fields (the same quantity at two resolutions)?"""
+    ranked: list[Conversion | Rollup] = list(profile.scalars)
+    for table in profile.tables:
+        ranked += table.columns
+        ranked += [v for column in table.switched for v in column.variants.values()]
+        ranked += table.rollups
+    return any(field.precedence is not None for field in ranked)

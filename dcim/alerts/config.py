@@ -5,11 +5,19 @@ No import of `dcim.inventory` here: the inventory imports this module.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from string import Formatter
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from dcim.alerts.model import Severity
 from dcim.alerts.scope import Scope
@@ -25,24 +33,83 @@ DEFAULT_PACKS = [
     "cooling",
     "power",
     "ups",
+    "generator",
     "fire-environment",
     "monitoring",
     "sensor-health",
 ]
 
 
-class WebhookChannel(Strict):
-    type: Literal["webhook"]
+class TemplateFile(Strict):
+    """A message template kept in its own file: `{file: PATH}`."""
+
+    file: Path
+
+
+def _read_template(value: object) -> object:
+    if isinstance(value, dict):
+        path = TemplateFile.model_validate(value).file
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as exc:
+            msg = f"cannot read template file {path}: {exc.strerror}"
+            raise ValueError(msg) from None
+    return value
+
+
+#: A Jinja2 message template: inline text, or `{file: PATH}`.
+TemplateText = Annotated[str, BeforeValidator(_read_template)]
+
+
+def loopback(url: str) -> bool:
+    """True when the URL's host is this machine (a local relay, or a test server)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_https(url: str, what: str) -> str:
+    """https:// anywhere; http:// only to a loopback address. The message never shows the URL
+    (a chat webhook's URL is its credential)."""
+    if url.startswith("https://") and urlsplit(url).hostname:
+        return url
+    if url.startswith("http://") and loopback(url):
+        return url
+    msg = f"{what} must be an https:// URL (http:// only to a loopback address)"
+    raise ValueError(msg)
+
+
+class ChannelBase(Strict):
+    """What every channel has: a name, and message templates overriding the shipped ones."""
+
     name: Name
+    #: Template part -> Jinja2 text or {file: PATH}; the parts each channel type has are
+    #: listed in dcim/alerts/notify/templating.py (PARTS). Others keep the shipped defaults.
+    templates: dict[str, TemplateText] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _templates_render(self) -> ChannelBase:
+        if self.templates:
+            from dcim.alerts.notify.templating import check_templates
+
+            check_templates(str(getattr(self, "type", "")), self.name, self.templates)
+        return self
+
+
+class WebhookChannel(ChannelBase):
+    type: Literal["webhook"]
     url: str = Field(pattern=r"^https?://")
     #: HMAC-SHA256 key: the body is signed in the X-Dcim-Signature header.
     hmac_key: Secret | None = None
     timeout_s: float = Field(default=5.0, gt=0, le=60)
 
 
-class EmailChannel(Strict):
+class EmailChannel(ChannelBase):
     type: Literal["email"]
-    name: Name
     host: str = Field(min_length=1)
     port: int = Field(default=587, ge=1, le=65535)
     starttls: bool = True
@@ -68,7 +135,7 @@ class EmailChannel(Strict):
 AlertmanagerUrl = Annotated[str, Field(pattern=r"^https?://")]
 
 
-class AlertmanagerChannel(Strict):
+class AlertmanagerChannel(ChannelBase):
     """One Alertmanager, or every member of an Alertmanager cluster (`urls`).
 
     A cluster gets each alert from us directly, not through a load balancer:
@@ -77,7 +144,6 @@ class AlertmanagerChannel(Strict):
     """
 
     type: Literal["alertmanager"]
-    name: Name
     url: AlertmanagerUrl | None = None
     urls: list[AlertmanagerUrl] = Field(default_factory=list)
     #: Firing alerts are re-sent this often (Alertmanager expires alerts it stops hearing of).
@@ -130,11 +196,10 @@ def topic_fields(template: str) -> list[str]:
     return fields
 
 
-class MqttChannel(Strict):
+class MqttChannel(ChannelBase):
     """Each notification as JSON on an MQTT topic; firing state retained, the resolve clears it."""
 
     type: Literal["mqtt"]
-    name: Name
     url: str = Field(pattern=r"^mqtts?://")
     #: Fields: rule, severity, state, event, incident, scope, or a label (site, room, rack,
     #: device, kind...); a label the incident lacks becomes "_".
@@ -174,11 +239,127 @@ class MqttChannel(Strict):
         return self
 
 
+def _secret_url(value: SecretStr, what: str) -> SecretStr:
+    check_https(value.get_secret_value(), what)
+    return value
+
+
+class SlackChannel(ChannelBase):
+    """A Slack incoming webhook: Block Kit messages (header, text, link buttons)."""
+
+    type: Literal["slack"]
+    #: The webhook URL is its credential: give it as a secret ({env: VAR} or {file: PATH}).
+    url: Secret
+    timeout_s: float = Field(default=10.0, gt=0, le=60)
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, value: SecretStr) -> SecretStr:
+        return _secret_url(value, "url")
+
+
+class TeamsChannel(ChannelBase):
+    """A Microsoft Teams Workflows webhook ("When a Teams webhook request is received"):
+    an Adaptive Card in a message. The retired Office 365 connector URLs take it too."""
+
+    type: Literal["teams"]
+    #: The workflow URL carries its signature: give it as a secret.
+    url: Secret
+    timeout_s: float = Field(default=10.0, gt=0, le=60)
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, value: SecretStr) -> SecretStr:
+        return _secret_url(value, "url")
+
+
+PAGERDUTY_URLS = {
+    "us": "https://events.pagerduty.com/v2/enqueue",
+    "eu": "https://events.eu.pagerduty.com/v2/enqueue",
+}
+
+
+class PagerDutyChannel(ChannelBase):
+    """PagerDuty Events API v2: trigger, acknowledge and resolve, one dedup key per incident."""
+
+    type: Literal["pagerduty"]
+    #: The service's Events API v2 integration key (32 characters): a secret.
+    routing_key: Secret
+    region: Literal["us", "eu"] = "us"
+    #: Instead of the region's endpoint (an outbound relay; tests).
+    url: str | None = None
+    timeout_s: float = Field(default=10.0, gt=0, le=60)
+
+    @field_validator("routing_key")
+    @classmethod
+    def _key_length(cls, value: SecretStr) -> SecretStr:
+        length = len(value.get_secret_value())
+        if length != 32:
+            msg = f"routing_key must be the 32-character integration key (got {length} characters)"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        return None if value is None else check_https(value, "url")
+
+    @property
+    def endpoint(self) -> str:
+        return self.url or PAGERDUTY_URLS[self.region]
+
+
+OPSGENIE_URLS = {"us": "https://api.opsgenie.com", "eu": "https://api.eu.opsgenie.com"}
+OpsgeniePriority = Literal["P1", "P2", "P3", "P4", "P5"]
+_OPSGENIE_PRIORITIES: dict[Severity, OpsgeniePriority] = {
+    Severity.CRITICAL: "P1",
+    Severity.WARNING: "P3",
+    Severity.INFO: "P5",
+}
+OpsgenieTag = Annotated[str, Field(min_length=1, max_length=50)]
+
+
+class OpsgenieChannel(ChannelBase):
+    """Opsgenie Alert API: create, acknowledge and close by alias (one alias per incident)."""
+
+    type: Literal["opsgenie"]
+    #: The key of an API integration (`Authorization: GenieKey ...`): a secret.
+    api_key: Secret
+    region: Literal["us", "eu"] = "us"
+    #: Instead of the region's base URL: Jira Service Management's
+    #: https://api.atlassian.com/jsm/ops/integration takes the same calls; a relay; tests.
+    api_url: str | None = None
+    priorities: dict[Severity, OpsgeniePriority] = Field(
+        default_factory=lambda: dict(_OPSGENIE_PRIORITIES)
+    )
+    #: Added to every alert (with dcim, the severity and the site): at most 20 in all.
+    tags: list[OpsgenieTag] = Field(default_factory=list, max_length=16)
+    source: str = Field(default="dcim", min_length=1, max_length=100)
+    timeout_s: float = Field(default=10.0, gt=0, le=60)
+
+    @field_validator("api_url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        return None if value is None else check_https(value, "api_url")
+
+    @property
+    def base_url(self) -> str:
+        return (self.api_url or OPSGENIE_URLS[self.region]).rstrip("/")
+
+
 Channel = Annotated[
-    WebhookChannel | EmailChannel | AlertmanagerChannel | MqttChannel, Field(discriminator="type")
+    WebhookChannel
+    | EmailChannel
+    | AlertmanagerChannel
+    | MqttChannel
+    | SlackChannel
+    | TeamsChannel
+    | PagerDutyChannel
+    | OpsgenieChannel,
+    Field(discriminator="type"),
 ]
 
-Event = Literal["firing", "updated", "resolved", "escalated"]
+Event = Literal["firing", "updated", "resolved", "escalated", "acknowledged"]
 
 
 class Route(Strict):
@@ -263,6 +444,24 @@ class ApiSettings(Strict):
         return named
 
 
+HttpUrl = Annotated[str, Field(pattern=r"^https?://[^/\s]+")]
+
+
+class AlertLinks(Strict):
+    """Where notifications point: the runbook of the rule, the dashboard and the board of the scope."""
+
+    #: Grafana's base URL: a device's alert links its device dashboard, any other its site's
+    #: NOC overview (the uids `dcim grafana export` gives them), with the scope as variables.
+    grafana_url: HttpUrl | None = None
+    #: The monitor's board: linked with the scope as query (?site=&room=&row=&rack=&device=).
+    board_url: HttpUrl | None = None
+    #: Where the rules' relative runbook paths (docs/runbooks.md#anchor) are served: the
+    #: repository's web view, or the site's copy of the docs.
+    runbook_base_url: HttpUrl | None = None
+    #: Rule id glob -> runbook URL: the site's own runbooks, first match wins.
+    runbooks: dict[str, HttpUrl] = Field(default_factory=dict)
+
+
 class AlertsConfig(Strict):
     packs: list[str] = Field(default_factory=lambda: list(DEFAULT_PACKS))
     rule_files: list[Path] = Field(default_factory=list)
@@ -278,6 +477,7 @@ class AlertsConfig(Strict):
     retry: RetryPolicy = RetryPolicy()
     api: ApiSettings | None = None
     db_file: str = "alerts.sqlite3"
+    links: AlertLinks = AlertLinks()
 
     @model_validator(mode="after")
     def _routes_name_channels(self) -> AlertsConfig:

@@ -236,6 +236,9 @@ class RuleEngine:
             raise KeyError(incident_id)
         incident.ack_by, incident.ack_at, incident.ack_comment = by, self.clock(), comment
         self._record("acknowledged", incident)
+        if incident.phase is Phase.FIRING and incident.notified is not None:
+            # paging services keep paging until they hear of the ack (PagerDuty, Opsgenie)
+            self._send("acknowledged", incident, self.clock())
         return incident
 
     def add_silence(self, silence: Silence) -> None:
@@ -499,4 +502,5 @@ class RuleEngine:
             flapping=incident.flapping,
             stale=incident.stale,
             children=len(incident.children),
+            runbook_url=info.runbook if info is not None else "",
         )

@@ -92,7 +92,7 @@ class Transition:
 class Notification:
     """What a notifier sends: a snapshot of one incident and why it is sent."""
 
-    event: str  # firing, updated, resolved, escalated
+    event: str  # firing, updated, resolved, escalated, acknowledged
     at: float
     incident_id: str
     rule: str
@@ -110,6 +110,8 @@ class Notification:
     flapping: bool = False
     stale: bool = False
     children: int = 0
+    #: The rule's runbook as its pack gives it (an URL or a docs path); channels resolve it.
+    runbook_url: str = ""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -131,6 +133,7 @@ class Notification:
             "flapping": self.flapping,
             "stale": self.stale,
             "grouped_children": self.children,
+            "runbook_url": self.runbook_url,
         }
 
     @classmethod
@@ -159,4 +162,5 @@ class Notification:
             flapping=bool(data.get("flapping", False)),
             stale=bool(data.get("stale", False)),
             children=int(data.get("grouped_children", 0)),  # type: ignore[call-overload]
+            runbook_url=str(data.get("runbook_url") or ""),
         )

@@ -39,6 +39,12 @@ from dcim.alerts.kinds.sensor import (
     StuckRule,
 )
 from dcim.alerts.kinds.stale import StaleEvaluator, StaleRule
+from dcim.alerts.kinds.standby import (
+    DepletionEvaluator,
+    DepletionRule,
+    StandbyStartEvaluator,
+    StandbyStartRule,
+)
 from dcim.alerts.kinds.state import EventEvaluator, EventRule, StateEvaluator, StateRule
 from dcim.alerts.kinds.threshold import ThresholdEvaluator, ThresholdRule
 from dcim.errors import DcimError
@@ -58,7 +64,9 @@ Rule = Annotated[
     | UpsRuntimeRule
     | StuckRule
     | DeviationRule
-    | DropoutRule,
+    | DropoutRule
+    | StandbyStartRule
+    | DepletionRule,
     Field(discriminator="kind"),
 ]
 
@@ -77,11 +85,13 @@ _EVALUATORS: dict[type, type[Evaluator]] = {
     StuckRule: StuckEvaluator,
     DeviationRule: DeviationEvaluator,
     DropoutRule: DropoutEvaluator,
+    StandbyStartRule: StandbyStartEvaluator,
+    DepletionRule: DepletionEvaluator,
 }
 
 _KIND_NAMES = {"threshold", "rate", "state", "event", "stale", "aggregate", "ratio"}
 _KIND_NAMES |= {"imbalance", "fire_risk", "redundancy", "ups_runtime"}
-_KIND_NAMES |= {"stuck", "deviation", "dropout"}
+_KIND_NAMES |= {"stuck", "deviation", "dropout", "standby_start", "depletion"}
 
 
 class RuleError(DcimError):

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dcim.alerts.clock import wall_clock
-from dcim.alerts.config import AlertsConfig, Channel
+from dcim.alerts.config import AlertLinks, AlertsConfig, Channel
 from dcim.alerts.engine import Clock, EngineSettings, RuleEngine
 from dcim.alerts.events import transition_readings
 from dcim.alerts.kinds.base import DeviceInfo
@@ -50,22 +50,39 @@ Emit = Callable[[Sequence[Reading]], None]
 MAX_BATCH = 5000
 
 
-def build_notifier(channel: Channel) -> Notifier:
+def build_notifier(channel: Channel, links: AlertLinks | None = None) -> Notifier:
+    """The notifier of a channel; `links` makes its notifications carry runbook and views."""
     if channel.type == "webhook":
         from dcim.alerts.notify.webhook import WebhookNotifier
 
-        return WebhookNotifier(channel)
+        return WebhookNotifier(channel, links)
     if channel.type == "email":
         from dcim.alerts.notify.email import EmailNotifier
 
-        return EmailNotifier(channel)
+        return EmailNotifier(channel, links)
     if channel.type == "mqtt":
         from dcim.alerts.notify.mqtt import MqttNotifier
 
-        return MqttNotifier(channel)
+        return MqttNotifier(channel, links)
+    if channel.type == "slack":
+        from dcim.alerts.notify.slack import SlackNotifier
+
+        return SlackNotifier(channel, links)
+    if channel.type == "teams":
+        from dcim.alerts.notify.teams import TeamsNotifier
+
+        return TeamsNotifier(channel, links)
+    if channel.type == "pagerduty":
+        from dcim.alerts.notify.pagerduty import PagerDutyNotifier
+
+        return PagerDutyNotifier(channel, links)
+    if channel.type == "opsgenie":
+        from dcim.alerts.notify.opsgenie import OpsgenieNotifier
+
+        return OpsgenieNotifier(channel, links)
     from dcim.alerts.notify.alertmanager import AlertmanagerNotifier
 
-    return AlertmanagerNotifier(channel)
+    return AlertmanagerNotifier(channel, links)
 
 
 def load_rules(settings: AlertsConfig) -> list[Rule]:
@@ -110,7 +127,7 @@ class AlertEngine:
             silences=self.store.silences(clock()),
         )
         if notifiers is None:
-            notifiers = {c.name: build_notifier(c) for c in settings.channels}
+            notifiers = {c.name: build_notifier(c, settings.links) for c in settings.channels}
         self.dispatcher = Dispatcher(
             self.store,
             notifiers,

@@ -27,10 +27,17 @@ from dcim.alerts.model import Incident, Phase
 from dcim.alerts.tracker import RuleInfo
 
 DEGRADED_RULE = RuleInfo(
-    "dcim.monitoring_degraded", "Monitoring degraded", "internal", clear_for_s=0.0
+    "dcim.monitoring_degraded",
+    "Monitoring degraded",
+    "internal",
+    clear_for_s=0.0,
+    runbook="docs/runbooks.md#dcim-monitoring-degraded",
 )
 NOTIFY_FAILED_RULE = RuleInfo(
-    "dcim.notification_failed", "Notification channel failing", "internal"
+    "dcim.notification_failed",
+    "Notification channel failing",
+    "internal",
+    runbook="docs/runbooks.md#dcim-notification-failed",
 )
 DEVICE_DOWN_KIND = "stale"
 

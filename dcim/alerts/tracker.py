@@ -25,6 +25,8 @@ class RuleInfo:
     explains: tuple[Explains, ...] = ()
     clear_for_s: float = 0.0
     same_as: tuple[SameFact, ...] = ()
+    #: The rule's runbook as the pack gives it (an URL or a docs path; links resolve it).
+    runbook: str = ""
 
     @classmethod
     def of(cls, rule: RuleBase) -> RuleInfo:
@@ -37,6 +39,7 @@ class RuleInfo:
             tuple(rule.explains),
             rule.clear_for_s,
             tuple(rule.same_as),
+            rule.runbook_url,
         )
 
 

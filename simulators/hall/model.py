@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from simulators.hall import power, thermal
+from simulators.hall.generator import GeneratorSet
 from simulators.hall.topology import Pdu, Topology
 from simulators.ups import BatteryStatus, OutputSource, UpsModel, UpsState, ou_step
 
@@ -26,7 +27,7 @@ NOMINAL_V = 230.0
 #: Fan power as a share of cooling capacity (EC fans at part load).
 CRAC_FAN_SHARE = 0.02
 CRAC_COP = 3.0
-#: Aspirating-detector stage thresholds in %/m: FAAST factory defaults [REFERENCE F2].
+#: Aspirating-detector stage thresholds in %/m: FAAST factory defaults [F2].
 SMOKE_THRESHOLDS = (("alert", 0.0396), ("action", 0.165), ("fire1", 0.825), ("fire2", 1.65))
 SMOKE_BASELINE = 0.004
 #: Rack probe measurement noise: standard deviation and correlation time (Ornstein-Uhlenbeck).
@@ -163,6 +164,16 @@ class HallModel:
                 tick_s=tick_s,
                 battery_wh=u.rated_w * 0.25,  # ~15 min at full load, a common data-hall sizing
             )
+        self.generators = {
+            g.id: GeneratorSet(
+                g.rated_w,
+                g.fuel_capacity_l,
+                g.fuel_capacity_l * g.fuel_pct / 100.0,
+                start_delay_s=g.start_delay_s,
+            )
+            for g in topology.generators.values()
+        }
+        self._gen_seen = {g: (s.state, dict(s.alarms)) for g, s in self.generators.items()}
         self.energy_kwh = dict.fromkeys(topology.pdus, 0.0)
         self.outlet_energy_kwh = {p.id: [0.0] * p.outlets for p in topology.pdus.values()}
         self.facility_energy_kwh = 0.0
@@ -216,6 +227,7 @@ class HallModel:
             frac = 1.0 if ramp_s <= 0 else min((self.time_s + dt - t0) / ramp_s, 1.0)
             self.obscuration[sid] = max(v0 + (target - v0) * frac + g(0, 0.0005), 0.0)
 
+        self._step_generators(dt)
         mains = self.mains_on
         for model in self.ups_models.values():
             model.set_utility(mains)
@@ -239,7 +251,25 @@ class HallModel:
     @property
     def mains_on(self) -> bool:
         """Utility or generator feeds the UPS inputs and the cooling."""
-        return self.utility_on or self.generator_on
+        return (
+            self.utility_on or self.generator_on or any(g.on_load for g in self.generators.values())
+        )
+
+    def _step_generators(self, dt: float) -> None:
+        """Each set's controller watches the utility; the sets on load share the hall's load."""
+        if not self.generators:
+            return
+        on_load = [g for g in self.generators.values() if g.on_load]
+        load = self.facility_w() / len(on_load) if on_load and not self.utility_on else 0.0
+        for gid, gen in self.generators.items():
+            gen.step(dt, self.utility_on, load)
+            state, alarms = self._gen_seen[gid]
+            if gen.state != state:
+                self.emit("generator_" + gen.state.value, gid, f"generator {gen.state.value}")
+            for alarm, level in gen.alarms.items():
+                if alarms.get(alarm) != level:
+                    self.emit("generator_alarm", gid, f"{alarm} {level}", alarm=alarm)
+            self._gen_seen[gid] = (gen.state, dict(gen.alarms))
 
     # -- power ---------------------------------------------------------------
 
@@ -503,6 +533,10 @@ class HallModel:
 
     def set_generator(self, on: bool) -> None:
         self.generator_on = on
+
+    def generator(self, gen_id: str) -> GeneratorSet:
+        self._need(gen_id, self.generators)
+        return self.generators[gen_id]
 
     def set_feed(self, feed: str, up: bool) -> None:
         if up:

@@ -10,6 +10,7 @@ device `tags` (all strings):
 - sensor: `sensor` = env | smoke | leak | door; a smoke sensor's `detector` = aspirating
           (default: VESDA-style stages) | point (one alarm contact)
 - meter:  `scope` = facility
+- generator: `rated_w`, `fuel_capacity_l`, `fuel_pct` (level at start), `start_delay_s`
 
 `build_topology` raises `TopologyError` listing every bad device and field.
 """
@@ -113,6 +114,16 @@ class Meter:
 
 
 @dataclass(frozen=True, slots=True)
+class Generator:
+    id: str
+    room: str
+    rated_w: float
+    fuel_capacity_l: float
+    fuel_pct: float
+    start_delay_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class Topology:
     site: str
     rooms: tuple[str, ...]
@@ -124,6 +135,7 @@ class Topology:
     sensors: Mapping[str, Sensor]
     meters: Mapping[str, Meter]
     placed: Mapping[str, PlacedDevice] = field(repr=False)
+    generators: Mapping[str, Generator] = field(default_factory=dict)
 
     def racks_in_room(self, room: str) -> list[Rack]:
         return [r for r in self.racks.values() if r.room == room]
@@ -183,6 +195,7 @@ def build_topology(config: Config, site_id: str | None = None) -> Topology:
     cracs: dict[str, Crac] = {}
     sensors: dict[str, Sensor] = {}
     meters: dict[str, Meter] = {}
+    generators: dict[str, Generator] = {}
     for p in placed.values():
         d = p.device
         if d.kind is DeviceKind.UPS:
@@ -230,6 +243,17 @@ def build_topology(config: Config, site_id: str | None = None) -> Topology:
             )
         elif d.kind is DeviceKind.METER:
             meters[d.id] = Meter(d.id, p.room, d.tags.get("scope", "facility"))
+        elif d.kind is DeviceKind.GENERATOR:
+            generators[d.id] = Generator(
+                d.id,
+                p.room,
+                read.number(p, "rated_w", 500_000.0),
+                read.number(p, "fuel_capacity_l", 2000.0),
+                min(read.number(p, "fuel_pct", 90.0), 100.0),
+                read.number(p, "start_delay_s", 10.0),
+            )
+        else:
+            read.problems.append(f"device {d.id}: kind {d.kind.value} is not simulated")
 
     racks: dict[str, Rack] = {}
     for room in site.rooms:
@@ -253,4 +277,6 @@ def build_topology(config: Config, site_id: str | None = None) -> Topology:
             read.problems.append(f"feed {feed}: PDUs use it but no UPS has tags.feed: {feed}")
     if read.problems:
         raise TopologyError(read.problems)
-    return Topology(site.id, rooms, rows, racks, ups, pdus, cracs, sensors, meters, placed)
+    return Topology(
+        site.id, rooms, rows, racks, ups, pdus, cracs, sensors, meters, placed, generators
+    )

@@ -9,7 +9,7 @@ does not have, or cannot read right now, is None.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from dcim.inventory import DeviceKind
 from dcim.reading import Value
@@ -276,12 +276,69 @@ class MeterView(HallView):
         )
 
 
+class GeneratorView(HallView):
+    """A generator controller (AMF): its engine, its output, the mains it watches, its alarms.
+
+    States are answered as a GenComm-style controller reports them: on load is
+    `running` (DSE's status register has no separate on-load state).
+    """
+
+    _STATES: ClassVar[dict[str, str]] = {
+        "stopped": "stopped",
+        "starting": "starting",
+        "warming_up": "warming_up",
+        "on_load": "running",
+        "cooling_down": "cooling_down",
+        "fault": "stopped",
+    }
+
+    def _value(self, metric: str, tags: Mapping[str, str]) -> Value | None:
+        m = self.model
+        g = m.generator(self.device_id)
+        if metric == "generator.alarm":
+            name = tags.get("alarm", "")
+            if name == "mains_failed":
+                return "indication" if not m.utility_on else "inactive"
+            return g.alarms.get(name, "inactive")
+        running = g.running
+        volts = 230.0 if running else 0.0
+        phase_a = g.load_w / (3 * 230.0 * 0.9) if g.load_w else 0.0
+        if metric in ("generator.voltage_v", "generator.current_a", "generator.mains_voltage_v"):
+            if _pick(["1", "2", "3"], tags, "phase") is None:
+                return None
+            return {
+                "generator.voltage_v": volts,
+                "generator.current_a": phase_a,
+                "generator.mains_voltage_v": 230.0 if m.utility_on else 0.0,
+            }[metric]
+        return _get(
+            metric,
+            {
+                "generator.state": self._STATES[g.state.value],
+                "generator.mode": "auto",
+                "generator.power_w": g.load_w,
+                "generator.load_pct": 100.0 * g.load_w / g.rated_w,
+                "generator.frequency_hz": 50.0 if running else 0.0,
+                "generator.mains_frequency_hz": 50.0 if m.utility_on else 0.0,
+                "generator.fuel_level_pct": g.fuel_pct,
+                "generator.engine_speed_rpm": 1500.0 if running else 0.0,
+                "generator.coolant_temp_c": 82.0 if running else 40.0,  # block heater at rest
+                "generator.oil_pressure_kpa": 400.0 if running else 0.0,
+                "generator.battery_voltage_v": 27.2,
+                "generator.run_time_s": g.run_time_s,
+                "generator.energy_kwh": g.energy_kwh,
+                "generator.starts": g.starts,
+            },
+        )
+
+
 VIEWS: dict[DeviceKind, type[HallView]] = {
     DeviceKind.UPS: UpsView,
     DeviceKind.PDU: PduView,
     DeviceKind.CRAC: CracView,
     DeviceKind.SENSOR: SensorView,
     DeviceKind.METER: MeterView,
+    DeviceKind.GENERATOR: GeneratorView,
 }
 
 

@@ -33,7 +33,7 @@ CONTACT_STATUS: Oid = (*UIO, 2, 2, 1)
 CLOSED, OPEN = 1, 2
 COMMS_OK, COMMS_LOST = 2, 3
 NORMAL, WARNING, CRITICAL = 1, 2, 3
-#: ASHRAE recommended / A1 allowable upper inlet limits [REFERENCE H1].
+#: ASHRAE recommended / A1 allowable upper inlet limits [H1].
 INLET_WARNING_C, INLET_CRITICAL_C = 27.0, 32.0
 #: Stages at which a point smoke detector is in alarm (its relay closes): the hall
 #: view's `sensor.smoke_detected`.

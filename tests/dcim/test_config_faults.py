@@ -55,8 +55,8 @@ def problems_of(text: str) -> list[str]:
 def test_duplicate_yaml_keys_are_errors_with_both_lines() -> None:
     text = "monitor:\n  log_level: INFO\n  log_level: DEBUG\nsites:\n  - id: dc1\n"
     assert problems_of(text) == [
-        "line 3: key monitor.log_level is given twice (first at line 2); "
-        "YAML would silently keep only the last"
+        "monitor.log_level: key given twice (first at line 2); "
+        "YAML would silently keep only the last (line 3)"
     ]
 
 

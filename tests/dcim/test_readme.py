@@ -38,6 +38,8 @@ def test_example_config_validates(monkeypatch: pytest.MonkeyPatch) -> None:
         "DCIM_TOKEN_ALICE",
     ):
         monkeypatch.setenv(name, f"value-of-{name}")
+    monkeypatch.setenv("DCIM_PAGERDUTY_KEY", "k" * 32)  # an integration key has 32 characters
+    monkeypatch.setenv("DCIM_SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/x")
     config = load_config(EXAMPLE)
     devices = list(iter_devices(config))
     assert [d.device.id for d in devices] == ["ups-a1", "meter-hall-a", "ups-a01", "env-a01"]

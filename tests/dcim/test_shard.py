@@ -93,6 +93,7 @@ def _with_services(mqtt_client_id: str | None) -> Config:
     base["mqtt"] = {"url": "mqtt://broker:1883", "client_id": mqtt_client_id}
     base["traps"] = {"host": "0.0.0.0", "port": 1162, "communities": ["trapc"]}
     base["alerts"] = {"api": {"port": 9180, "token": "t" * 20}}
+    base["web"] = {"port": 9280, "anonymous_read": True}
     return Config.model_validate(base)
 
 
@@ -111,6 +112,7 @@ def test_shards_of_one_file_share_no_state_client_id_or_port(client_id: str | No
     assert [p.traps.port for p in parts if p.traps is not None] == [1162, 1163, 1164]
     api_ports = [p.alerts.api.port for p in parts if p.alerts is not None and p.alerts.api]
     assert api_ports == [9180, 9181, 9182]
+    assert [p.web.port for p in parts if p.web is not None] == [9280, 9281, 9282]
 
 
 def test_one_shard_is_the_whole_config_unchanged() -> None:

@@ -189,7 +189,7 @@ def value_of(readings: list[Reading], metric: str, **tags: str) -> Value:
 
 APC_METRICS = {
     "ups.output_source", "ups.battery_status", "ups.battery_replace_needed",
-    "ups.battery_charge_pct", "ups.internal_temp_c", "ups.battery_runtime_s",
+    "ups.battery_charge_pct", "ups.internal_temp_c", "ups.battery_runtime_s", "ups.on_battery_s",
     "ups.battery_voltage_v", "ups.input_voltage_v", "ups.input_frequency_hz",
     "ups.output_voltage_v", "ups.output_frequency_hz", "ups.load_pct", "ups.output_current_a",
 }  # fmt: skip
@@ -231,6 +231,7 @@ async def test_vendor_views_polled_over_v2c_and_v3_match_the_model(lab: Lab) -> 
             value_of(before[device], "ups.battery_runtime_s")
         )
     assert value_of(during["ups-liebert"], "ups.on_battery_s") == 300
+    assert value_of(during["ups-apc"], "ups.on_battery_s") == 300  # upsBasicBatteryTimeOnBattery
     assert float(value_of(during["ups-liebert"], "ups.alarms_present")) >= 1
     assert value_of(during["ups-apc"], "ups.input_voltage_v") == 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +21,19 @@ Seconds = Annotated[float, Field(ge=0)]
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_runbook(value: str) -> str:
+    """A runbook reference: empty, an http(s) URL, or a relative path (no other scheme)."""
+    foreign = bool(_SCHEME.match(value)) and not _HTTP.match(value)
+    if any(c.isspace() for c in value) or foreign:
+        msg = "runbook_url must be an http(s) URL or a relative path like docs/runbooks.md#anchor"
+        raise ValueError(msg)
+    return value
+
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_HTTP = re.compile(r"^https?://[^/\s]+")
 
 
 class Explains(Strict):
@@ -64,7 +78,7 @@ class RuleBase(Strict):
     id: str = Field(pattern=RULE_ID_PATTERN)
     name: str = ""
     description: str = ""
-    #: Where the number comes from (a REFERENCE key such as [H1]); shipped packs always say.
+    #: Where the number comes from (a key of docs/sources.md such as [H1]); shipped packs always say.
     source: str = ""
     scope: Scope = Scope()
     for_s: Seconds = 0.0
@@ -74,6 +88,14 @@ class RuleBase(Strict):
     #: Fire alarms can be acknowledged but never silenced.
     fire_alarm: bool = False
     enabled: bool = True
+    #: What on-call staff should do: an http(s) URL, or a path such as
+    #: `docs/runbooks.md#ups-load` that `alerts.links.runbook_base_url` makes absolute.
+    runbook_url: str = ""
+
+    @field_validator("runbook_url")
+    @classmethod
+    def _runbook(cls, value: str) -> str:
+        return check_runbook(value)
 
     @property
     def title(self) -> str:

@@ -3,6 +3,11 @@
 Alertmanager resolves an alert it has not heard of for its resolve timeout, so
 firing alerts are re-posted every `refresh_s` with `endsAt` a few refreshes ahead;
 a resolve is posted with `endsAt` = when it resolved.
+
+Each alert carries the `summary` and `description` templates, the links as the
+annotations `runbook_url`, `dashboard_url` and `board_url` (the names Prometheus
+mixins and Alertmanager templates use), and `generatorURL`: the view of its scope
+(the board, else the dashboard), which Alertmanager's UI and receivers link.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from dcim.alerts.config import AlertmanagerChannel
+from dcim.alerts.config import AlertLinks, AlertmanagerChannel
 from dcim.alerts.model import Notification, Phase
 from dcim.alerts.notify.base import NotifyError
+from dcim.alerts.notify.links import is_url
+from dcim.alerts.notify.templating import Messages
 from dcim.tls import client_context
 
 log = logging.getLogger(__name__)
@@ -28,7 +35,10 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-def to_alert(notification: Notification, now: float, refresh_s: float) -> dict[str, object]:
+def to_alert(
+    notification: Notification, now: float, refresh_s: float, messages: Messages | None = None
+) -> dict[str, object]:
+    messages = messages or Messages("alertmanager", "alertmanager")
     labels = {name: value for name, value in notification.labels.items() if value}
     labels |= {
         "alertname": notification.rule,
@@ -43,14 +53,27 @@ def to_alert(notification: Notification, now: float, refresh_s: float) -> dict[s
         ends = min(notification.resolved_at or now, now)
     else:
         ends = now + 4 * refresh_s
-    return {
+    links = messages.links(notification)
+    annotations = {
+        "summary": messages.render("summary", notification, links),
+        "description": messages.render("description", notification, links),
+        "rule_name": notification.rule_name,
+        "runbook_url": links.runbook,
+        "dashboard_url": links.dashboard,
+        "board_url": links.board,
+    }
+    alert: dict[str, object] = {
         "labels": labels,
-        "annotations": {"summary": notification.summary, "rule_name": notification.rule_name},
+        "annotations": {name: text for name, text in annotations.items() if text},
         "startsAt": _iso(
             notification.fired_at if notification.fired_at is not None else notification.started_at
         ),
         "endsAt": _iso(ends),
     }
+    view = next((url for url in (links.board, links.dashboard) if is_url(url)), None)
+    if view is not None:
+        alert["generatorURL"] = view
+    return alert
 
 
 class AlertmanagerNotifier:
@@ -62,10 +85,11 @@ class AlertmanagerNotifier:
     member took the alert. Members that failed are named in the log.
     """
 
-    def __init__(self, config: AlertmanagerChannel) -> None:
+    def __init__(self, config: AlertmanagerChannel, links: AlertLinks | None = None) -> None:
         self.name = config.name
         self.refresh_s = config.refresh_s
         self._config = config
+        self._messages = Messages("alertmanager", config.name, config.templates, links)
         self._urls = [url.rstrip("/") + "/api/v2/alerts" for url in config.targets]
         self._active: dict[str, Notification] = {}
         self._session: aiohttp.ClientSession | None = None
@@ -120,7 +144,7 @@ class AlertmanagerNotifier:
     async def send(self, notification: Notification) -> None:
         # Alertmanager judges start and end times by its own (wall) clock
         now = datetime.now(tz=UTC).timestamp()
-        await self._post([to_alert(notification, now, self.refresh_s)])
+        await self._post([to_alert(notification, now, self.refresh_s, self._messages)])
         if notification.phase is Phase.RESOLVED:
             self._active.pop(notification.incident_id, None)
         else:
@@ -129,7 +153,10 @@ class AlertmanagerNotifier:
     async def refresh(self) -> None:
         if self._active:
             now = datetime.now(tz=UTC).timestamp()
-            await self._post([to_alert(n, now, self.refresh_s) for n in self._active.values()])
+            alerts = [
+                to_alert(n, now, self.refresh_s, self._messages) for n in self._active.values()
+            ]
+            await self._post(alerts)
 
     async def aclose(self) -> None:
         if self._session is not None:

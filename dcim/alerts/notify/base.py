@@ -10,7 +10,15 @@ from dcim.errors import DcimError
 
 
 class NotifyError(DcimError):
-    """A channel could not deliver; the dispatcher retries with backoff."""
+    """A channel could not deliver; the dispatcher retries with backoff.
+
+    `retry_after_s`: the peer said when to try again (HTTP 429 Retry-After): the
+    dispatcher waits at least that long, within its longest backoff.
+    """
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class Notifier(Protocol):
@@ -35,6 +43,8 @@ class Refreshing(Protocol):
     async def refresh(self) -> None: ...
 
 
-def subject(notification: Notification) -> str:
-    state = "ESCALATED" if notification.event == "escalated" else notification.phase.value.upper()
-    return f"[{notification.severity.value.upper()}] {state}: {notification.summary}"
+class FollowsAcknowledgements(Protocol):
+    """A channel whose peer keeps paging until it hears of the ack (PagerDuty, Opsgenie):
+    it receives `acknowledged` notifications of the incidents it was told of, routes or not."""
+
+    follows_acknowledgements: bool

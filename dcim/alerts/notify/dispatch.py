@@ -59,6 +59,8 @@ class Dispatcher:
         if notification.rule == NOTIFY_FAILED_RULE.id:
             broken = notification.labels.get("channel")
             return [name for name in self.notifiers if name != broken]
+        if notification.event == "acknowledged":
+            return self._route_ack(notification)
         if not self.routes:
             return list(self.notifiers)
         chosen: list[str] = []
@@ -76,6 +78,28 @@ class Dispatcher:
             told = self.store.channels_told(notification.incident_id)
             chosen.extend(c for c in self.notifiers if c in told and c not in chosen)
         return chosen
+
+    def _route_ack(self, notification: Notification) -> list[str]:
+        """An ack goes only to channels that heard of the incident: those whose peer pages
+        until it hears of it (PagerDuty, Opsgenie), and those whose routes ask for acks
+        (every channel, when there are no routes)."""
+        told = self.store.channels_told(notification.incident_id)
+        wanted = {
+            name
+            for name, notifier in self.notifiers.items()
+            if getattr(notifier, "follows_acknowledgements", False)
+        }
+        if not self.routes:
+            wanted |= set(self.notifiers)
+        for route in self.routes:
+            if (
+                "acknowledged" in route.events
+                and notification.severity in route.severities
+                and any(fnmatchcase(notification.rule, p) for p in route.rules)
+                and route.scope.matches(notification.labels)
+            ):
+                wanted.update(route.channels)
+        return [name for name in self.notifiers if name in wanted and name in told]
 
     def wake(self) -> None:
         for event in self._wake.values():
@@ -142,8 +166,10 @@ class Dispatcher:
                             self.failing[name] = str(exc)
                             log.warning("channel %s failing: %s", name, exc)
                             self._on_health(name, str(exc))
-                        delay = min(self.retry.initial_s * 2 ** (failures - 1), self.retry.max_s)
-                        await asyncio.sleep(delay)  # backoff before the next attempt
+                        delay = self.retry.initial_s * 2 ** (failures - 1)
+                        if exc.retry_after_s is not None:  # the peer said when (HTTP 429)
+                            delay = max(delay, exc.retry_after_s)
+                        await asyncio.sleep(min(delay, self.retry.max_s))  # backoff
                         continue
                     self._sent[name][seq] = self._clock()
                     self._record_sent(name)

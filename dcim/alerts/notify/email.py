@@ -1,4 +1,8 @@
-"""Email over SMTP with STARTTLS and authentication (smtplib, run off the event loop)."""
+"""Email over SMTP with STARTTLS and authentication (smtplib, run off the event loop).
+
+Subject and body come from the `subject` and `body` templates; the runbook link is also
+in the X-Dcim-Runbook header, for mail rules and ticket systems.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +11,28 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 
-from dcim.alerts.config import EmailChannel
+from dcim.alerts.config import AlertLinks, EmailChannel
 from dcim.alerts.model import Notification
-from dcim.alerts.notify.base import NotifyError, subject
-
-
-def render(notification: Notification) -> str:
-    lines = [notification.summary, ""]
-    lines.append(f"state:    {notification.phase.value} ({notification.event})")
-    lines.append(f"severity: {notification.severity.value}")
-    lines.append(f"rule:     {notification.rule} {notification.rule_name}")
-    lines.append(f"scope:    {notification.key}")
-    lines.extend(f"{name + ':':9} {value}" for name, value in sorted(notification.labels.items()))
-    if notification.children:
-        lines.append(f"explains {notification.children} other alert(s)")
-    if notification.fire_alarm:
-        lines.append("FIRE ALARM: cannot be silenced")
-    lines.append(f"incident: {notification.incident_id}")
-    return "\n".join(lines) + "\n"
+from dcim.alerts.notify.base import NotifyError
+from dcim.alerts.notify.templating import Messages
 
 
 class EmailNotifier:
-    def __init__(self, config: EmailChannel) -> None:
+    def __init__(self, config: EmailChannel, links: AlertLinks | None = None) -> None:
         self.name = config.name
         self._config = config
+        self._messages = Messages("email", config.name, config.templates, links)
 
     def _message(self, notification: Notification) -> EmailMessage:
         message = EmailMessage()
         message["From"] = self._config.sender
         message["To"] = ", ".join(self._config.to)
-        message["Subject"] = subject(notification)[:200]
+        links = self._messages.links(notification)
+        message["Subject"] = self._messages.render("subject", notification, links)
         message["X-Dcim-Incident"] = notification.incident_id
-        message.set_content(render(notification))
+        if links.runbook:
+            message["X-Dcim-Runbook"] = links.runbook
+        message.set_content(self._messages.render("body", notification, links) + "\n")
         return message
 
     def _deliver(self, message: EmailMessage) -> None:

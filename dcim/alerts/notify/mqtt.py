@@ -30,9 +30,11 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from dcim.alerts.config import MqttChannel, topic_fields
+from dcim.alerts.config import AlertLinks, MqttChannel, topic_fields
 from dcim.alerts.model import Notification, Phase
 from dcim.alerts.notify.base import NotifyError
+from dcim.alerts.notify.templating import Messages
+from dcim.alerts.notify.webhook import document
 from dcim.cancel import raise_if_cancelling
 
 log = logging.getLogger(__name__)
@@ -69,18 +71,19 @@ def render_topic(template: str, notification: Notification, *, state: str | None
     return template.format_map(fields)
 
 
-def payload(notification: Notification) -> bytes:
+def payload(messages: Messages, notification: Notification) -> bytes:
     """The same JSON document the webhook posts."""
-    return json.dumps(notification.to_json(), sort_keys=True).encode()
+    return json.dumps(document(messages, notification), sort_keys=True).encode()
 
 
 class MqttNotifier:
-    def __init__(self, config: MqttChannel) -> None:
+    def __init__(self, config: MqttChannel, links: AlertLinks | None = None) -> None:
         from collectors.mqtt.client import parse_broker_url
 
         parse_broker_url(config.url)  # a bad URL stops the monitor at start, not at first alert
         self.name = config.name
         self._config = config
+        self._messages = Messages("mqtt", config.name, config.templates, links)
         self._client_id = config.client_id or f"dcim-alerts-{os.getpid()}-{config.name}"[:64]
         self._client: aiomqtt.Client | None = None
         #: incident id -> topic holding its retained firing message
@@ -98,7 +101,7 @@ class MqttNotifier:
         """What one notification publishes, in order."""
         config = self._config
         topic = render_topic(config.topic, notification)
-        body = payload(notification)
+        body = payload(self._messages, notification)
         if not config.retain:
             return [Publish(topic, body, retain=False)]
         held = self._retained.get(notification.incident_id)

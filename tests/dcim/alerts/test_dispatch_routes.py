@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from dcim.alerts.config import RetryPolicy, Route
@@ -66,4 +67,52 @@ def test_resolve_reaches_the_channel_that_heard_the_warning(tmp_path: Path) -> N
     assert sorted(dispatcher.route(resolved)) == ["chat", "pager"]
     # an incident chat never heard of does not reach it
     assert dispatcher.route(note("resolved", Severity.CRITICAL, "inc-2")) == ["pager"]
+    store.close()
+
+
+class Pager(Nowhere):
+    """A channel whose peer pages until it hears of the ack (PagerDuty, Opsgenie)."""
+
+    follows_acknowledgements = True
+
+
+def test_an_ack_reaches_the_pagers_that_heard_the_incident_and_routes_that_ask(
+    tmp_path: Path,
+) -> None:
+    store = AlertStore(tmp_path / "alerts.sqlite3")
+    notifiers: dict[str, Notifier] = {
+        "pager": Pager("pager"),
+        "other-pager": Pager("other-pager"),
+        "chat": Nowhere("chat"),
+        "mail": Nowhere("mail"),
+    }
+    routes = [
+        Route(channels=["pager", "mail"], severities=[Severity.CRITICAL]),
+        Route(channels=["chat"], events=["firing", "resolved", "acknowledged"]),
+    ]
+    dispatcher = Dispatcher(
+        store,
+        notifiers,
+        routes=routes,
+        retry=RetryPolicy(),
+        on_health=lambda _c, _e: None,
+        clock=lambda: 0.0,
+    )
+    fired = note("firing", Severity.CRITICAL)
+    assert dispatcher.route(fired) == ["pager", "mail", "chat"]
+    store.save([], [(channel, fired) for channel in dispatcher.route(fired)])
+    acked = replace(fired, event="acknowledged", acknowledged_by="alice")
+    # the pager must stop paging; chat asked for acks; mail did not; the other pager
+    # never heard of this incident
+    assert dispatcher.route(acked) == ["pager", "chat"]
+    # without routes every channel that heard of it hears the ack
+    everyone = Dispatcher(
+        store,
+        notifiers,
+        routes=[],
+        retry=RetryPolicy(),
+        on_health=lambda _c, _e: None,
+        clock=lambda: 0.0,
+    )
+    assert everyone.route(acked) == ["pager", "chat", "mail"]
     store.close()

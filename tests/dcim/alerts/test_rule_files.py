@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
 from dcim.alerts.config import DEFAULT_PACKS
 from dcim.alerts.kinds.base import RuleBase
 from dcim.alerts.rules import RuleError, available_packs, load_pack, merge_rules, parse_rules
+from dcim.alerts.storms import DEGRADED_RULE, NOTIFY_FAILED_RULE
 from dcim.vocabulary import load_vocabulary
 
 METRIC_FIELDS = ("metric", "ratio_to", "capacity_metric", "smoke_metric", "temp_metric")
@@ -19,7 +21,7 @@ def _metrics(rule: RuleBase) -> list[str]:
     for term in ("numerator", "denominator"):
         if (value := getattr(rule, term, None)) is not None:
             names.append(value.metric)
-    for name in ("runtime_metric", "source_metric"):
+    for name in ("runtime_metric", "source_metric", "mains_metric", "state_metric"):
         names.append(getattr(rule, name, None))
     names.extend(getattr(rule, "metrics", None) or [])  # dropout: several per rule
     return [n for n in names if isinstance(n, str)]
@@ -43,7 +45,7 @@ def test_shipped_pack_loads_cites_sources_and_speaks_the_vocabulary(pack: str) -
 def test_default_packs_exist_and_have_unique_ids() -> None:
     assert set(DEFAULT_PACKS) <= set(available_packs())
     rules = merge_rules(load_pack(name) for name in DEFAULT_PACKS)
-    assert len({rule.id for rule in rules}) == len(rules) == 36
+    assert len({rule.id for rule in rules}) == len(rules) == 40
 
 
 def test_a_site_file_overrides_a_pack_rule_by_id() -> None:
@@ -100,3 +102,45 @@ def test_bad_rule_files_name_the_problem_and_line(text: str, expected: str) -> N
         parse_rules(text, "rules.yaml")
     assert expected in str(caught.value)
     assert str(caught.value).startswith("rules.yaml")
+
+
+def _runbook_anchors() -> set[str]:
+    root = Path(__file__).resolve().parents[3]
+    text = (root / "docs" / "runbooks.md").read_text()
+    return set(re.findall(r'<a id="([^"]+)"></a>', text))
+
+
+@pytest.mark.parametrize("pack", available_packs())
+def test_every_shipped_rule_links_its_section_of_the_runbooks(pack: str) -> None:
+    anchors = _runbook_anchors()
+    for rule in load_pack(pack):
+        page, _, anchor = rule.runbook_url.partition("#")
+        assert page == "docs/runbooks.md", f"{pack}: {rule.id} has no runbook"
+        assert anchor in anchors, f"{pack}: {rule.id} links #{anchor}, not in docs/runbooks.md"
+
+
+def test_the_monitors_own_alerts_have_runbooks_too() -> None:
+    anchors = _runbook_anchors()
+    for rule in (DEGRADED_RULE, NOTIFY_FAILED_RULE):
+        assert rule.runbook.partition("#")[2] in anchors, rule.id
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("docs/runbooks.md#ups-load", True),
+        ("https://wiki.example/ups load", False),
+        ("https://wiki.example/ups#load", True),
+        ("javascript:alert(1)", False),
+        ("file:///etc/passwd", False),
+    ],
+)
+def test_runbook_url_is_a_web_link_or_a_relative_path(value: str, ok: bool) -> None:
+    text = f"rules:\n  - {{id: r, kind: stale, runbook_url: {value!r}}}\n"
+    if ok:
+        assert parse_rules(text, "site.yaml")[0].runbook_url == value
+    else:
+        with pytest.raises(
+            RuleError, match=r"rules\[0\]\.runbook_url: runbook_url must be an http"
+        ):
+            parse_rules(text, "site.yaml")

@@ -213,3 +213,24 @@ def test_durations() -> None:
     assert parse_duration("90s") == 90
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration("2 hours")
+
+
+def test_an_ack_of_an_announced_incident_is_a_notification_of_its_own(hall: Harness) -> None:
+    hall.feed("ups-1", "ups.output_source", "battery")
+    (fired,) = hall.sent
+    hall.engine.acknowledge(fired.incident_id, "alice", "generator starting")
+    hall.sent.extend(hall.engine.take().notifications)
+    acked = hall.sent[-1]
+    assert (acked.event, acked.incident_id, acked.acknowledged_by) == (
+        "acknowledged",
+        fired.incident_id,
+        "alice",
+    )
+    # an incident nobody was told of (silenced) is acknowledged quietly
+    hall.engine.add_silence(Silence("s1", {"device": "pdu-1"}, 0.0, 3600.0, "bob"))
+    hall.feed("pdu-1", "pdu.branch_current_a", 14.0, branch="1")
+    quiet = next(i for i in hall.engine.open_incidents if i.rule == "pdu.branch")
+    before = len(hall.sent)
+    hall.engine.acknowledge(quiet.id, "alice")
+    hall.sent.extend(hall.engine.take().notifications)
+    assert len(hall.sent) == before

@@ -4,8 +4,8 @@ InfluxDB is filled the way production fills it, by the monitor
 (`dcim.runner.Monitor`) polling simulators and writing through its InfluxDB
 sink, with its alert engine (`alerts:`) and trap receiver (`traps:`) on:
 
-- the demo inventory (`dcim demo`: simulated UPS units over SNMP, one on
-  battery), site `demo`;
+- the demo inventory (`dcim demo`: the hall of `simulators/sites/demo-site.yaml`, its
+  scenarios playing), site `demo`;
 - the small hall site `simulators/sites/small-site.yaml` served by
   `simulators.site.Site` over SNMP, Modbus and MQTT (a real Mosquitto) while
   the utility-outage scenario plays at high speed and the site sends traps
@@ -280,7 +280,8 @@ def demo(influxdb1: InfluxDB1, tmp_path_factory: pytest.TempPathFactory) -> Fill
     devices = {p.device.id for p in iter_devices(demo_inventory())}
     # 1 s: the demo also uses its interval for self-metrics, which take no less
     args = ["--influx-url", influxdb1.url, "--database", db, "--interval", "1"]
-    args += ["--output", str(workdir / "demo.lp")]
+    args += ["--output", str(workdir / "demo.lp"), "--state-dir", str(workdir / "state")]
+    args += ["--view", "terminal"]  # no board port to find: the dashboards are the point here
     with (workdir / "demo.log").open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "dcim", "demo", *args], stdout=log, stderr=subprocess.STDOUT
@@ -292,7 +293,8 @@ def demo(influxdb1: InfluxDB1, tmp_path_factory: pytest.TempPathFactory) -> Fill
                     log_text = (workdir / "demo.log").read_text(errors="replace")[-2000:]
                     pytest.fail(f"dcim demo exited with {proc.returncode}:\n{log_text}")
                 rows = influxdb1.query(
-                    'SELECT count(*) FROM "ups", "crac", "sensor", "meter" GROUP BY "device"', db
+                    'SELECT count(*) FROM "ups", "pdu", "crac", "sensor", "meter" GROUP BY "device"',
+                    db,
                 )
                 seen = {
                     r["device"]

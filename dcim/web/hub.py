@@ -1,0 +1,138 @@
+"""Live updates by Server-Sent Events: one topic per page and language, shared by its
+browsers.
+
+Every `update_s` the hub asks each watched topic whether anything it shows may have
+changed (its fingerprint); if so it renders the topic's fragments once, and sends
+each browser only the fragments whose HTML changed, as one `fragments` event
+(JSON: element id -> HTML). A new browser first gets every fragment. A browser that
+cannot keep up (its small queue is full) is disconnected: EventSource reconnects
+by itself and starts from the whole page again, so a slow client costs nothing to
+the others and holds no unbounded memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+#: Events a browser may have waiting before it is dropped (it reconnects at once).
+CLIENT_QUEUE = 8
+#: Seconds of silence after which a comment line keeps proxies from closing the stream.
+KEEPALIVE_S = 15.0
+
+Render = Callable[[], Awaitable[dict[str, str]]]
+Fingerprint = Callable[[], Hashable]
+
+
+@dataclass(eq=False)
+class Client:
+    queue: asyncio.Queue[bytes | None] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=CLIENT_QUEUE)
+    )
+    dropped: bool = False
+
+    def offer(self, message: bytes | None) -> None:
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.dropped = True
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)  # the handler ends; the browser reconnects
+
+
+@dataclass(eq=False)
+class Topic:
+    key: Hashable
+    render: Render
+    fingerprint: Fingerprint
+    clients: set[Client] = field(default_factory=set)
+    last: dict[str, str] = field(default_factory=dict)
+    seen: Hashable = None
+    rendered: bool = False
+
+
+def encode(fragments: dict[str, str]) -> bytes:
+    data = json.dumps(fragments, separators=(",", ":"), ensure_ascii=False)
+    return b"event: fragments\ndata: " + data.encode() + b"\n\n"
+
+
+@dataclass
+class HubStats:
+    renders: int = 0
+    messages: int = 0
+    dropped_clients: int = 0
+
+
+class Hub:
+    def __init__(self, update_s: float) -> None:
+        self.update_s = update_s
+        self.topics: dict[Hashable, Topic] = {}
+        self.stats = HubStats()
+        self._closed = False
+
+    @property
+    def clients(self) -> int:
+        return sum(len(t.clients) for t in self.topics.values())
+
+    async def join(
+        self, key: Hashable, render: Render, fingerprint: Fingerprint
+    ) -> tuple[Topic, Client]:
+        """A client of `key` (its topic made on first use), primed with every fragment."""
+        topic = self.topics.get(key)
+        if topic is None:
+            topic = self.topics[key] = Topic(key, render, fingerprint)
+        client = Client()
+        if not topic.rendered:
+            await self._refresh(topic, force=True)
+        topic.clients.add(client)
+        client.offer(encode(topic.last))
+        return topic, client
+
+    def leave(self, topic: Topic, client: Client) -> None:
+        topic.clients.discard(client)
+        if client.dropped:
+            self.stats.dropped_clients += 1
+        if not topic.clients:
+            self.topics.pop(topic.key, None)
+
+    async def run(self) -> None:
+        """Refresh watched topics every `update_s` until cancelled."""
+        while True:
+            await asyncio.sleep(self.update_s)
+            for topic in list(self.topics.values()):
+                if topic.clients:
+                    try:
+                        await self._refresh(topic)
+                    except Exception:
+                        log.exception("board: rendering %s failed", topic.key)
+
+    async def _refresh(self, topic: Topic, *, force: bool = False) -> None:
+        mark = topic.fingerprint()
+        if not force and topic.rendered and mark == topic.seen:
+            return
+        fragments = await topic.render()
+        topic.seen, topic.rendered = mark, True
+        self.stats.renders += 1
+        changed = {k: v for k, v in fragments.items() if topic.last.get(k) != v}
+        topic.last = fragments
+        if changed and topic.clients:
+            message = encode(changed)
+            self.stats.messages += len(topic.clients)
+            for client in list(topic.clients):
+                client.offer(message)
+
+    def close(self) -> None:
+        """End every stream (server shutdown)."""
+        self._closed = True
+        for topic in self.topics.values():
+            for client in topic.clients:
+                while not client.queue.empty():
+                    client.queue.get_nowait()
+                client.queue.put_nowait(None)

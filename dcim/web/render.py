@@ -1,0 +1,143 @@
+"""Jinja2 rendering of the board's pages and fragments, one environment per language.
+
+Templates are autoescaped; every text goes through gettext (`_()` in templates),
+numbers and times through Babel in the page's language, times in the site's zone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+from babel.numbers import format_decimal
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from dcim.i18n import LANGUAGES, translations
+
+#: Shapes that carry the severity besides colour (WCAG: never colour alone).
+SHAPES = {
+    "fire": "\u2716",  # heavy multiplication x
+    "critical": "\u25c6",  # black diamond
+    "warning": "\u25b2",  # black up-pointing triangle
+    "normal": "\u25cf",  # black circle
+    "info": "\u25cf",
+    "unknown": "\u25cb",  # white circle
+}
+
+
+def _number(language: str) -> Callable[..., str]:
+    def number(value: float | None, digits: int = 1, unit: str = "") -> str:
+        if value is None:
+            return "\u2013"
+        text = format_decimal(
+            round(value, digits),
+            format=f"#,##0.{'0' * digits}" if digits else "#,##0",
+            locale=language,
+        )
+        return f"{text}\u00a0{unit}" if unit else text
+
+    return number
+
+
+def _power(language: str) -> Callable[[float | None], str]:
+    number = _number(language)
+
+    def power(watts: float | None) -> str:
+        if watts is None:
+            return "\u2013"
+        if abs(watts) >= 1_000_000:
+            return number(watts / 1e6, 2, "MW")
+        if abs(watts) >= 1000:
+            return number(watts / 1000, 1, "kW")
+        return number(watts, 0, "W")
+
+    return power
+
+
+def _duration(language: str) -> Callable[[float | None], str]:
+    gettext = translations(language).gettext
+
+    def duration(seconds: float | None) -> str:
+        if seconds is None:
+            return "\u2013"
+        s = int(max(0, seconds))
+        if s < 120:
+            return gettext("%(n)d s") % {"n": s}
+        if s < 7200:
+            return gettext("%(n)d min") % {"n": s // 60}
+        if s < 172800:
+            return gettext("%(h)d h %(m)02d min") % {"h": s // 3600, "m": s % 3600 // 60}
+        return gettext("%(n)d days") % {"n": s // 86400}
+
+    return duration
+
+
+@cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _when(language: str) -> Callable[[float | None, str], str]:
+    def when(epoch: float | None, zone: str = "UTC") -> str:
+        if epoch is None:
+            return "\u2013"
+        moment = datetime.fromtimestamp(epoch, tz=UTC)
+        return format_datetime(
+            moment, "yyyy-MM-dd HH:mm:ss zzz", tzinfo=_zone(zone), locale=language
+        )
+
+    return when
+
+
+def _clock(language: str) -> Callable[[float | None, str], str]:
+    def clock(epoch: float | None, zone: str = "UTC") -> str:
+        if epoch is None:
+            return "\u2013"
+        moment = datetime.fromtimestamp(epoch, tz=UTC)
+        return format_datetime(moment, "HH:mm", tzinfo=_zone(zone), locale=language)
+
+    return clock
+
+
+def shape(mark: str | None) -> Markup:
+    """The shape of a band or severity, hidden from screen readers (the text says it)."""
+    glyph = SHAPES.get(mark or "unknown", SHAPES["unknown"])
+    return Markup('<span class="shape" aria-hidden="true">{}</span>').format(glyph)
+
+
+@cache
+def environment(language: str) -> Environment:
+    """The Jinja environment of one language (templates compiled once per language)."""
+    if language not in LANGUAGES:
+        language = "en"
+    env = Environment(
+        loader=PackageLoader("dcim.web", "templates"),
+        autoescape=select_autoescape(["html"], default_for_string=True),
+        extensions=["jinja2.ext.i18n"],
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["num"] = _number(language)
+    env.filters["power"] = _power(language)
+    env.filters["duration"] = _duration(language)
+    env.filters["when"] = _when(language)
+    env.filters["clock"] = _clock(language)
+    env.globals["shape"] = shape
+    env.globals["language"] = language
+    return env
+
+
+def render(language: str, template: str, context: Mapping[str, Any]) -> str:
+    return environment(language).get_template(template).render(**context)
+
+
+def now() -> float:
+    return time.time()
