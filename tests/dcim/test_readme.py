@@ -35,7 +35,7 @@ def test_example_config_validates(monkeypatch: pytest.MonkeyPatch) -> None:
         "DCIM_MQTT_PASSWORD",
         "DCIM_TRAP_COMMUNITY",
         "DCIM_WEBHOOK_KEY",
-        "DCIM_TOKEN_ALICE",
+        "DCIM_ALERTS_TOKEN",
     ):
         monkeypatch.setenv(name, f"value-of-{name}")
     monkeypatch.setenv("DCIM_PAGERDUTY_KEY", "k" * 32)  # an integration key has 32 characters
