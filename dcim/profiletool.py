@@ -93,17 +93,24 @@ def _repeated_quantities(
 
     def check(entries: list[Any], where: tuple[Any, ...], what: str) -> None:
         seen: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+
+        def shown(key: tuple[str, tuple[tuple[str, str], ...]]) -> dict[str, str]:
+            return {k: v for k, v in key[1] if k != "(precedence)"}
+
         for n, entry in enumerate(entries):
             if not isinstance(entry, dict) or "metric" not in entry:
                 continue
             tags = entry.get("tags") or {}
+            # two fields of one quantity ranked apart (`precedence`) are on purpose: the
+            # finer resolution wins, the other fills in
+            tags = {**tags, "(precedence)": entry.get("precedence")}
             key = (str(entry["metric"]), tuple(sorted((str(k), str(v)) for k, v in tags.items())))
             line = lines.get((*where, n))
             if key in seen:
                 problems.append(
                     (
                         line,
-                        f"{what}: {key[0]}{' ' + str(dict(key[1])) if key[1] else ''} is read twice (also entry "
+                        f"{what}: {key[0]}{' ' + str(shown(key)) if shown(key) else ''} is read twice (also entry "
                         f"{seen[key]}); give one field `fallback_oids` or tell them apart "
                         "by tags",
                     )

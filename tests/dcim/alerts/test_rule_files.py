@@ -45,7 +45,7 @@ def test_shipped_pack_loads_cites_sources_and_speaks_the_vocabulary(pack: str) -
 def test_default_packs_exist_and_have_unique_ids() -> None:
     assert set(DEFAULT_PACKS) <= set(available_packs())
     rules = merge_rules(load_pack(name) for name in DEFAULT_PACKS)
-    assert len({rule.id for rule in rules}) == len(rules) == 40
+    assert len({rule.id for rule in rules}) == len(rules) == 41
 
 
 def test_a_site_file_overrides_a_pack_rule_by_id() -> None:
