@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
 
 from collectors.profile import load_snmp_profile
 from collectors.snmp.client import SnmpEngineHost
@@ -111,17 +113,17 @@ def _profile_kind(placed: PlacedDevice) -> str:
 
 
 def check_profiles(
-    devices: list[PlacedDevice], lines: Mapping[str, int] | None = None
+    devices: list[PlacedDevice], origins: Mapping[str, str] | None = None
 ) -> list[str]:
     """Problems with the profiles the devices name (for `dcim validate`).
 
-    `lines` (device id -> line of its entry) puts the line in each message.
+    `origins` (device id -> `line N` of its entry) puts where it is in each message.
     """
     problems = []
     for placed in devices:
         device = placed.device
-        line = (lines or {}).get(device.id)
-        suffix = f" (line {line})" if line is not None else ""
+        origin = (origins or {}).get(device.id)
+        suffix = f" ({origin})" if origin is not None else ""
         try:
             kind = _profile_kind(placed)
         except ProfileError as exc:
@@ -148,3 +150,51 @@ def build_streams(config: Config) -> list[StreamCollector]:
 
         streams.append(MqttCollector(config.mqtt, devices))
     return streams
+
+
+def _profile_of(placed: PlacedDevice) -> object | None:
+    """The device's loaded profile (register map, topic map, SNMP profile); None if broken."""
+    device = placed.device
+    try:
+        if device.modbus is not None:
+            from collectors.modbus.profile import load_modbus_profile
+
+            return load_modbus_profile(device.profile)
+        if device.mqtt is not None:
+            from collectors.mqtt.topicmap import load_topic_map
+
+            return load_topic_map(device.profile)
+        return load_snmp_profile(device.profile)
+    except ProfileError:
+        return None  # `dcim validate` reports it
+
+
+def _metric_entries(node: object) -> Iterator[object]:
+    """Every part of a profile that maps a value to a metric (fields, columns, variants...)."""
+    if isinstance(node, BaseModel):
+        if isinstance(getattr(node, "metric", None), str):
+            yield node
+        for name in type(node).model_fields:
+            yield from _metric_entries(getattr(node, name))
+    elif isinstance(node, list | tuple):
+        for item in node:
+            yield from _metric_entries(item)
+    elif isinstance(node, dict):
+        for item in node.values():
+            yield from _metric_entries(item)
+
+
+def profile_metrics(placed: PlacedDevice) -> frozenset[str]:
+    """Metrics the device's profile can report."""
+    return frozenset(str(getattr(e, "metric", "")) for e in _metric_entries(_profile_of(placed)))
+
+
+def profile_tag_values(placed: PlacedDevice, metric: str, tag: str) -> frozenset[str]:
+    """Values of `tag` the device's profile gives readings of `metric` (a meter's channels)."""
+    return frozenset(
+        str(tags[tag])
+        for entry in _metric_entries(_profile_of(placed))
+        if getattr(entry, "metric", None) == metric
+        and isinstance(tags := getattr(entry, "tags", None), dict)
+        and tag in tags
+    )

@@ -5,20 +5,43 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from dcim import __version__
+from dcim.configfiles import CONFIG_ENV, DEFAULT_CONFIG, locate_config
 from dcim.errors import ConfigError, DcimError
 from dcim.inventory import Config, iter_devices, load_config
-from dcim.logsetup import setup_logging
+from dcim.logsetup import LOG_FORMATS, LOG_LEVELS, setup_logging
+
+if TYPE_CHECKING:
+    from aiomqtt import Client, Will
+
+    from dcim.inventory import MqttBrokerConfig
+    from dcim.shard import Shard
 
 
-def _install_stop_handlers(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+def _logging(args: argparse.Namespace, level: str, config: Config | None = None) -> None:
+    """Logging from the global options, else the config's monitor section, else `level`."""
+    monitor = config.monitor if config is not None else None
+    setup_logging(
+        args.log_level or (monitor.log_level if monitor else level),
+        args.log_format or (monitor.log_format if monitor else "text"),
+    )
+
+
+def load_checked(path: Path) -> Config:
+    """Load a config (its profile folders first on the search path) and check every
+    device's profile; ConfigError lists the problems."""
+    from collectors.registry import check_profiles
+
+    config = load_site_config(path)
+    problems = check_profiles(list(iter_devices(config)), config.device_origins())
+    if problems:
+        raise ConfigError(str(path), problems)
+    return config
 
 
 def load_site_config(path: Path) -> Config:
@@ -33,22 +56,24 @@ def load_site_config(path: Path) -> Config:
 def cmd_validate(args: argparse.Namespace) -> int:
     from collectors.registry import check_profiles
 
+    path = locate_config(args.config)
     try:
-        config = load_site_config(args.config)
+        config = load_site_config(path)
     except ConfigError as exc:
         return _report_config_error(exc)
     devices = list(iter_devices(config))
-    problems = check_profiles(devices, config.device_lines()) + _state_problems(config)
+    # every problem at once: the profiles the devices name, the directories it writes to
+    problems = check_profiles(devices, config.device_origins()) + _state_problems(config)
     if problems:
-        return _report_config_error(ConfigError(str(args.config), problems))
+        return _report_config_error(ConfigError(str(path), problems))
     sites = len(config.sites)
-    print(
-        f"{args.config}: OK ({sites} site(s), {len(devices)} device(s), {len(config.sinks)} sink(s))"
-    )
+    print(f"{path}: OK ({sites} site(s), {len(devices)} device(s), {len(config.sinks)} sink(s))")
     from collectors.shipped import overrides
 
-    for protocol, name, path in overrides():
-        print(f"  note: {protocol} profile {name} is the site's {path} (overrides the shipped one)")
+    for protocol, name, where in overrides():
+        print(
+            f"  note: {protocol} profile {name} is the site's {where} (overrides the shipped one)"
+        )
     return 0
 
 
@@ -70,8 +95,8 @@ def _state_problems(config: Config) -> list[str]:
     for where, path in places:
         problem = state_dir_problem(path)
         if problem is not None:
-            line = config.line_of(where) if where[0] in config.model_fields_set else None
-            suffix = f" (line {line})" if line else ""
+            origin = config.origin_of(where) if where[0] in config.model_fields_set else None
+            suffix = f" ({origin})" if origin else ""
             setting = format_path(where)
             problems.append(f"{setting}: {problem}{suffix}")
     return problems
@@ -84,45 +109,62 @@ def _report_config_error(exc: ConfigError) -> int:
     return 2
 
 
-async def _run_monitor(config: Config, duration_s: float | None) -> None:
-    from dcim.runner import Monitor
-
-    stop = asyncio.Event()
-    _install_stop_handlers(stop)
-    if duration_s is not None:
-        asyncio.get_running_loop().call_later(duration_s, stop.set)
-    await Monitor(config).run(stop)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from collectors.registry import check_profiles
+    from dcim.ops.service import Service
 
+    path = locate_config(args.config)
     try:
-        config = load_site_config(args.config)
-        problems = check_profiles(list(iter_devices(config)), config.device_lines())
-        if problems:
-            raise ConfigError(str(args.config), problems)
+        config = load_checked(path)
+        shard = _shard(args)
     except ConfigError as exc:
         return _report_config_error(exc)
-    setup_logging(args.log_level or config.monitor.log_level)
+    _logging(args, "INFO", config)
     from collectors.shipped import log_overrides
 
     log_overrides()
-    if args.shard:
-        from dcim.shard import Shard, shard_config
-
-        shard = Shard.parse(args.shard)
-        config = shard_config(config, shard)
-        rooms = [f"{site.id}/{room.id}" for site in config.sites for room in site.rooms]
+    service = Service(path, config, shard=shard, load=load_checked, mqtt_client=_mqtt_client)
+    if shard is not None:
+        part = service.config
+        rooms = [f"{site.id}/{room.id}" for site in part.sites for room in site.rooms]
         logging.getLogger("dcim").info(
             "shard %d/%d: rooms %s; state in %s",
             shard.index,
             shard.count,
             ", ".join(rooms) or "none",
-            config.monitor.state_dir,
+            part.monitor.state_dir,
         )
-    asyncio.run(_run_monitor(config, args.duration))
-    return 0
+    return asyncio.run(service.run(args.duration))
+
+
+def _shard(args: argparse.Namespace) -> Shard | None:
+    from dcim.shard import Shard
+
+    if not args.shard:
+        return None
+    try:
+        return Shard.parse(args.shard)
+    except ValueError as exc:
+        raise ConfigError("--shard", [str(exc)]) from None
+
+
+def _mqtt_client(broker: MqttBrokerConfig, client_id: str, will: Will) -> Client:
+    """An MQTT client for the shard heartbeat (the collectors' TLS and auth handling)."""
+    from collectors.mqtt.client import make_client
+
+    return make_client(broker, client_id=client_id, persistent=False, will=will)
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    from dcim.ops.reloadcmd import request_reload
+
+    path = locate_config(args.config)
+    try:
+        config = load_checked(path)
+    except ConfigError as exc:
+        _report_config_error(exc)
+        print("dcim reload: not sent; the running monitor keeps its config", file=sys.stderr)
+        return 2
+    return request_reload(config, timeout_s=args.timeout)
 
 
 def cmd_shards(args: argparse.Namespace) -> int:
@@ -132,7 +174,7 @@ def cmd_shards(args: argparse.Namespace) -> int:
         print("dcim shards: the count must be at least 1", file=sys.stderr)
         return 2
     try:
-        config = load_config(args.config)
+        config = load_config(locate_config(args.config))
     except ConfigError as exc:
         return _report_config_error(exc)
     print(describe(config, args.count))
@@ -142,7 +184,7 @@ def cmd_shards(args: argparse.Namespace) -> int:
 def cmd_poll(args: argparse.Namespace) -> int:
     from dcim.oneshot import poll_inventory_device, poll_once_and_print
 
-    setup_logging("WARNING")
+    _logging(args, "WARNING")
     if args.device:
         if args.config is None:
             print("dcim poll DEVICE needs --config FILE", file=sys.stderr)
@@ -160,12 +202,12 @@ def cmd_poll(args: argparse.Namespace) -> int:
 def cmd_discover(args: argparse.Namespace) -> int:
     from dcim.oneshot import discover_and_print
 
-    setup_logging("WARNING")
+    _logging(args, "WARNING")
     return asyncio.run(discover_and_print(args))
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    setup_logging("WARNING")
+    _logging(args, "WARNING")
     code: int = args.profile_func(args)
     return code
 
@@ -173,21 +215,21 @@ def cmd_profile(args: argparse.Namespace) -> int:
 def cmd_walk(args: argparse.Namespace) -> int:
     from dcim.oneshot import walk_and_print
 
-    setup_logging("WARNING")
+    _logging(args, "WARNING")
     return asyncio.run(walk_and_print(args))
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from simulators.cli import run_simulate
 
-    setup_logging(args.log_level or "INFO")
+    _logging(args, "INFO")
     return run_simulate(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from dcim.demo.run import run_demo
 
-    setup_logging(args.log_level or "WARNING")
+    _logging(args, "WARNING")
     return asyncio.run(run_demo(args))
 
 
@@ -209,14 +251,14 @@ def cmd_vocabulary(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from dcim.bench import run_bench
 
-    setup_logging(args.log_level or "WARNING")
+    _logging(args, "WARNING")
     return asyncio.run(run_bench(args))
 
 
 def cmd_bench_snmp(args: argparse.Namespace) -> int:
     from dcim.benchsnmp import run_bench as run_snmp_bench
 
-    setup_logging(args.log_level or "WARNING")
+    _logging(args, "WARNING")
     return run_snmp_bench(args)
 
 
@@ -229,32 +271,62 @@ def cmd_bench_report(args: argparse.Namespace) -> int:
 def cmd_modbus(args: argparse.Namespace) -> int:
     from collectors.modbus.preview import run_poll, run_preview
 
-    setup_logging(args.log_level or "WARNING")
+    _logging(args, "WARNING")
     return asyncio.run(run_preview(args) if args.modbus_command == "preview" else run_poll(args))
+
+
+CONFIG_HELP = f"config file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG}; conf.d/*.yaml beside it are merged)"
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """Options every command takes, before or after the subcommand.
+
+    Below the top level their default is SUPPRESS: a subcommand that was not given
+    the option leaves what the top level parsed in place.
+    """
+    default = None if top else argparse.SUPPRESS
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default=default, help="log level")
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, default=default, help="log lines as text or JSON"
+    )
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_global_options(child, top=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dcim", description=__doc__)
-    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--version", action="version", version=f"dcim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="poll the inventory and write to the configured sinks")
-    run.add_argument("config", type=Path)
+    run.add_argument("config", type=Path, nargs="?", help=CONFIG_HELP)
     run.add_argument("--duration", type=float, help="stop after this many seconds")
     run.add_argument(
         "--shard", help="I/N: poll only this process's share of the rooms (N processes in all)"
     )
     run.set_defaults(func=cmd_run)
 
+    reload = sub.add_parser(
+        "reload",
+        help="check the config, then have the running monitor(s) re-read it (as SIGHUP does)",
+    )
+    reload.add_argument("config", type=Path, nargs="?", help=CONFIG_HELP)
+    reload.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for the monitor's answer"
+    )
+    reload.set_defaults(func=cmd_reload)
+
     shards = sub.add_parser(
         "shards", help="print how N `dcim run --shard I/N` processes split the inventory"
     )
-    shards.add_argument("config", type=Path)
+    shards.add_argument("config", type=Path, nargs="?", help=CONFIG_HELP)
     shards.add_argument("count", type=int, help="number of shards (N)")
     shards.set_defaults(func=cmd_shards)
 
     validate = sub.add_parser("validate", help="check a config file without running")
-    validate.add_argument("config", type=Path)
+    validate.add_argument("config", type=Path, nargs="?", help=CONFIG_HELP)
     validate.set_defaults(func=cmd_validate)
 
     poll = sub.add_parser(
@@ -376,9 +448,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_modbus_parser(sub)
     sub.choices["modbus"].set_defaults(func=cmd_modbus)
+    from collectors.registry import profile_metrics, profile_tag_values
     from dcim.grafana.cli import add_grafana_parser
+    from dcim.grafana.site import Profiles
 
-    add_grafana_parser(sub)
+    add_grafana_parser(sub, Profiles(profile_tag_values, profile_metrics))
+    _add_global_options(parser, top=True)
     return parser
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -27,12 +27,13 @@ from pydantic import (
 )
 
 from dcim.alerts.config import AlertsConfig
+from dcim.configfiles import Origin, Sources, read_sources, relative_to
 from dcim.configmodel import Strict
 from dcim.errors import ConfigError
 from dcim.secret import Secret
 from dcim.tls import TlsConfig as TlsConfig  # noqa: PLC0414 - re-exported for importers
 from dcim.web.config import WebConfig
-from dcim.yamlsource import YamlSourceError, format_path, line_of, load_yaml_with_lines
+from dcim.yamlsource import YamlSourceError, format_path, load_yaml_with_lines
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$"
 Ident = Annotated[str, Field(pattern=ID_PATTERN)]
@@ -333,11 +334,51 @@ class FileSinkConfig(Strict):
 SinkConfig = Annotated[InfluxSinkConfig | FileSinkConfig, Field(discriminator="type")]
 
 
+class OpsListenerConfig(Strict):
+    """The monitor's own HTTP endpoints: /metrics, /-/healthy, /-/ready (read-only, no token).
+
+    Loopback by default: expose it to a Prometheus elsewhere through a reverse proxy
+    with TLS, or bind it to a management network on purpose.
+    """
+
+    host: str = "127.0.0.1"
+    #: Each shard of one file listens on port + I - 1; 0 picks a free port (tests).
+    #: (The board's default is 9280, the alert API's 9180: each shard adds I - 1 to them too.)
+    port: int = Field(default=9290, ge=0, le=65535)
+
+
+class HeartbeatConfig(Strict):
+    """Shards of one inventory watch each other through the MQTT broker (`mqtt:`).
+
+    Each shard publishes a retained heartbeat every `interval_s` (with a last will,
+    so a killed shard is known at once); a peer not heard from for `silent_after_s`
+    raises the critical alert `dcim.shard_silent` on every other shard.
+    """
+
+    enabled: bool = True
+    interval_s: float = Field(default=10.0, gt=0, le=300)
+    silent_after_s: float = Field(default=60.0, gt=0, le=3600)
+    #: Topic prefix; give each deployment sharing one broker its own.
+    topic: str = Field(default="dcim/heartbeat", pattern=r"^[^+#$/][^+#]*[^+#/]$")
+
+    @model_validator(mode="after")
+    def _silence_longer_than_beat(self) -> HeartbeatConfig:
+        if self.silent_after_s < 2 * self.interval_s:
+            msg = "silent_after_s must be at least twice interval_s (one lost beat is no silence)"
+            raise ValueError(msg)
+        return self
+
+
 class MonitorConfig(Strict):
-    state_dir: Path = Path("var")
+    #: Spool, alert state, audit log; relative to the config file when loaded from one.
+    state_dir: Path = Path("/var/lib/dcim")
     #: Audit log of operator actions (default: <state_dir>/audit.jsonl).
     audit_file: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    #: /metrics, /-/healthy, /-/ready; null turns the listener off.
+    ops: OpsListenerConfig | None = OpsListenerConfig()
+    heartbeat: HeartbeatConfig = HeartbeatConfig()
     queue_size: int = Field(default=100_000, ge=100)
     #: Fraction of each poll interval over which device start times are spread.
     jitter: float = Field(default=1.0, ge=0, le=1)
@@ -381,7 +422,7 @@ class Config(Strict):
         return self
 
     #: Line of each path of the file this config was read from (empty when built in code).
-    _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
+    _origins: dict[tuple[str | int, ...], Origin] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _unique_ids(self, info: ValidationInfo) -> Config:
@@ -402,16 +443,24 @@ class Config(Strict):
             raise ValueError(msg)
         return self
 
-    def line_of(self, path: tuple[str | int, ...]) -> int | None:
-        """Line in the source file of `path` (or its nearest ancestor); None without a file."""
-        return line_of(self._lines, path) if self._lines else None
+    def origin_of(self, path: tuple[str | int, ...]) -> str | None:
+        """Where `path` (or its nearest ancestor) is in the source files: `line N` or
+        `conf.d/x.yaml line N`; None for a config built in code."""
+        probe = tuple(path)
+        while probe:
+            if probe in self._origins:
+                return str(self._origins[probe])
+            probe = probe[:-1]
+        return None
 
-    def device_lines(self) -> dict[str, int]:
-        """Device id -> line of its entry in the source file (empty when built in code)."""
+    def device_origins(self) -> dict[str, str]:
+        """Device id -> where its entry is in the source files (empty when built in code)."""
+        if not self._origins:
+            return {}
         return {
-            device_id: line
+            device_id: where
             for device_id, path in _device_paths(self.model_dump(include={"sites"})).items()
-            if (line := self.line_of(path)) is not None
+            if (where := self.origin_of(path)) is not None
         }
 
 
@@ -565,13 +614,13 @@ def _device_entries(data: Any) -> Iterator[tuple[tuple[str | int, ...], dict[str
 
 
 def _uniqueness_problems(
-    data: dict[str, Any], lines: dict[tuple[str | int, ...], int]
+    data: dict[str, Any], origin_of: Callable[[tuple[str | int, ...]], Origin | None]
 ) -> list[str]:
     """Device ids and sink names given twice, each at its own line."""
 
     def at(path: tuple[str | int, ...]) -> str:
-        line = line_of(lines, path)
-        return f"line {line}" if line is not None else format_path(path)
+        origin = origin_of(path)
+        return str(origin) if origin is not None else format_path(path)
 
     problems = []
     seen: dict[str, tuple[str | int, ...]] = {}
@@ -582,7 +631,7 @@ def _uniqueness_problems(
         if device_id in seen:
             problems.append(
                 f"{format_path((*path, 'id'))}: device id {device_id!r} is used twice "
-                f"(also at {at((*seen[device_id], 'id'))}) (line {line_of(lines, (*path, 'id'))})"
+                f"(also at {at((*seen[device_id], 'id'))}) ({at((*path, 'id'))})"
             )
         else:
             seen[device_id] = path
@@ -598,7 +647,7 @@ def _uniqueness_problems(
             path = ("sinks", index)
             problems.append(
                 f"{format_path(path)}: sink name {name!r} is used twice (also at "
-                f"{at(('sinks', names[name]))}) (line {line_of(lines, path)})"
+                f"{at(('sinks', names[name]))}) ({at(path)})"
             )
         else:
             names[name] = index
@@ -654,9 +703,15 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         data, lines = load_yaml_with_lines(text, source)
     except YamlSourceError as exc:
         raise ConfigError(source, [_located(line, text) for line, text in exc.problems]) from None
+    origins = {path: Origin(None, line) for path, line in lines.items()}
+    return _validate(Sources(data, origins, []), source)
+
+
+def _validate(sources: Sources, source: str) -> Config:
+    data = sources.data
     if not isinstance(data, dict):
         raise ConfigError(source, ["the file must be a mapping with at least `sites`"])
-    problems = _uniqueness_problems(data, lines)
+    problems = _uniqueness_problems(data, sources.origin_of)
     merged = _apply_defaults(data)
     try:
         config = Config.model_validate(merged, context={"unique_checked": True})
@@ -664,29 +719,36 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         for error in exc.errors():
             path = _problem_path(tuple(error["loc"]), merged)
             path = _from_defaults(path, data, data.get("defaults")) or path
-            line = line_of(lines, path)
+            origin = sources.origin_of(path)
             where = format_path(path) or "(top level)"
-            suffix = f" (line {line})" if line is not None else ""
+            suffix = f" ({origin})" if origin is not None else ""
             problem = f"{where}: {_message(error)}{suffix}"
             if problem not in problems:
                 problems.append(problem)
         raise ConfigError(source, problems) from None
     if problems:
         raise ConfigError(source, problems)
-    config._lines = lines
+    config._origins = sources.origins
     return config
 
 
 def load_config(path: Path | str) -> Config:
-    """Read and validate a config file."""
+    """Read and validate a config file, with the `conf.d/*.yaml` files beside it merged in.
+
+    Relative paths in it (`monitor.state_dir`, `alerts.rule_files`, `profiles.paths`) are
+    relative to the file's folder, so the monitor finds them whatever its working directory.
+    """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read file: {exc.strerror}"]) from None
-    config = parse_config(text, str(path))
+    config = _validate(read_sources(path), str(path))
+    update: dict[str, Any] = {
+        "monitor": config.monitor.model_copy(
+            update={"state_dir": relative_to(path, config.monitor.state_dir)}
+        )
+    }
+    if config.alerts is not None and config.alerts.rule_files:
+        files = [relative_to(path, file) for file in config.alerts.rule_files]
+        update["alerts"] = config.alerts.model_copy(update={"rule_files": files})
     if any(not p.is_absolute() for p in config.profiles.paths):
-        base = path.resolve().parent
-        paths = [p if p.is_absolute() else base / p for p in config.profiles.paths]
-        config = config.model_copy(update={"profiles": ProfilesConfig(paths=paths)})
-    return config
+        paths = [relative_to(path, p) for p in config.profiles.paths]
+        update["profiles"] = ProfilesConfig(paths=paths)
+    return config.model_copy(update=update)

@@ -59,6 +59,8 @@ class DevicePoller:
         self.skipped = 0
         self.max_lag_s = 0.0
         self.last_duration_s = 0.0
+        #: Readings of the last poll that answered (0 after a failed one).
+        self.last_readings = 0
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -123,6 +125,7 @@ class DevicePoller:
             log.warning("device %s: recovered (answering again)", self.collector.device_id)
         self.state = DeviceState.UP
         self.last_error = None
+        self.last_readings = len(readings)
         readings.extend(self._health(up=True, duration=duration, count=len(readings), ts=ts))
         self._emit(readings)
 
@@ -138,6 +141,7 @@ class DevicePoller:
             )
         self.state = DeviceState.DOWN
         self.last_error = error
+        self.last_readings = 0
         self._emit(self._health(up=False, duration=duration, count=0, ts=ts))
 
     def _health(self, *, up: bool, duration: float, count: int, ts: int) -> list[Reading]:

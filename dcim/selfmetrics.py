@@ -31,7 +31,7 @@ class SelfMetrics:
         emit: Emit,
         interval_s: float,
         *,
-        alert_store_errors: Callable[[], int] | None = None,
+        alert_store_errors: Callable[[], int | None] | None = None,
     ) -> None:
         self._bus = bus
         self._pollers = pollers
@@ -42,6 +42,8 @@ class SelfMetrics:
         self._sink_tags = {name: _tags(sink=name) for name in sinks}
         self._process_tags = _tags()
         self._alert_store_errors = alert_store_errors
+        #: The worst poll start lag of the last interval (Prometheus reads it between runs).
+        self.last_poll_lag_s = 0.0
 
     def collect(self) -> list[Reading]:
         """One snapshot of the monitor's health."""
@@ -61,11 +63,12 @@ class SelfMetrics:
         lag = max((p.max_lag_s for p in self._pollers), default=0.0)
         for poller in self._pollers:
             poller.max_lag_s = 0.0
+        self.last_poll_lag_s = lag
         out.append(
             Reading(SELF_DEVICE, "dcim.poll_lag_s", round(lag, 6), "s", ts, self._process_tags)
         )
-        if self._alert_store_errors is not None:
-            errors = self._alert_store_errors()
+        errors = self._alert_store_errors() if self._alert_store_errors is not None else None
+        if errors is not None:
             out.append(
                 Reading(
                     SELF_DEVICE, "dcim.alert_store_errors", errors, None, ts, self._process_tags

@@ -8,8 +8,8 @@ size (largest first, ties by site/room id) go to the least-loaded shard.
 All shards can run from the same file, on one machine or several: each gets
 what must not be shared — its own state directory (spool, alert store), file sink, MQTT
 client id (the broker would otherwise drop one session for the other), and on
-one machine its own alert API, board and trap ports (configured port + I - 1); each
-board shows the other shards' rooms when they are listed as its `web.peers`.
+one machine its own alert API, board, ops (metrics) and trap ports (configured port
++ I - 1); each board shows the other shards' rooms when they are listed as its `web.peers`.
 `dcim shards CONFIG N` prints the plan, so trap destinations can follow it.
 """
 
@@ -102,6 +102,11 @@ def _own_resources(config: Config, shard: Shard) -> dict[str, Any]:
         update["mqtt"] = config.mqtt.model_copy(update={"client_id": client_id})
     if config.traps is not None and config.traps.port:
         update["traps"] = config.traps.model_copy(update={"port": config.traps.port + offset})
+    ops = config.monitor.ops
+    if ops is not None and ops.port:
+        monitor = update["monitor"]
+        ops = ops.model_copy(update={"port": ops.port + offset})
+        update["monitor"] = monitor.model_copy(update={"ops": ops})
     alerts = config.alerts
     if alerts is not None and alerts.api is not None and alerts.api.port:
         api = alerts.api.model_copy(update={"port": alerts.api.port + offset})
@@ -126,6 +131,8 @@ def describe(config: Config, count: int) -> str:
             lines.append(f"  alert api: {part.alerts.api.host}:{part.alerts.api.port}")
         if part.web is not None:
             lines.append(f"  board: {part.web.host}:{part.web.port}")
+        if part.monitor.ops is not None:
+            lines.append(f"  metrics/health: {part.monitor.ops.host}:{part.monitor.ops.port}")
         if part.mqtt is not None:
             lines.append(f"  mqtt client id: {part.mqtt.client_id}")
         lines.extend(

@@ -153,6 +153,9 @@ class AlertmanagerChannel(ChannelBase):
     username: str | None = None
     password: Secret | None = None
     tls: TlsConfig | None = None
+    #: Also send `DcimWatchdog`, an alert that fires while this monitor is healthy (re-sent
+    #: every refresh_s), for a dead man's switch receiver that pages when it stops.
+    watchdog: bool = False
 
     @model_validator(mode="after")
     def _valid(self) -> AlertmanagerChannel:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import re
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
@@ -21,6 +22,7 @@ from dcim.alerts.storms import (
     DEGRADED_RULE,
     DEVICE_DOWN_KIND,
     NOTIFY_FAILED_RULE,
+    SHARD_SILENT_RULE,
     parent_of,
     site_totals,
     sites_degraded,
@@ -142,26 +144,14 @@ class RuleEngine:
         self._devices: Mapping[str, DeviceInfo] = devices or {}
         self._started = clock()
         self.grace_end = self._started + self.settings.startup_grace_s
-        self.rules: dict[str, RuleInfo] = {
-            DEGRADED_RULE.id: DEGRADED_RULE,
-            NOTIFY_FAILED_RULE.id: NOTIFY_FAILED_RULE,
-        }
+        self.rules: dict[str, RuleInfo] = {}
+        #: Rule id -> the rule as configured and its compiled evaluator (kept across reloads).
+        self._compiled: dict[str, tuple[Rule, Evaluator]] = {}
         self._by_metric: dict[str, _Routes] = {}
         self._every: list[_Route] = []
         self._timed: list[Evaluator] = []
-        for rule in rules:
-            evaluator = compile_rule(rule)
-            self.rules[rule.id] = RuleInfo.of(rule)
-            route = _Route(evaluator)
-            if evaluator.metrics is None:
-                self._every.append(route)
-            else:
-                for metric in evaluator.metrics:
-                    self._by_metric.setdefault(metric, _Routes()).add(route)
-            if evaluator.timed:
-                self._timed.append(evaluator)
-        #: Rules in a `same_as` pair (declaring it, or named by one).
-        self._fact_rules = _fact_rules(self.rules)
+        self._fact_rules: frozenset[str] = frozenset()
+        self._install(rules)
         #: Parent incident id -> its same-fact children (as last grouped): they hold it open.
         self._same_fact_children: dict[str, set[str]] = {}
         self._entries: dict[tuple[str, str], Entry] = {}
@@ -173,6 +163,41 @@ class RuleEngine:
         # only when an incident changed or time passed (tick), not on every flush: with
         # thousands of devices the engine flushes tens of times a second.
         self._regroup = True
+        self._site_totals: Counter[str] = Counter()
+        self._max_interval = self.settings.default_interval_s
+        self._devices_changed()
+        for incident in incidents:
+            self._restore(incident)
+
+    def _install(self, rules: Sequence[Rule]) -> None:
+        """Compile `rules` (reusing the evaluator, and so the state, of every unchanged
+        rule) and index them by metric."""
+        compiled: dict[str, tuple[Rule, Evaluator]] = {}
+        for rule in rules:
+            previous = self._compiled.get(rule.id)
+            same = previous is not None and previous[0] == rule
+            compiled[rule.id] = previous if same and previous else (rule, compile_rule(rule))
+        self._compiled = compiled
+        self.rules = {
+            DEGRADED_RULE.id: self.rules.get(DEGRADED_RULE.id, DEGRADED_RULE),
+            NOTIFY_FAILED_RULE.id: NOTIFY_FAILED_RULE,
+            SHARD_SILENT_RULE.id: SHARD_SILENT_RULE,
+        }
+        self._by_metric, self._every, self._timed = {}, [], []
+        for rule, evaluator in compiled.values():
+            self.rules[rule.id] = RuleInfo.of(rule)
+            route = _Route(evaluator)
+            if evaluator.metrics is None:
+                self._every.append(route)
+            else:
+                for metric in evaluator.metrics:
+                    self._by_metric.setdefault(metric, _Routes()).add(route)
+            if evaluator.timed:
+                self._timed.append(evaluator)
+        #: Rules in a `same_as` pair (declaring it, or named by one).
+        self._fact_rules = _fact_rules(self.rules)
+
+    def _devices_changed(self) -> None:
         self._site_totals = site_totals(self._devices)
         self._max_interval = max(
             (d.interval_s for d in self._devices.values()),
@@ -181,8 +206,48 @@ class RuleEngine:
         # devices come back one by one within a poll round: keep the degraded incident
         # (and its children grouped) that long, rather than paging each straggler
         self.rules[DEGRADED_RULE.id] = replace(DEGRADED_RULE, clear_for_s=self._max_interval)
-        for incident in incidents:
-            self._restore(incident)
+
+    def reconfigure(self, rules: Sequence[Rule], devices: Mapping[str, DeviceInfo]) -> None:
+        """A reloaded config: new rules and devices, without losing what is known.
+
+        Unchanged rules keep their evaluator (windows, baselines, `for` timers) and every
+        incident keeps its state. Incidents of a removed rule or a removed device resolve
+        (a pending one is cancelled); a changed rule's open incidents carry on under it.
+        """
+        now = self.clock()
+        old = self._devices
+        removed = {d for d in old if d not in devices}
+        added = {d for d in devices if d not in old}
+        changed = {d for d in devices if d in old and old[d] != devices[d]}
+        self._install(rules)
+        self._devices = dict(devices)
+        self._devices_changed()
+        for evaluator in (evaluator for _, evaluator in self._compiled.values()):
+            evaluator.devices_changed(added=added, forget=removed | changed, now=now)
+        for entry in list(self._entries.values()):
+            info = self.rules.get(entry.rule.id)
+            incident = entry.incident
+            device = incident.labels.get("device", "") if incident is not None else ""
+            if info is None:
+                self._close(entry, "rule removed", now)
+            elif device in removed:
+                self._close(entry, "device removed from the inventory", now)
+            else:
+                entry.rule = info
+        self._regroup = True
+
+    def _close(self, entry: Entry, why: str, now: float) -> None:
+        """End an entry whose rule or device is gone: resolve (or cancel) its incident."""
+        self._entries.pop((entry.rule.id, entry.key), None)
+        incident = entry.incident
+        if incident is None or incident.phase is Phase.RESOLVED:
+            return
+        incident.summary += f" ({why})"
+        if incident.phase is Phase.PENDING:
+            self._record("cancelled", incident)
+            return
+        incident.phase, incident.resolved_at = Phase.RESOLVED, now
+        self._record("resolved", incident)
 
     # --- the Context evaluators see ------------------------------------------
 

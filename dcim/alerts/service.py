@@ -32,6 +32,7 @@ from dcim.alerts.notify.base import Notifier
 from dcim.alerts.notify.dispatch import Dispatcher
 from dcim.alerts.rules import Rule, load_pack, load_rule_file, merge_rules
 from dcim.alerts.silences import Silence
+from dcim.alerts.snapshot import OpenIncidents
 from dcim.alerts.store import AlertStore
 from dcim.alerts.storms import NOTIFY_FAILED_RULE
 from dcim.alerts.tracker import FlapPolicy
@@ -48,6 +49,16 @@ log = logging.getLogger(__name__)
 Emit = Callable[[Sequence[Reading]], None]
 #: Readings taken off the queue before the engine looks at the clock and flushes.
 MAX_BATCH = 5000
+#: Alert settings a reload cannot change in a running engine.
+_RESTART_ONLY = (
+    "api",
+    "db_file",
+    "flap",
+    "degraded",
+    "startup_grace_s",
+    "stale_intervals",
+    "escalate_after_s",
+)
 
 
 def build_notifier(channel: Channel, links: AlertLinks | None = None) -> Notifier:
@@ -126,6 +137,8 @@ class AlertEngine:
             incidents=self.store.open_incidents(),
             silences=self.store.silences(clock()),
         )
+        #: Channel configs by name, to tell which channels a reload changed.
+        self._channels: dict[str, Channel] = {c.name: c for c in settings.channels}
         if notifiers is None:
             notifiers = {c.name: build_notifier(c, settings.links) for c in settings.channels}
         self.dispatcher = Dispatcher(
@@ -137,6 +150,9 @@ class AlertEngine:
             clock=clock,
         )
         self._resume_refreshing(notifiers)
+        # what is open now, restated periodically for dashboards (dcim/alerts/snapshot.py)
+        sites = sorted({d.tags["site"] for d in devices.values() if "site" in d.tags})
+        self.open_now = OpenIncidents(sites)
         self._emit: Emit | None = None
         self._api: web.AppRunner | None = None
         self.api_port: int | None = None
@@ -236,8 +252,13 @@ class AlertEngine:
                 self._unsaved = ([], [])
         if routed:
             self.dispatcher.wake()
-        if out.transitions and self._emit is not None:
-            self._emit(transition_readings(out.transitions))
+        if self._emit is not None:
+            if out.transitions:
+                self._emit(transition_readings(out.transitions))
+            now = self.clock()
+            snapshot = self.open_now.readings(out.transitions, self.engine.open_incidents, now)
+            if snapshot:
+                self._emit(snapshot)
 
     async def aclose(self) -> None:
         if self._api is not None:
@@ -245,6 +266,47 @@ class AlertEngine:
             self._api = None
         await self.dispatcher.aclose()
         self.store.close()
+
+    async def reconfigure(self, config: Config) -> list[str]:
+        """Apply a reloaded config: rules, devices, channels and routes.
+
+        Incidents, silences, acknowledgements and the state of every unchanged rule
+        are kept; a channel whose settings did not change keeps its connection and
+        its queue. Returns the settings that only a restart applies (changed anyway).
+        """
+        from dcim.inventory import iter_devices
+
+        settings = config.alerts or AlertsConfig()
+        devices = {
+            placed.device.id: DeviceInfo(placed.tags, placed.device.poll_interval_s)
+            for placed in iter_devices(config)
+        }
+        self.engine.reconfigure(load_rules(settings), devices)
+        notifiers = dict(self.dispatcher.notifiers)
+        wanted = {c.name: c for c in settings.channels}
+        fresh: dict[str, Notifier] = {}
+        links_changed = settings.links != self.settings.links  # every channel carries them
+        for name in list(notifiers):
+            if links_changed or wanted.get(name) != self._channels.get(name):
+                del notifiers[name]
+        for name, channel in wanted.items():
+            if name not in notifiers:
+                notifiers[name] = fresh[name] = build_notifier(channel, settings.links)
+        self._channels = wanted
+        await self.dispatcher.replace_channels(notifiers, settings.routes)
+        self._resume_refreshing(fresh)
+        self.dispatcher.retry = settings.retry
+        restart = [
+            f"alerts.{name}"
+            for name in _RESTART_ONLY
+            if getattr(settings, name) != getattr(self.settings, name)
+        ]
+        # what a restart applies stays as running; the rest (tick_s, retry...) is live
+        self.settings = settings.model_copy(
+            update={name: getattr(self.settings, name) for name in _RESTART_ONLY}
+        )
+        self.flush()
+        return restart
 
     # --- operator actions (local API, CLI) ---------------------------------------
 
@@ -279,6 +341,18 @@ class AlertEngine:
     def silences(self) -> list[Silence]:
         now = self.clock()
         return [s for s in self.engine.silences.values() if s.ends_at > now]
+
+    def set_condition(
+        self,
+        rule_id: str,
+        key: str,
+        level: Level | None,
+        labels: Mapping[str, str],
+        summary: str,
+    ) -> None:
+        """Raise (a level) or clear (None) an internal condition such as a silent shard."""
+        self.engine.set_condition(rule_id, key, level, labels, summary)
+        self.flush()
 
     # --- internals -------------------------------------------------------------------
 

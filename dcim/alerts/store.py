@@ -198,6 +198,14 @@ class AlertStore:
         ).fetchall()
         return {channel for (channel,) in rows}
 
+    def pending_count(self, channel: str) -> int:
+        """Notifications of a channel not delivered yet (waiting or retrying)."""
+        (count,) = self._db.execute(
+            "SELECT COUNT(*) FROM outbox WHERE channel = ? AND delivered_at IS NULL",
+            (channel,),
+        ).fetchone()
+        return int(count)
+
     def delivered_count(self, channel: str) -> int:
         (count,) = self._db.execute(
             "SELECT COUNT(*) FROM outbox WHERE channel = ? AND delivered_at IS NOT NULL",

@@ -39,6 +39,8 @@ NOTIFY_FAILED_RULE = RuleInfo(
     "internal",
     runbook="docs/runbooks.md#dcim-notification-failed",
 )
+#: A peer shard of this monitor stopped sending its heartbeat: its rooms go unwatched.
+SHARD_SILENT_RULE = RuleInfo("dcim.shard_silent", "Monitor shard silent", "internal")
 DEVICE_DOWN_KIND = "stale"
 
 

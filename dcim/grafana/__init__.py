@@ -1,22 +1,15 @@
-"""Grafana dashboards generated from the inventory and the metric vocabulary.
+"""Grafana dashboards generated from the inventory, the metric vocabulary and the alert rules.
 
-Plain typed JSON models (frozen dataclasses in `model`), not the
-grafana-foundation-sdk builders, generate the dashboards, because:
+Dashboards are built with grafana-foundation-sdk (Grafana Labs' generated model
+of Grafana 11.6, a runtime dependency pinned exactly: its versions are epoch
+stamped), so the JSON has the shape Grafana itself saves. The SDK has no InfluxDB
+query type; `model` adds the InfluxQL query and annotation target as Grafana's
+InfluxDB plugin stores them.
 
-- the SDK has no InfluxDB query type (no InfluxQL target builder), so every
-  query would still be a hand-written dict inside its builders;
-- it ships one wheel per Grafana version under epoch-stamped version numbers
-  (`1769699379!11.6.0` sorts below `1769699998!10.1.0`), an awkward runtime
-  dependency for a monitor that otherwise needs none of it;
-- we emit a small, fixed subset of the dashboard model; dataclasses keep that
-  subset typed (mypy strict) and the output byte-for-byte deterministic.
-
-The SDK's types are still the reference: the tests decode every generated
-dashboard with them and fail on any key or value type Grafana's model lacks.
-
-Modules: `model` (JSON model, layout), `influxql` (query text), `panels`
-(house-style panel factories), `variables` (template variables), `views/*`
-(one module per dashboard), `build` (all dashboards of a config), `layout`
-(inventory loading without secrets), `export` (files and provisioning YAML),
-`push` (Grafana HTTP API via grafana-client).
+Modules: `model` (SDK glue, InfluxQL query type, layout), `influxql` (query
+text), `thresholds` (colours from the loaded alert rules), `states` (enum texts),
+`panels` (house-style panel builders), `variables`, `events` (annotations, open
+incidents), `views/*` (one module per dashboard), `build` (all dashboards of a
+config), `layout` (inventory loading without secrets), `export` (files and
+provisioning YAML), `push` (Grafana HTTP API via grafana-client).
 """

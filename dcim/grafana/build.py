@@ -6,13 +6,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dcim.grafana.model import Dashboard
-from dcim.grafana.site import Site, sites_of
-from dcim.grafana.views import device, environment, noc, power, thermal
+from dcim.alerts.config import AlertsConfig
+from dcim.grafana.site import Profiles, Site, sites_of
+from dcim.grafana.thresholds import RuleColours
+from dcim.grafana.views import Dashboard, View, device, environment, noc, power, thermal
 from dcim.inventory import Config
 
 #: View name -> builder, in the order the files and folders list them.
-VIEWS: tuple[tuple[str, Callable[[Site], Dashboard | None]], ...] = (
+VIEWS: tuple[tuple[str, Callable[[View], Dashboard | None]], ...] = (
     ("noc", noc.build),
     ("power", power.build),
     ("thermal", thermal.build),
@@ -35,15 +36,22 @@ class Generated:
         return f"{self.site.id}/{self.view}.json"
 
     def to_json(self) -> dict[str, Any]:
-        return self.dashboard.to_json()
+        return self.dashboard.doc
 
 
-def build_dashboards(config: Config) -> list[Generated]:
-    """All dashboards of `config`, in a fixed order (site order, then VIEWS order)."""
+def build_dashboards(config: Config, profiles: Profiles | None = None) -> list[Generated]:
+    """All dashboards of `config`, in a fixed order (site order, then VIEWS order).
+
+    `profiles` (from the CLI) tells what the devices' profiles report; without it
+    panels cannot be narrowed to the metrics the devices actually have.
+    """
+    stale_intervals = (config.alerts or AlertsConfig()).stale_intervals
     out: list[Generated] = []
-    for site in sites_of(config):
-        for view, builder in VIEWS:
-            dashboard = builder(site)
+    for site in sites_of(config, profiles):
+        colours = RuleColours(config, site.id, site.rooms)
+        view = View(site, colours, stale_intervals * site.longest_poll_s)
+        for name, builder in VIEWS:
+            dashboard = builder(view)
             if dashboard is not None:
-                out.append(Generated(site, view, dashboard))
+                out.append(Generated(site, name, dashboard))
     return out

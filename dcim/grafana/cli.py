@@ -8,12 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from dcim.errors import ConfigError
+from dcim.grafana.site import Profiles
 
 TOKEN_ENV = "GRAFANA_TOKEN"  # noqa: S105 - the name of a variable, not a token
 
 
-def add_grafana_parser(sub: Any) -> None:
-    """Register `grafana export` and `grafana push` on the main parser's subcommands."""
+def add_grafana_parser(sub: Any, profiles: Profiles | None = None) -> None:
+    """Register `grafana export` and `grafana push` on the main parser's subcommands.
+
+    `profiles` tells what the devices' profiles report (the CLI reads profiles;
+    without it only inventory tags count, e.g. for PUE meters).
+    """
     grafana = sub.add_parser("grafana", help="generate Grafana dashboards from the inventory")
     actions = grafana.add_subparsers(dest="grafana_command", required=True)
     config_help = "inventory file (default: the `dcim demo` inventory)"
@@ -26,6 +31,12 @@ def add_grafana_parser(sub: Any) -> None:
         default=None,
         help="where Grafana sees DIR/dashboards (default /var/lib/grafana/dashboards/dcim)",
     )
+    export.add_argument(
+        "--influx-url",
+        default=None,
+        help="InfluxDB URL as Grafana reaches it (default: each sink's url; from inside a "
+        "container 127.0.0.1 is the container itself)",
+    )
     export.set_defaults(func=cmd_export)
 
     push = actions.add_parser("push", help="create or update the dashboards through Grafana's API")
@@ -37,6 +48,7 @@ def add_grafana_parser(sub: Any) -> None:
     )
     token.add_argument("--token-file", type=Path, help="file holding the token")
     push.set_defaults(func=cmd_push)
+    grafana.set_defaults(profiles=profiles)
 
 
 def _generated(args: argparse.Namespace) -> tuple[Any, list[Any]]:
@@ -44,7 +56,7 @@ def _generated(args: argparse.Namespace) -> tuple[Any, list[Any]]:
     from dcim.grafana.layout import demo_inventory, load_inventory
 
     config = load_inventory(args.config) if args.config else demo_inventory()
-    return config, build_dashboards(config)
+    return config, build_dashboards(config, getattr(args, "profiles", None))
 
 
 def _config_problem(exc: ConfigError) -> int:
@@ -61,7 +73,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         config, generated = _generated(args)
     except ConfigError as exc:
         return _config_problem(exc)
-    written = export(config, generated, args.dir, args.dashboards_path or DASHBOARDS_PATH)
+    written = export(
+        config, generated, args.dir, args.dashboards_path or DASHBOARDS_PATH, args.influx_url
+    )
     for item in written:
         print(f"{item.status:9} {item.path}")
     changed = sum(item.status != "unchanged" for item in written)

@@ -1,104 +1,193 @@
-"""Alert and device events: annotations on every dashboard, the active-alerts table.
+"""Alerts on the dashboards: annotations of transitions, and what is open now.
 
-The alert engine writes every incident transition as the vocabulary's
-`alert.event` (`dcim/alerts/events.py`): measurement `alert`, one string field
-`event` (pending, firing, updated, resolved, cancelled, stale, fresh,
-acknowledged, escalated, grouped, ungrouped) and tags `rule`, `scope` (the
-incident's key, e.g. `device=ups-a`), `severity`, `state` (= the event),
-`incident` (its id) plus the place labels it has (site, room, row, rack,
-device). There is no free-text field: rule and scope say what it is about.
-Device notifications (SNMP traps) are the vocabulary's `event.trap`; their
-points also carry a tag named `trap` (the trap's MIB name), so the field is
-selected as `"trap"::field`.
+Transitions: the engine writes each as `alert.event` (measurement `alert`, field
+`event`, tags rule, scope, severity, state, incident and the place,
+`dcim/alerts/events.py`). The NOC marks only critical firing and resolve
+transitions (fire alarms are critical); the other views mark warnings too. Device
+notifications (SNMP traps, `event.trap`, tag `trap`) are an opt-in annotation: a
+trap storm must not paint every panel.
+
+Open now: the engine restates every firing incident every period
+(`dcim/alerts/snapshot.py`, measurement `alert_open`, field `urgency`), so the
+active-alerts table and the incident counts read the last few periods, whatever
+the time picker says, and an incident firing for days stays in view.
 """
 
 from __future__ import annotations
 
-from dcim.grafana.influxql import ident, select, stored, where
-from dcim.grafana.model import Annotation, Panel, Target
-from dcim.grafana.panels import table
+from grafana_foundation_sdk.builders import dashboard as dashboard_builder
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.models import dashboard as model
+
+from dcim.alerts.model import Severity
+from dcim.alerts.snapshot import DEFAULT_PERIOD_S, HEARTBEAT_INCIDENT, URGENCY
+from dcim.alerts.snapshot import METRIC as OPEN_METRIC
+from dcim.grafana.influxql import ident, literal, scope_filter, select, since, stored, where
+from dcim.grafana.model import (
+    AnnotationTargetBuilder,
+    Influx,
+    InfluxAnnotationTarget,
+    Threshold,
+    datasource_ref,
+)
+from dcim.grafana.panels import PanelBuilder, colour_cells, link, stat, table
 from dcim.grafana.states import ALERT_SEVERITY
+from dcim.grafana.thresholds import GREEN, ORANGE, RED
 
 ALERT = stored("alert.event")
-ALERT_MEASUREMENT = ALERT.measurement
-ALERT_EVENT_FIELD = ALERT.field
-#: Tags that stay the same for the whole life of an incident.
-INCIDENT_TAGS = ("incident", "rule", "scope")
-#: Events after which an incident is no longer active (pending has not fired yet).
-INACTIVE_EVENTS = ("pending", "resolved", "cancelled")
+OPEN = stored(OPEN_METRIC)
+#: Seconds an open-incident statement stays valid: two and a half periods.
+OPEN_LOOKBACK_S = 2.5 * DEFAULT_PERIOD_S
+#: Transitions worth a marker: an incident starts paging, or stops.
+MARKED_EVENTS = ("firing", "resolved")
+#: Columns of the active-alerts table, in this order; sorted by urgency, most urgent first.
+ALERT_COLUMNS = ("severity", "rule", "scope", "since", "state", "room", "device", "incident")
+#: Urgency of an acknowledged critical (still critical); of a warning.
+CRITICAL_FROM = URGENCY[Severity.CRITICAL] - 5
+WARNING_FROM = URGENCY[Severity.WARNING] - 5
 
 
-def alert_annotation() -> Annotation:
-    """Every alert transition as a marker: title the event, text the scope, tags rule/severity."""
-    columns = ", ".join(
-        ident(c) for c in (ALERT_EVENT_FIELD, "rule", "scope", "severity", "device")
+def alert_annotation(*, critical_only: bool) -> dashboard_builder.AnnotationQuery:
+    """Firing and resolve markers: title the event, text the scope, tags rule/severity/device."""
+    columns = ", ".join(ident(c) for c in (ALERT.field, "rule", "scope", "severity", "device"))
+    events = " OR ".join(f"{ident(ALERT.field)} = {literal(e)}" for e in MARKED_EVENTS)
+    conditions = [f"({events})"]
+    if critical_only:
+        conditions.append(f'"severity" = {literal("critical")}')
+    query = select(columns, ident(ALERT.measurement), where(*conditions))
+    target = InfluxAnnotationTarget(
+        query, title=ALERT.field, text="scope", tags=("rule", "severity", "device")
     )
-    query = select(columns, ident(ALERT_MEASUREMENT), where())
-    return Annotation(
-        name="Alert events",
-        query=query,
-        icon_color="red",
-        title_column=ALERT_EVENT_FIELD,
-        text_column="scope",
-        tags_column="rule,severity,device",
+    return (
+        dashboard_builder.AnnotationQuery()
+        .name("Critical alerts" if critical_only else "Alerts")
+        .datasource(datasource_ref())
+        .enable(True)
+        .hide(False)
+        .icon_color("red")
+        .target(AnnotationTargetBuilder(target))
     )
 
 
-def trap_annotation() -> Annotation:
-    """Device notifications (traps): on battery, power restored, overload..."""
+def trap_annotation() -> dashboard_builder.AnnotationQuery:
+    """Device notifications (traps): on battery, power restored, overload... Off by default."""
     s = stored("event.trap")
     query = select(f'{ident(s.field)}::field, "device"', ident(s.measurement), where())
-    return Annotation(
-        name="Device events",
-        query=query,
-        icon_color="orange",
-        text_column=s.field,
-        tags_column="device",
+    target = InfluxAnnotationTarget(query, text=s.field, tags=("device",))
+    return (
+        dashboard_builder.AnnotationQuery()
+        .name("Device events")
+        .datasource(datasource_ref())
+        .enable(False)
+        .hide(False)
+        .icon_color("orange")
+        .target(AnnotationTargetBuilder(target))
     )
 
 
-def event_annotations() -> tuple[Annotation, ...]:
-    return (alert_annotation(), trap_annotation())
+def event_annotations(*, critical_only: bool) -> list[cogbuilder.Builder[model.AnnotationQuery]]:
+    return [alert_annotation(critical_only=critical_only), trap_annotation()]
+
+
+def _last_per_incident(fields: str) -> str:
+    """The newest statement of every incident within the lookback (heartbeats left out)."""
+    not_heartbeat = f'"incident" != {literal(HEARTBEAT_INCIDENT)}'
+    condition = " AND ".join((since(OPEN_LOOKBACK_S), scope_filter(), not_heartbeat))
+    return select(fields, ident(OPEN.measurement), condition, [ident("incident")])
 
 
 def active_alerts_query() -> str:
-    """Last transition of every incident in range, with the severity and device it had then.
+    """Every incident firing now with its severity, rule, place; one series per incident.
 
-    `last()` is a selector, so the tags selected beside it come from that same
-    point: an incident whose severity changed shows its latest one.
+    `last()` is a selector: the tags selected beside it come from that same point,
+    and every series has the same columns (one table shape).
     """
-    fields = f"last({ident(ALERT_EVENT_FIELD)}) AS {ident(ALERT_EVENT_FIELD)}, " + ", ".join(
-        ident(tag) for tag in ("severity", "device")
+    tags = [c for c in ALERT_COLUMNS if c != "incident"]
+    inner = _last_per_incident(
+        f"last({ident(OPEN.field)}) AS {ident(OPEN.field)}, " + ", ".join(map(ident, tags))
     )
-    return select(fields, ident(ALERT_MEASUREMENT), where(), [ident(tag) for tag in INCIDENT_TAGS])
+    outer = ", ".join(ident(c) for c in (OPEN.field, *tags))
+    return select(outer, f"({inner})", f"{ident(OPEN.field)} > 0", [ident("incident")])
 
 
-def active_alerts_panel() -> Panel:
-    """Incidents whose last transition in range leaves them active (firing, updated, ...)."""
-    not_active = {
-        "id": "filterByValue",
-        "options": {
-            "filters": [
-                {
-                    "config": {"id": "equal", "options": {"value": event}},
-                    "fieldName": ALERT_EVENT_FIELD,
-                }
-                for event in INACTIVE_EVENTS
-            ],
-            "match": "any",
-            "type": "exclude",
-        },
-    }
+def open_counts_query() -> str:
+    """Critical and warning incidents open now; `engine` is the alert engine's heartbeat.
+
+    No row at all means the engine wrote nothing within the lookback (NO DATA);
+    a null count means none open.
+    """
+    inner = _last_per_incident(f'last({ident(OPEN.field)}) AS "u"')
+    heartbeat = select(
+        f'last({ident(OPEN.field)}) AS "h"',
+        ident(OPEN.measurement),
+        " AND ".join(
+            (
+                since(OPEN_LOOKBACK_S),
+                scope_filter(("site",)),
+                f'"incident" = {literal(HEARTBEAT_INCIDENT)}',
+            )
+        ),
+    )
+    critical = f'SELECT "u" AS "c" FROM ({inner}) WHERE "u" >= {CRITICAL_FROM}'  # noqa: S608 - InfluxQL of vocabulary names
+    warning = (
+        f'SELECT "u" AS "w" FROM ({inner}) WHERE "u" >= {WARNING_FROM} AND "u" < {CRITICAL_FROM}'  # noqa: S608 - InfluxQL of vocabulary names
+    )
+    return (
+        'SELECT count("c") AS "critical", count("w") AS "warning", count("h") AS "engine" '  # noqa: S608 - InfluxQL of vocabulary names
+        f"FROM ({critical}), ({warning}), ({heartbeat})"
+    )
+
+
+def open_count_tiles() -> list[PanelBuilder]:
+    query = Influx(open_counts_query())
+    about = (
+        "Incidents firing now (the alert engine restates them every "
+        f"{DEFAULT_PERIOD_S:g} s); NO DATA when the engine wrote nothing for "
+        f"{OPEN_LOOKBACK_S:g} s."
+    )
+    return [
+        stat(
+            "Critical incidents",
+            [query],
+            steps=(Threshold(GREEN), Threshold(RED, 1)),
+            fields="/^critical$/",
+            null_is_zero=True,
+            description=about,
+        ),
+        stat(
+            "Warnings",
+            [query],
+            steps=(Threshold(GREEN), Threshold(ORANGE, 1)),
+            fields="/^warning$/",
+            null_is_zero=True,
+            description=about,
+        ),
+    ]
+
+
+def active_alerts_panel(device_dashboard_uid: str) -> PanelBuilder:
+    """Incidents firing now, most urgent first; only the severity column is coloured."""
+    sort = model.DataTransformerConfig(
+        id_val="sortBy", options={"sort": [{"field": OPEN.field, "desc": True}]}
+    )
+    device_link = link(
+        "Device detail",
+        f"/d/{device_dashboard_uid}?var-device=${{__value.raw}}&${{__url_time_range}}",
+    )
     return table(
         "Active alerts",
-        [Target(active_alerts_query(), result_format="table")],
-        mappings=ALERT_SEVERITY,
-        transformations=[not_active],
+        [Influx(active_alerts_query(), table=True)],
+        columns=ALERT_COLUMNS,
+        transformations=[sort],
+        column_props={
+            "severity": colour_cells(ALERT_SEVERITY),
+            "device": [model.DynamicConfigValue(id_val="links", value=[device_link.build()])],
+        },
         description=(
-            "Incidents whose last transition in the time range is neither "
-            f"{', '.join(INACTIVE_EVENTS)}: firing, updated, acknowledged, escalated, "
-            "stale, grouped... (measurement `alert`, written by the alert engine)."
+            "Every incident firing now, whatever the time range: the alert engine restates "
+            f"each one every {DEFAULT_PERIOD_S:g} s (measurement `{OPEN.measurement}`). "
+            "Most urgent first (critical, then acknowledged critical, then warnings)."
         ),
         width=24,
-        height=7,
+        height=8,
     )

@@ -12,6 +12,7 @@ from its own environment when it reads them.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,17 @@ import yaml
 from dcim.grafana.build import Generated
 from dcim.grafana.model import GENERATED_MARKER, render_json
 from dcim.grafana.site import Site
-from dcim.inventory import Config, InfluxSinkConfig
+from dcim.grafana.variables import INFLUXQL_NAME
+from dcim.inventory import Config, InfluxSinkConfig, iter_devices
 
 DASHBOARDS_PATH = "/var/lib/grafana/dashboards/dcim"
 YAML_HEADER = f"# {GENERATED_MARKER}\n"
+#: In every provisioned datasource name: the dashboards' datasource variable lists only
+#: datasources whose name says InfluxQL (a Flux or SQL one would break every query).
+INFLUXQL_SUFFIX = f" ({INFLUXQL_NAME})"
 #: Used when the inventory has no InfluxDB sink (the demo writes to a file).
 DEFAULT_DATASOURCE: dict[str, Any] = {
-    "name": "dcim InfluxDB",
+    "name": "dcim InfluxDB" + INFLUXQL_SUFFIX,
     "uid": "dcim-influxdb",
     "type": "influxdb",
     "access": "proxy",
@@ -47,7 +52,7 @@ class Written:
 def _datasource(sink: InfluxSinkConfig) -> dict[str, Any]:
     """InfluxQL on every version: v1 by database, v2/v3 by bucket through a DBRP mapping."""
     source: dict[str, Any] = {
-        "name": f"dcim {sink.name}",
+        "name": f"dcim {sink.name}{INFLUXQL_SUFFIX}",
         "uid": f"dcim-{sink.name}",
         "type": "influxdb",
         "access": "proxy",
@@ -65,10 +70,21 @@ def _datasource(sink: InfluxSinkConfig) -> dict[str, Any]:
     return source
 
 
-def datasources_yaml(config: Config) -> str:
+def time_interval(config: Config) -> str:
+    """Grafana's minimum interval: the shortest poll, so a bucket never falls between polls."""
+    polls = [p.device.poll_interval_s for p in iter_devices(config)]
+    return f"{min(polls, default=30.0):g}s"
+
+
+def datasources_yaml(config: Config, influx_url: str | None = None) -> str:
+    """One datasource per InfluxDB sink; `influx_url` replaces their URL (as Grafana reaches it)."""
     sinks = [s for s in config.sinks if isinstance(s, InfluxSinkConfig)]
-    sources = [_datasource(s) for s in sinks] or [dict(DEFAULT_DATASOURCE)]
+    sources = [_datasource(s) for s in sinks] or [copy.deepcopy(DEFAULT_DATASOURCE)]
     sources[0]["isDefault"] = True
+    for source in sources:
+        source["jsonData"]["timeInterval"] = time_interval(config)
+        if influx_url:
+            source["url"] = influx_url
     doc = {"apiVersion": 1, "datasources": sources}
     return YAML_HEADER + yaml.safe_dump(doc, sort_keys=True, allow_unicode=True)
 
@@ -106,6 +122,7 @@ def export(
     generated: list[Generated],
     out: Path,
     dashboards_path: str = DASHBOARDS_PATH,
+    influx_url: str | None = None,
 ) -> list[Written]:
     """Write everything under `out`; generated JSON no longer produced is removed."""
     written = [_write(out / "dashboards" / g.path, render_json(g.to_json())) for g in generated]
@@ -123,6 +140,8 @@ def export(
         )
     )
     written.append(
-        _write(out / "provisioning" / "datasources" / "dcim.yaml", datasources_yaml(config))
+        _write(
+            out / "provisioning" / "datasources" / "dcim.yaml", datasources_yaml(config, influx_url)
+        )
     )
     return written

@@ -8,6 +8,8 @@ metric name that is not in the vocabulary fails the build, not the dashboard.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,6 +43,22 @@ def scope_filter(levels: Sequence[str] = SCOPE) -> str:
 def where(*conditions: str, levels: Sequence[str] = SCOPE) -> str:
     """The time filter, the inventory scope, then any further conditions."""
     return " AND ".join(("$timeFilter", scope_filter(levels), *conditions))
+
+
+def since(lookback_s: float) -> str:
+    """`time > now() - 90s`: the present, whatever the time picker says."""
+    return f"time > now() - {max(1, math.ceil(lookback_s))}s"
+
+
+def where_now(lookback_s: float, *conditions: str, levels: Sequence[str] = SCOPE) -> str:
+    """The lookback relative to now, the inventory scope, then any further conditions."""
+    return " AND ".join((since(lookback_s), scope_filter(levels), *conditions))
+
+
+def rooms_are(rooms: Sequence[str]) -> str:
+    """`"room" =~ /^(hall-1|hall-2)$/`: a fixed set of rooms (one rule class)."""
+    names = "|".join(re.escape(room).replace("/", "\\/") for room in rooms)
+    return f'"room" =~ /^({names})$/'
 
 
 def alias(by: Sequence[str]) -> str:
@@ -119,3 +137,61 @@ def measurements_in(query: str) -> set[str]:
         elif token.startswith("/"):
             found.update(token.strip("/^$()").split("|"))
     return found
+
+
+def now_value(
+    metric: str,
+    lookback_s: float,
+    by: Sequence[str] = ("device",),
+    *,
+    conditions: Sequence[str] = (),
+    agg: str = "last",
+    name: str | None = None,
+) -> str:
+    """One value per series within the lookback (last, max...): for stats and tables."""
+    s = stored(metric)
+    label = f" AS {ident(name)}" if name else ""
+    fields = f"{agg}({ident(s.field)}){label}"
+    return select(
+        fields, ident(s.measurement), where_now(lookback_s, *conditions), [ident(t) for t in by]
+    )
+
+
+def count_now(
+    metric: str,
+    lookback_s: float,
+    matches: str,
+    *,
+    by: Sequence[str] = ("device",),
+    conditions: Sequence[str] = (),
+    agg: str = "last",
+) -> str:
+    """How many series (devices, racks...) match now, and how many reported at all.
+
+    Columns `matching` and `reporting`: `matching` is null when none matches but
+    something reported (a value mapping shows it as 0); no row at all means nothing
+    reported within the lookback (NO DATA), never a reassuring zero.
+    `matches` is a condition on `"v"`, the series' value, e.g. `"v" = 'battery'`.
+    """
+    s = stored(metric)
+    inner = select(
+        f'{agg}({ident(s.field)}) AS "v"',
+        ident(s.measurement),
+        where_now(lookback_s, *conditions),
+        [ident(t) for t in by],
+    )
+    return count_matching([(inner, matches)], inner)
+
+
+def count_matching(hits: Sequence[tuple[str, str]], every: str) -> str:
+    """`matching` (rows of each `(query, condition on "v")`) and `reporting` (rows of `every`)."""
+    parts = [f'(SELECT "v" AS "m" FROM ({query}) WHERE {cond})' for query, cond in hits]  # noqa: S608 - InfluxQL of vocabulary names
+    parts.append(f'(SELECT "v" AS "r" FROM ({every}))')  # noqa: S608 - InfluxQL of vocabulary names
+    return f'SELECT count("m") AS "matching", count("r") AS "reporting" FROM {", ".join(parts)}'  # noqa: S608 - InfluxQL of vocabulary names
+
+
+def raw(metric: str, by: Sequence[str] = ("device",), conditions: Sequence[str] = ()) -> str:
+    """Every stored point in range, per series: a state timeline keeps every transition
+    (a per-interval last() would hide a 30 s transfer to battery on a 7-day view)."""
+    s = stored(metric)
+    return select(ident(s.field), ident(s.measurement), where(*conditions), [ident(t) for t in by])

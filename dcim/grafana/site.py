@@ -3,9 +3,37 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dcim.inventory import Config, DeviceKind, PlacedDevice, iter_devices
+
+
+def inventory_tags_only(placed: PlacedDevice, metric: str, tag: str) -> frozenset[str]:
+    """Without profiles: only the inventory's own tag on the device."""
+    del metric
+    value = placed.tags.get(tag)
+    return frozenset({value}) if value else frozenset()
+
+
+def metrics_unknown(placed: PlacedDevice) -> frozenset[str] | None:
+    """Without profiles: a device may report any metric of its kind."""
+    del placed
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Profiles:
+    """What device profiles say, passed in by the CLI (dcim core reads no profile).
+
+    `tag_values(device, metric, tag)`: the values of `tag` the profile gives
+    `metric` (a meter's `scope` channels); `metrics(device)`: the metrics it can
+    report, None when unknown.
+    """
+
+    tag_values: Callable[[PlacedDevice, str, str], frozenset[str]] = inventory_tags_only
+    metrics: Callable[[PlacedDevice], frozenset[str] | None] = metrics_unknown
+
 
 #: Grafana refuses uids longer than this.
 MAX_UID = 40
@@ -20,6 +48,40 @@ class Site:
     id: str
     name: str
     devices: tuple[PlacedDevice, ...]
+    #: `scope` values the site's meters write meter.power_w with (facility, it).
+    power_scopes: frozenset[str] = frozenset()
+    #: Metrics the site's device profiles can report; None when profiles were not read.
+    metrics: frozenset[str] | None = None
+
+    @property
+    def rooms(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(p.room for p in self.devices))
+
+    @property
+    def longest_poll_s(self) -> float:
+        return max((p.device.poll_interval_s for p in self.devices), default=30.0)
+
+    @property
+    def shortest_poll_s(self) -> float:
+        return min((p.device.poll_interval_s for p in self.devices), default=30.0)
+
+    def reports(self, metric: str) -> bool:
+        """Whether a device's profile reports `metric` (True when profiles were not read)."""
+        return self.metrics is None or metric in self.metrics
+
+    @property
+    def has_point_smoke_detector(self) -> bool:
+        """A smoke sensor the inventory calls a point detector (`detector: point`): stage
+        contacts of an aspirating detector report its level, not `smoke_detected`."""
+        return any(
+            p.device.kind is DeviceKind.SENSOR and p.tags.get("detector") == "point"
+            for p in self.devices
+        )
+
+    @property
+    def has_pue(self) -> bool:
+        """Facility and IT power are both metered (by inventory tag or meter channel)."""
+        return {"facility", "it"} <= self.power_scopes
 
     @property
     def title(self) -> str:
@@ -67,10 +129,24 @@ class Site:
         return f"site:{self.id}"
 
 
-def sites_of(config: Config) -> list[Site]:
+def sites_of(config: Config, profiles: Profiles | None = None) -> list[Site]:
     """Every site of the config with its devices, in file order."""
+    profiles = profiles or Profiles()
     placed = list(iter_devices(config))
-    return [
-        Site(site.id, site.name, tuple(p for p in placed if p.site == site.id))
-        for site in config.sites
-    ]
+    out = []
+    for site in config.sites:
+        devices = tuple(p for p in placed if p.site == site.id)
+        scopes: set[str] = set()
+        metrics: set[str] | None = set()
+        for p in devices:
+            if p.device.kind is DeviceKind.METER:
+                scopes |= inventory_tags_only(p, "meter.power_w", "scope")
+                scopes |= profiles.tag_values(p, "meter.power_w", "scope")
+            reported = profiles.metrics(p)
+            if reported is None or metrics is None:
+                metrics = None
+            else:
+                metrics |= reported
+        known = frozenset(metrics) if metrics is not None else None
+        out.append(Site(site.id, site.name, devices, frozenset(scopes), known))
+    return out

@@ -265,6 +265,11 @@ class Evaluator(ABC):
         del now, ctx
         return []
 
+    def devices_changed(self, *, added: set[str], forget: set[str], now: float) -> None:
+        """The inventory was reloaded: `added` devices are new, and what is cached about
+        `forget` devices (removed, or their place or interval changed) is out of date."""
+        del added, forget, now
+
 
 def number(value: Value) -> float | None:
     """A reading's value as a float, or None for bools and text."""

@@ -78,6 +78,13 @@ class StaleEvaluator(Evaluator):
             return []
         return [Signal(key, level, self._labels(device, info), None, summary)]
 
+    def devices_changed(self, *, added: set[str], forget: set[str], now: float) -> None:
+        for device in forget:
+            self._in_scope.pop(device, None)
+        for device in added:
+            # a device added by a reload is silent since then, not since the start
+            self._heard.setdefault(device, now)
+
     def tick(self, now: float, ctx: Context) -> list[Signal]:
         signals: list[Signal] = []
         for device, info in ctx.devices.items():

@@ -76,6 +76,24 @@ def to_alert(
     return alert
 
 
+#: Name of the always-firing alert of a healthy monitor (the "watchdog" convention).
+WATCHDOG_ALERT = "DcimWatchdog"
+
+
+def watchdog_alert(labels: dict[str, str], now: float, refresh_s: float) -> dict[str, object]:
+    """The dead man's switch alert: firing while re-sent, ended `3 * refresh_s` after the
+    last send, so a receiver that expects it every few minutes pages when it stops."""
+    return {
+        "labels": {**labels, "alertname": WATCHDOG_ALERT, "severity": "none"},
+        "annotations": {
+            "summary": "dcim monitor alive: this alert always fires while the monitor is "
+            "healthy; route it to a dead man's switch that pages when it stops",
+        },
+        "startsAt": _iso(now),
+        "endsAt": _iso(now + 3 * refresh_s),
+    }
+
+
 class AlertmanagerNotifier:
     """Posts to every configured Alertmanager; delivered when at least one accepted it.
 
@@ -149,6 +167,16 @@ class AlertmanagerNotifier:
             self._active.pop(notification.incident_id, None)
         else:
             self._active[notification.incident_id] = notification
+
+    @property
+    def watchdog(self) -> bool:
+        """Whether this channel carries the watchdog alert."""
+        return self._config.watchdog
+
+    async def send_watchdog(self, labels: dict[str, str]) -> None:
+        """Post the watchdog alert now (the caller does so only while the monitor is healthy)."""
+        now = datetime.now(tz=UTC).timestamp()
+        await self._post([watchdog_alert(labels, now, self.refresh_s)])
 
     async def refresh(self) -> None:
         if self._active:

@@ -48,9 +48,10 @@ class Dispatcher:
         self.delivered = 0
         #: Hook for latency measurement: called right after a notification left.
         self.on_delivered: Callable[[str, Notification], None] | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: dict[str, list[asyncio.Task[None]]] = {}
+        self._started = False
         #: Rows sent whose delivery the store could not record yet: never sent twice.
-        self._sent: dict[str, dict[int, float]] = {name: {} for name in self.notifiers}
+        self._sent: dict[str, dict[int, float]] = {}
         #: Store reads/writes that failed (disk full, I/O error); each is retried.
         self.store_errors = 0
 
@@ -106,22 +107,64 @@ class Dispatcher:
             event.set()
 
     def start(self) -> None:
-        for name, notifier in self.notifiers.items():
-            self._tasks.append(asyncio.create_task(self._worker(name), name=f"notify {name}"))
-            if hasattr(notifier, "refresh"):
-                self._tasks.append(
-                    asyncio.create_task(self._refresher(notifier), name=f"refresh {name}")
-                )
+        self._started = True
+        for name in self.notifiers:
+            self._start_channel(name)
 
-    async def aclose(self) -> None:
-        for task in self._tasks:
+    def _start_channel(self, name: str) -> None:
+        notifier = self.notifiers[name]
+        tasks = [asyncio.create_task(self._worker(name), name=f"notify {name}")]
+        if hasattr(notifier, "refresh"):
+            tasks.append(asyncio.create_task(self._refresher(notifier), name=f"refresh {name}"))
+        self._tasks[name] = tasks
+
+    async def _stop_channel(self, name: str) -> None:
+        tasks = self._tasks.pop(name, [])
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._tasks = []
-        for notifier in self.notifiers.values():
-            await notifier.aclose()
+        await self.notifiers[name].aclose()
+
+    async def replace_channels(
+        self, notifiers: Mapping[str, Notifier], routes: Sequence[Route]
+    ) -> None:
+        """A reload: channels not in `notifiers` stop, new ones start, and a channel
+        whose notifier is the same object carries on. Undelivered rows of a channel
+        stay in the outbox (a channel added back under its name delivers them)."""
+        for name in list(self.notifiers):
+            if notifiers.get(name) is not self.notifiers[name]:
+                await self._stop_channel(name)
+                del self.notifiers[name]
+                self._wake.pop(name, None)
+                if self.failing.pop(name, None) is not None:
+                    self._on_health(name, None)  # gone, so no longer failing
+        self.routes = list(routes)
+        for name, notifier in notifiers.items():
+            if name not in self.notifiers:
+                self.notifiers[name] = notifier
+                self._wake[name] = asyncio.Event()
+                if self._started:
+                    self._start_channel(name)
+        self.wake()
+
+    async def aclose(self) -> None:
+        for name in list(self._tasks):
+            await self._stop_channel(name)
+        for name, notifier in self.notifiers.items():
+            if name not in self._tasks:
+                await notifier.aclose()
+        self._tasks = {}
+
+    @property
+    def running(self) -> bool:
+        """Every channel's worker is alive (a dead one would deliver nothing)."""
+        return all(not t.done() for tasks in self._tasks.values() for t in tasks)
+
+    def pending(self, name: str) -> int:
+        """Notifications of a channel not yet delivered."""
+        return self.store.pending_count(name)
 
     async def _worker(self, name: str) -> None:
         notifier, wake = self.notifiers[name], self._wake[name]
@@ -145,7 +188,7 @@ class Dispatcher:
                 store_delay = min(store_delay * 2, self.retry.max_s)
                 continue
             if not batch:
-                if self._sent[name]:  # deliveries still to record: come back to them
+                if self._sent.get(name):  # deliveries still to record: come back to them
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(store_delay):
                             await wake.wait()
@@ -171,7 +214,7 @@ class Dispatcher:
                             delay = max(delay, exc.retry_after_s)
                         await asyncio.sleep(min(delay, self.retry.max_s))  # backoff
                         continue
-                    self._sent[name][seq] = self._clock()
+                    self._sent.setdefault(name, {})[seq] = self._clock()
                     self._record_sent(name)
                     self.delivered += 1
                     if self.on_delivered is not None:
@@ -183,12 +226,12 @@ class Dispatcher:
                     break
 
     def _due(self, name: str) -> list[tuple[int, Notification]]:
-        sent = self._sent[name]
+        sent = self._sent.setdefault(name, {})
         return [(seq, n) for seq, n in self.store.next_due(name) if seq not in sent]
 
     def _record_sent(self, name: str) -> None:
         """Mark sent rows delivered in the store; rows it refuses wait in memory for later."""
-        sent = self._sent[name]
+        sent = self._sent.setdefault(name, {})
         for seq, at in list(sent.items()):
             try:
                 self.store.delivered(seq, at)

@@ -2,78 +2,96 @@
 
 from __future__ import annotations
 
+from grafana_foundation_sdk.models import common
+
 from dcim.grafana import states
-from dcim.grafana.influxql import series
-from dcim.grafana.model import Dashboard, Panel, Row, Target
-from dcim.grafana.panels import state_timeline, timeseries, unit_of
-from dcim.grafana.site import Site
+from dcim.grafana.influxql import raw, rooms_are, series
+from dcim.grafana.model import Influx, Threshold
+from dcim.grafana.panels import PanelBuilder, state_timeline, timeseries, unit_of
+from dcim.grafana.thresholds import GREEN, ORANGE, RED
+from dcim.grafana.views import Dashboard, Row, View
+
+LINE = common.GraphThresholdsStyleMode.LINE
+#: Typical aspirating-detector factory levels (%/m): Alert (a warning in fire.smoke_alert),
+#: Action, Fire 1, Fire 2 (critical in fire.risk). The device judges them; lines only.
+VESDA_PCT_M = (Threshold(GREEN), Threshold(ORANGE, 0.08), Threshold(RED, 0.14))
 
 
-def _by_device(metric: str, agg: str = "mean") -> Target:
-    return Target(series(metric, agg), alias="$tag_device")
+def _by_device(metric: str, agg: str = "mean") -> Influx:
+    return Influx(series(metric, agg), alias="$tag_device")
 
 
-def fire_panels() -> tuple[Panel, ...]:
-    return (
-        state_timeline(
-            "VESDA alarm level", [_by_device("sensor.smoke_level", "last")], states.SMOKE_LEVEL
-        ),
-        timeseries(
-            "Smoke obscuration",
-            [_by_device("sensor.smoke_obscuration_pct_m", "max")],
-            unit_of("sensor.smoke_obscuration_pct_m"),
-            thresholds=states.VESDA_PCT_M,
-            threshold_style="line",
-            min=0,
-            description="Aspirating detectors; lines at the usual Alert, Action, Fire 1 and Fire 2 levels.",
-        ),
-        state_timeline(
-            "Smoke detectors", [_by_device("sensor.smoke_detected", "last")], states.SMOKE
-        ),
+def _states(view: View, title: str, metric: str) -> PanelBuilder:
+    return state_timeline(
+        title,
+        [Influx(raw(metric), alias="$tag_device")],
+        states.mappings(view.colours, metric),
+        description="Every reading, so a short alarm shows at any zoom.",
     )
 
 
-def room_panels(site: Site) -> tuple[Panel, ...]:
-    panels: list[Panel] = []
+def fire_panels(view: View) -> list[PanelBuilder]:
+    site = view.site
+    panels = [_states(view, "VESDA alarm level", "sensor.smoke_level")]
+    if site.reports("sensor.smoke_obscuration_pct_m"):
+        panels.append(obscuration_panel())
+    if site.has_point_smoke_detector:
+        panels.append(_states(view, "Smoke detectors", "sensor.smoke_detected"))
+    return panels
+
+
+def obscuration_panel() -> PanelBuilder:
+    return timeseries(
+        "Smoke obscuration",
+        [_by_device("sensor.smoke_obscuration_pct_m", "max")],
+        unit_of("sensor.smoke_obscuration_pct_m"),
+        steps=VESDA_PCT_M,
+        threshold_style=LINE,
+        min=0,
+        description="Aspirating detectors; lines at the usual Alert and Action levels.",
+    )
+
+
+def _climate(view: View, title: str, metric: str, **extra: float) -> PanelBuilder:
+    classes = view.colours.classes(metric, "sensor", position="inlet")
+    about = "; ".join(f"{', '.join(c.rooms)}: rule {c.rule or 'none'}" for c in classes)
+    return timeseries(
+        title,
+        [
+            Influx(series(metric, "mean", ("device",), [rooms_are(c.rooms)]), alias="$tag_device")
+            for c in classes
+        ],
+        unit_of(metric),
+        steps=classes[0].steps,
+        overrides={chr(ord("A") + i): c.steps for i, c in enumerate(classes)},
+        threshold_style=LINE,
+        description=f"Lines of the room's thermal class ({about}).",
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def room_panels(view: View) -> list[PanelBuilder]:
+    site = view.site
+    panels: list[PanelBuilder] = []
     if site.has_sensor("leak"):
-        panels.append(
-            state_timeline("Water leak", [_by_device("sensor.leak_detected", "last")], states.LEAK)
-        )
+        panels.append(_states(view, "Water leak", "sensor.leak_detected"))
     if site.has_sensor("door"):
-        panels.append(
-            state_timeline("Doors", [_by_device("sensor.door_open", "last")], states.DOOR)
-        )
+        panels.append(_states(view, "Doors", "sensor.door_open"))
     if site.has_sensor("env"):
         panels += [
-            timeseries(
-                "Relative humidity",
-                [_by_device("sensor.humidity_pct")],
-                unit_of("sensor.humidity_pct"),
-                thresholds=states.ASHRAE_HUMIDITY_PCT,
-                threshold_style="line",
-                min=0,
-                max=100,
-                description="ASHRAE A1: up to 60 % recommended, 8-80 % allowable.",
-            ),
-            timeseries(
-                "Dew point",
-                [_by_device("sensor.dew_point_c")],
-                unit_of("sensor.dew_point_c"),
-                thresholds=states.ASHRAE_DEW_POINT_C,
-                threshold_style="line",
-                description="ASHRAE A1: -9..15 °C recommended, up to 17 °C allowable.",
-            ),
+            _climate(view, "Relative humidity", "sensor.humidity_pct", min=0, max=100),
+            _climate(view, "Dew point", "sensor.dew_point_c"),
         ]
-    return tuple(panels)
+    return panels
 
 
-def build(site: Site) -> Dashboard | None:
+def build(view: View) -> Dashboard | None:
     from dcim.grafana.views import site_dashboard
 
     rows = [
-        Row("Fire", fire_panels() if site.has_sensor("smoke") else ()),
-        Row("Water, doors, humidity", room_panels(site)),
+        Row("Fire", fire_panels(view) if view.site.has_sensor("smoke") else []),
+        Row("Water, doors, humidity", room_panels(view)),
     ]
     return site_dashboard(
-        site, "environment", "Environment and fire", "Smoke, leak, door and humidity sensors.", rows
+        view, "environment", "Environment and fire", "Smoke, leak, door and humidity sensors.", rows
     )

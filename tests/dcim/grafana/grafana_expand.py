@@ -22,6 +22,7 @@ BUILTINS = {
     "__from",
     "__to",
     "col",
+    "__url_time_range",  # data links: the time range of the clicked dashboard
 }
 ALIAS_PREFIXES = ("tag_",)
 

@@ -10,7 +10,7 @@ lenient by design:
 2. types: every decoded attribute must match its annotation (str, int,
    enum values, literals, nested model classes).
 
-Datasource queries (panel `targets`, annotation queries) are datasource
+Datasource queries (panel `targets`, annotation `target`s) are datasource
 plugin specific and open in Grafana's schema; the SDK has no InfluxDB query
 type, so those are checked by running them against InfluxDB instead.
 """
@@ -31,7 +31,7 @@ from grafana_foundation_sdk.models.dashboard import Dashboard
 #: Paths whose content belongs to a datasource plugin, not to the dashboard model.
 OPEN_PATHS = (
     re.compile(r"^\.panels\[\d+\]\.targets\[\d+\]$"),
-    re.compile(r"^\.annotations\.list\[\d+\]\.(query|textColumn|tagsColumn|titleColumn)$"),
+    re.compile(r"^\.annotations\.list\[\d+\]\.target$"),
 )
 
 register_default_plugins()

@@ -13,6 +13,9 @@ from typing import Any
 
 from dcim.inventory import Config
 
+#: Seconds between polls of the hall's devices (tests that query later use a longer one).
+POLL_S = 0.5
+
 
 def _device(ident: str, kind: str, community: str, port: int, **tags: str) -> dict[str, Any]:
     return {
@@ -20,7 +23,7 @@ def _device(ident: str, kind: str, community: str, port: int, **tags: str) -> di
         "kind": kind,
         "vendor": "DCIM Simulators",
         "profile": "ups-mib-rfc1628" if kind == "ups" else f"{kind}-pending",
-        "poll_interval_s": 0.5,
+        "poll_interval_s": POLL_S,
         "snmp": {"host": "127.0.0.1", "port": port, "community": community, "timeout_s": 1},
         "tags": dict(tags),
     }
@@ -61,9 +64,21 @@ def hall_dict(port: int = 1161) -> dict[str, Any]:
     }
 
 
-def hall_config(port: int = 1161, kinds: Collection[str] | None = None, **extra: Any) -> Config:
+def hall_config(
+    port: int = 1161,
+    kinds: Collection[str] | None = None,
+    poll_s: float | None = None,
+    **extra: Any,
+) -> Config:
     """The hall; with `kinds`, only devices of those kinds (what can be polled today)."""
     data = hall_dict(port)
+    if poll_s is not None:
+        for room in data["sites"][0]["rooms"]:
+            for device in room["devices"]:
+                device["poll_interval_s"] = poll_s
+            for rack in room["rows"][0]["racks"]:
+                for device in rack["devices"]:
+                    device["poll_interval_s"] = poll_s
     if kinds is not None:
         room = data["sites"][0]["rooms"][0]
         room["devices"] = [d for d in room["devices"] if d["kind"] in kinds]

@@ -118,10 +118,13 @@ def test_views_follow_the_inventory() -> None:
 
 def test_units_and_thresholds_come_from_the_vocabulary_and_ashrae() -> None:
     thermal = next(g for g in build_dashboards(hall_config()) if g.view == "thermal").to_json()
-    heat = next(p for p in thermal["panels"] if p["type"] == "heatmap")
+    heat = next(p for p in thermal["panels"] if p["type"] == "status-history")
     assert heat["fieldConfig"]["defaults"]["unit"] == "celsius"
-    steps = [s["value"] for s in heat["fieldConfig"]["defaults"]["thresholds"]["steps"]]
-    assert steps == [None, 15.0, 18.0, 27.0, 32.0]
+    steps = [
+        (s["color"], s["value"]) for s in heat["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    ]
+    # ASHRAE A1 as the default pack says it: critical outside 15-32, warning outside 18-27
+    assert steps == [("red", None), ("orange", 15), ("green", 18), ("orange", 27), ("red", 32)]
     assert "\"position\" = 'inlet'" in heat["targets"][0]["query"]
     assert 'GROUP BY time($__interval), "row", "rack"' in heat["targets"][0]["query"]
 
@@ -129,7 +132,8 @@ def test_units_and_thresholds_come_from_the_vocabulary_and_ashrae() -> None:
 def test_alert_events_are_annotations_on_every_dashboard() -> None:
     for _, item in GENERATED:
         names = [a["name"] for a in item.to_json()["annotations"]["list"]]
-        assert "Alert events" in names
+        assert {"Critical alerts", "Alerts"} & set(names)
+        assert "Device events" in names
 
 
 def test_output_is_deterministic_and_marked_generated() -> None:
@@ -225,9 +229,19 @@ def _first_panel(doc: dict[str, Any], title: str) -> dict[str, Any]:
 
 
 def test_enum_states_are_mapped_to_text_and_colour() -> None:
-    noc = next(g for g in build_dashboards(hall_config()) if g.view == "noc").to_json()
-    source = _first_panel(noc, "UPS source")
+    power = next(g for g in build_dashboards(hall_config()) if g.view == "power").to_json()
+    source = _first_panel(power, "UPS output source")
     options = source["fieldConfig"]["defaults"]["mappings"][0]["options"]
     assert options["battery"]["text"] == "ON BATTERY"
-    assert options["battery"]["color"] == "red"
-    assert source["options"]["reduceOptions"]["fields"] == "/.*/"  # strings are shown
+    assert options["battery"]["color"] == "red"  # critical in rule ups.output_source
+    assert options["bypass"]["color"] == "orange"  # warning
+    assert options["normal"]["color"] == "green"
+    noc = next(g for g in build_dashboards(hall_config()) if g.view == "noc").to_json()
+    on_battery = _first_panel(noc, "UPS on battery")
+    assert on_battery["options"]["reduceOptions"]["fields"] == "/^matching$/"
+    null = on_battery["fieldConfig"]["defaults"]["mappings"][-1]
+    assert null["type"] == "special"
+    assert null["options"] == {
+        "match": "null",
+        "result": {"color": "green", "index": 0, "text": "0"},
+    }

@@ -166,7 +166,7 @@ async def test_push_overwrites_only_what_differs(
         ("dcim-power-demo", "updated"),
     ]
     assert grafana.writes() == ["PUT /api/folders/dcim-folder-demo", "POST /api/dashboards/db"]
-    assert grafana.dashboards["dcim-power-demo"]["dashboard"]["title"] == "demo - Power"
+    assert grafana.dashboards["dcim-power-demo"]["dashboard"]["title"] == "Demo data centre - Power"
     assert grafana.dashboards["dcim-power-demo"]["dashboard"]["version"] == 2
 
 

@@ -1,0 +1,1 @@
+"""Running dcim as a service: supervision, self-monitoring endpoints, heartbeats, reload."""
