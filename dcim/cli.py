@@ -122,6 +122,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from collectors.shipped import log_overrides
 
     log_overrides()
+    from dcim.statedir import prepare_state_dir
+
+    # before anything writes there (pid file, spool, alert store): one line if it cannot
+    prepare_state_dir(config.monitor.state_dir)
     service = Service(path, config, shard=shard, load=load_checked, mqtt_client=_mqtt_client)
     if shard is not None:
         part = service.config

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 ENGINE_KEY = web.AppKey("engine", object)
 AUDIT_KEY = web.AppKey("audit", AuditLog)
-IDENTITY = "identity"
+IDENTITY = web.RequestKey("identity", str)
 MAX_TEXT = 500
 #: Refused calls are audited at most once a second per client address (the rest counted),
 #: so a client hammering the API with a wrong token cannot fill the disk with the trail.
