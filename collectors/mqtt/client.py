@@ -12,9 +12,10 @@ monitor killed before that gets the message again from the broker, instead of
 losing it with its memory. Acks go out in batches after each barrier, so the
 cost is the sinks' flush interval of latency per ack, not per message; under
 MQTT 5 the broker lets up to our Receive Maximum (65535) messages wait for one.
-A message handled but not yet acknowledged when the connection drops comes again
-on the next session; it is recognised (same topic and payload as one left
-unacknowledged) and acknowledged without being handled twice.
+A message handled but whose acknowledgement did not reach the broker (the
+connection or the broker went down first) comes again on the next session; it is
+recognised in the first seconds of that session (same topic and payload as one
+handled in the previous one) and acknowledged without being handled twice.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import logging
 import random
 import socket
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -183,9 +185,10 @@ class MqttSubscriber:
         self._where = f"MQTT broker {broker.url}"
         #: Awaited before QoS 1 messages are acknowledged (None: paho acks on receipt).
         self.safe: Callable[[], Awaitable[None]] | None = None
-        #: Messages handled but unacknowledged when a session ended: their redelivery
-        #: is acknowledged, not handled again (digests of topic and payload).
-        self._unacked_before: set[bytes] = set()
+        #: Digests (topic and payload) of the messages handled lately, and of those
+        #: handled in the previous session: what a redelivery would repeat.
+        self._handled: deque[bytes] = deque(maxlen=MAX_HANDLED_REMEMBERED)
+        self._handled_before: set[bytes] = set()
         #: Redelivered messages recognised and skipped since start.
         self.redelivered = 0
 
@@ -206,16 +209,20 @@ class MqttSubscriber:
                         acking = asyncio.create_task(acks.run(), name="mqtt-acks")
                     # the iterator hands out what is already queued before it reports a
                     # disconnect, so messages acknowledged to the broker are not dropped
+                    session_start = time.monotonic()
                     async for message in client.messages:
                         incoming = _as_message(message)
                         digest = _digest(incoming) if acks is not None else b""
-                        if digest and digest in self._unacked_before:
-                            self._unacked_before.discard(digest)
+                        early = time.monotonic() - session_start < REDELIVERY_WINDOW_S
+                        if digest and early and digest in self._handled_before:
+                            self._handled_before.discard(digest)
                             self.redelivered += 1  # handled last session: only acknowledge
                         else:
                             result = on_message(incoming)
                             if inspect.isawaitable(result):
                                 await result
+                            if digest:
+                                self._handled.append(digest)
                         if acks is not None and message.qos > 0:
                             acks.add(message.mid, message.qos, digest)
             except aiomqtt.MqttError as exc:
@@ -232,7 +239,7 @@ class MqttSubscriber:
                     acking.cancel()
                     await asyncio.gather(acking, return_exceptions=True)
                 if acks is not None:
-                    self._unacked_before = set(list(acks.unacked())[-MAX_UNACKED_REMEMBERED:])
+                    self._handled_before = set(self._handled)
                 self._set_connected(False)
 
     async def _subscribe(self, client: aiomqtt.Client) -> None:
@@ -267,8 +274,10 @@ class MqttSubscriber:
                 self._on_state(connected)
 
 
-#: Unacknowledged messages remembered across a reconnect (to spot their redelivery).
-MAX_UNACKED_REMEMBERED = 100_000
+#: Handled messages remembered across a reconnect (to spot their redelivery), and how
+#: long after a reconnect a redelivery is expected (the broker sends them first).
+MAX_HANDLED_REMEMBERED = 20_000
+REDELIVERY_WINDOW_S = 10.0
 
 
 def _digest(message: InMessage) -> bytes:
@@ -291,10 +300,6 @@ class _Acks:
     def add(self, mid: int, qos: int, digest: bytes) -> None:
         self._pending.append((mid, qos, digest))
         self._wake.set()
-
-    def unacked(self) -> list[bytes]:
-        """Digests of messages handled but not acknowledged, oldest first."""
-        return [digest for _, _, digest in (*self._inflight, *self._pending)]
 
     async def run(self) -> None:
         while True:

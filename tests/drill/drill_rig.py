@@ -137,6 +137,11 @@ class Rig:
                     devices:
                       - {{id: ups-1, kind: ups, profile: ups-mib-rfc1628, snmp: {{community: ups1}}}}
                       - {{id: ups-2, kind: ups, profile: ups-mib-rfc1628, snmp: {{community: ups2}}}}
+                      - id: ups-traps
+                        kind: ups
+                        profile: ups-mib-rfc1628
+                        poll_interval_s: 3600
+                        snmp: {{community: ups4}}
                       - id: ups-rogue
                         kind: ups
                         profile: ups-mib-rfc1628
@@ -148,7 +153,7 @@ class Rig:
                             devices:
                               - {{id: env-r1, kind: sensor, profile: rack-env-json, mqtt: {{}}}}
             mqtt: {{url: "mqtt://127.0.0.1:{self.broker.port}", client_id: dcim-drill, qos: 1}}
-            traps: {{host: 127.0.0.1, port: {self.trap_port}, communities: [ups1, ups2, ups3]}}
+            traps: {{host: 127.0.0.1, port: {self.trap_port}, communities: [ups1, ups2, ups3, ups4]}}
             alerts:
               packs: [ups]
               startup_grace_s: 0
