@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
@@ -112,20 +112,27 @@ def _profile_kind(placed: PlacedDevice) -> str:
     return load_snmp_profile(device.profile).kind
 
 
-def check_profiles(devices: list[PlacedDevice]) -> list[str]:
-    """Problems with the profiles the devices name (for `dcim validate`)."""
+def check_profiles(
+    devices: list[PlacedDevice], origins: Mapping[str, str] | None = None
+) -> list[str]:
+    """Problems with the profiles the devices name (for `dcim validate`).
+
+    `origins` (device id -> `line N` of its entry) puts where it is in each message.
+    """
     problems = []
     for placed in devices:
         device = placed.device
+        origin = (origins or {}).get(device.id)
+        suffix = f" ({origin})" if origin is not None else ""
         try:
             kind = _profile_kind(placed)
         except ProfileError as exc:
-            problems.append(f"device {device.id}: profile: {exc}")
+            problems.append(f"device {device.id}: profile: {exc}{suffix}")
             continue
         if kind != device.kind.value:
             problems.append(
                 f"device {device.id}: profile {device.profile} is for kind {kind}, "
-                f"device is {device.kind.value}"
+                f"device is {device.kind.value}{suffix}"
             )
     return problems
 

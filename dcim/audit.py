@@ -21,6 +21,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+#: The audit log's file name under `monitor.state_dir` (unless `monitor.audit_file` says).
+DEFAULT_AUDIT_FILE = "audit.jsonl"
+
 #: What was done; free text is allowed, these are the ones the monitor writes.
 ACTIONS = (
     "acknowledge",

@@ -22,6 +22,8 @@ class Subscription:
     name: str
     queue: asyncio.Queue[Reading]
     dropped: int = field(default=0)
+    #: Readings ever put in the queue: the position of the newest (see SinkWorker.safe).
+    put: int = field(default=0)
 
 
 class Bus:
@@ -43,6 +45,7 @@ class Bus:
         self.published += len(readings)
         for subscription in self._subscriptions:
             queue = subscription.queue
+            subscription.put += len(readings)
             for reading in readings:
                 try:
                     queue.put_nowait(reading)

@@ -38,7 +38,7 @@ def load_checked(path: Path) -> Config:
     from collectors.registry import check_profiles
 
     config = load_site_config(path)
-    problems = check_profiles(list(iter_devices(config)))
+    problems = check_profiles(list(iter_devices(config)), config.device_origins())
     if problems:
         raise ConfigError(str(path), problems)
     return config
@@ -54,12 +54,18 @@ def load_site_config(path: Path) -> Config:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from collectors.registry import check_profiles
+
     path = locate_config(args.config)
     try:
-        config = load_checked(path)
+        config = load_site_config(path)
     except ConfigError as exc:
         return _report_config_error(exc)
     devices = list(iter_devices(config))
+    # every problem at once: the profiles the devices name, the directories it writes to
+    problems = check_profiles(devices, config.device_origins()) + _state_problems(config)
+    if problems:
+        return _report_config_error(ConfigError(str(path), problems))
     sites = len(config.sites)
     print(f"{path}: OK ({sites} site(s), {len(devices)} device(s), {len(config.sinks)} sink(s))")
     from collectors.shipped import overrides
@@ -69,6 +75,31 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"  note: {protocol} profile {name} is the site's {where} (overrides the shipped one)"
         )
     return 0
+
+
+def _state_problems(config: Config) -> list[str]:
+    """Directories the monitor will write to that it cannot (without creating anything)."""
+    from dcim.inventory import InfluxSinkConfig
+    from dcim.statedir import state_dir_problem
+    from dcim.yamlsource import format_path
+
+    places: list[tuple[tuple[str | int, ...], Path]] = [
+        (("monitor", "state_dir"), config.monitor.state_dir)
+    ]
+    places += [
+        (("sinks", index, "spool", "dir"), sink.spool.dir)
+        for index, sink in enumerate(config.sinks)
+        if isinstance(sink, InfluxSinkConfig) and sink.spool.dir is not None
+    ]
+    problems = []
+    for where, path in places:
+        problem = state_dir_problem(path)
+        if problem is not None:
+            origin = config.origin_of(where) if where[0] in config.model_fields_set else None
+            suffix = f" ({origin})" if origin else ""
+            setting = format_path(where)
+            problems.append(f"{setting}: {problem}{suffix}")
+    return problems
 
 
 def _report_config_error(exc: ConfigError) -> int:
@@ -91,6 +122,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from collectors.shipped import log_overrides
 
     log_overrides()
+    from dcim.statedir import prepare_state_dir
+
+    # before anything writes there (pid file, spool, alert store): one line if it cannot
+    prepare_state_dir(config.monitor.state_dir)
     service = Service(path, config, shard=shard, load=load_checked, mqtt_client=_mqtt_client)
     if shard is not None:
         part = service.config
@@ -350,7 +385,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = sub.add_parser("simulate", help="serve simulated devices over SNMP")
     simulate.add_argument("--host", default="127.0.0.1")
-    simulate.add_argument("--port", type=int, default=1161)
+    simulate.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="UDP port (default 1161; with --site: each device's port from the inventory)",
+    )
     simulate.add_argument("--count", type=int, default=1, help="number of simulated UPS")
     simulate.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
     simulate.add_argument("--duration", type=float, help="stop after this many seconds")

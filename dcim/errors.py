@@ -60,3 +60,10 @@ class SinkUnavailableError(SinkError):
 
 class SinkRejectedError(SinkError):
     """The sink refused the data itself (4xx): retrying the same bytes cannot succeed."""
+
+
+class StateDirError(DcimError):
+    """The state directory (spool, alert store, audit log) or a file in it is unusable.
+
+    The message is one line naming the setting and the path, for the operator.
+    """

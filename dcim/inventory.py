@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -19,7 +19,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
+    PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -199,13 +201,29 @@ class SnmpTrapConfig(Strict):
 
     #: Device id of readings that belong to no inventory device (unknown senders).
     id: str = Field(default="snmp-trap-receiver", min_length=1)
-    host: str = "0.0.0.0"
+    #: Address to listen on: no default, so exposing the receiver is a decision (the
+    #: management interface's address; 0.0.0.0 or :: for every interface).
+    host: str = Field(min_length=1)
     #: 162 is privileged (root or CAP_NET_BIND_SERVICE); 0 picks a free port (tests).
     port: int = Field(default=162, ge=0, le=65535)
     communities: list[Secret] = Field(default_factory=list)
     v3_users: list[SnmpV3Config] = Field(default_factory=list)
     #: Seconds between `device.trap_errors` readings (only counters that changed).
     stats_interval_s: float = Field(default=10.0, gt=0)
+    #: Socket receive buffer asked of the kernel: a burst of traps (a power event on a
+    #: whole room) arrives faster than it is decoded; the default ~200 KiB dropped a third.
+    receive_buffer_kb: int = Field(default=4096, ge=64, le=262144)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _host_given(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "host" not in data:
+            msg = (
+                "host is required: the address to listen on for traps (the management "
+                "interface's, or 0.0.0.0 for every interface)"
+            )
+            raise ValueError(msg)
+        return data
 
 
 class DeviceConfig(Strict):
@@ -358,6 +376,8 @@ class HeartbeatConfig(Strict):
 class MonitorConfig(Strict):
     #: Spool, alert state, audit log; relative to the config file when loaded from one.
     state_dir: Path = Path("/var/lib/dcim")
+    #: Audit log of operator actions (default: <state_dir>/audit.jsonl).
+    audit_file: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     #: /metrics, /-/healthy, /-/ready; null turns the listener off.
@@ -405,22 +425,47 @@ class Config(Strict):
             raise ValueError(msg)
         return self
 
+    #: Line of each path of the file this config was read from (empty when built in code).
+    _origins: dict[tuple[str | int, ...], Origin] = PrivateAttr(default_factory=dict)
+
     @model_validator(mode="after")
-    def _unique_ids(self) -> Config:
-        seen: set[str] = set()
-        for placed in iter_devices(self):
-            if placed.device.id in seen:
-                msg = f"device id {placed.device.id!r} is used twice"
+    def _unique_ids(self, info: ValidationInfo) -> Config:
+        # the file loader checks these itself, naming each line (see parse_config)
+        if not (info.context or {}).get("unique_checked"):
+            seen: set[str] = set()
+            for placed in iter_devices(self):
+                if placed.device.id in seen:
+                    msg = f"device id {placed.device.id!r} is used twice"
+                    raise ValueError(msg)
+                seen.add(placed.device.id)
+            names = [sink.name for sink in self.sinks]
+            if len(names) != len(set(names)):
+                msg = "sink names must be unique"
                 raise ValueError(msg)
-            seen.add(placed.device.id)
         if self.mqtt is None and any(p.device.mqtt for p in iter_devices(self)):
             msg = "MQTT devices need a top-level mqtt section (broker url)"
             raise ValueError(msg)
-        names = [sink.name for sink in self.sinks]
-        if len(names) != len(set(names)):
-            msg = "sink names must be unique"
-            raise ValueError(msg)
         return self
+
+    def origin_of(self, path: tuple[str | int, ...]) -> str | None:
+        """Where `path` (or its nearest ancestor) is in the source files: `line N` or
+        `conf.d/x.yaml line N`; None for a config built in code."""
+        probe = tuple(path)
+        while probe:
+            if probe in self._origins:
+                return str(self._origins[probe])
+            probe = probe[:-1]
+        return None
+
+    def device_origins(self) -> dict[str, str]:
+        """Device id -> where its entry is in the source files (empty when built in code)."""
+        if not self._origins:
+            return {}
+        return {
+            device_id: where
+            for device_id, path in _device_paths(self.model_dump(include={"sites"})).items()
+            if (where := self.origin_of(path)) is not None
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -541,12 +586,127 @@ def _problem_path(loc: tuple[Any, ...], data: Any) -> tuple[str | int, ...]:
     return tuple(path)
 
 
+def _device_paths(data: Any) -> dict[str, tuple[str | int, ...]]:
+    """Device id -> its path in the data (first place it appears)."""
+    found: dict[str, tuple[str | int, ...]] = {}
+    for path, device in _device_entries(data):
+        device_id = device.get("id")
+        if isinstance(device_id, str):
+            found.setdefault(device_id, path)
+    return found
+
+
+def _device_entries(data: Any) -> Iterator[tuple[tuple[str | int, ...], dict[str, Any]]]:
+    """(path, mapping) of every device entry in raw config data, in file order."""
+
+    def visit(node: Any, path: tuple[str | int, ...]) -> Iterator[tuple[Any, Any]]:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "defaults" and not path:
+                    continue
+                if _DEVICE_LISTS.search(str(key)) and isinstance(value, list):
+                    for index, item in enumerate(value):
+                        if isinstance(item, dict):
+                            yield (*path, key, index), item
+                else:
+                    yield from visit(value, (*path, key))
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                yield from visit(item, (*path, index))
+
+    yield from visit(data, ())
+
+
+def _uniqueness_problems(
+    data: dict[str, Any], origin_of: Callable[[tuple[str | int, ...]], Origin | None]
+) -> list[str]:
+    """Device ids and sink names given twice, each at its own line."""
+
+    def at(path: tuple[str | int, ...]) -> str:
+        origin = origin_of(path)
+        return str(origin) if origin is not None else format_path(path)
+
+    problems = []
+    seen: dict[str, tuple[str | int, ...]] = {}
+    for path, device in _device_entries(data):
+        device_id = device.get("id")
+        if not isinstance(device_id, str):
+            continue
+        if device_id in seen:
+            problems.append(
+                f"{format_path((*path, 'id'))}: device id {device_id!r} is used twice "
+                f"(also at {at((*seen[device_id], 'id'))}) ({at((*path, 'id'))})"
+            )
+        else:
+            seen[device_id] = path
+    sinks = data.get("sinks")
+    names: dict[str, int] = {}
+    for index, sink in enumerate(sinks if isinstance(sinks, list) else []):
+        if not isinstance(sink, dict):
+            continue
+        name = sink.get("name", sink.get("type"))  # the default name is the type
+        if not isinstance(name, str):
+            continue
+        if name in names:
+            path = ("sinks", index)
+            problems.append(
+                f"{format_path(path)}: sink name {name!r} is used twice (also at "
+                f"{at(('sinks', names[name]))}) ({at(path)})"
+            )
+        else:
+            names[name] = index
+    return problems
+
+
+def _from_defaults(
+    path: tuple[str | int, ...], raw: Any, defaults: Any
+) -> tuple[str | int, ...] | None:
+    """The `defaults` path an error at `path` comes from, when the device did not set it."""
+    if not isinstance(defaults, dict):
+        return None
+    device_end = None
+    for i in range(len(path) - 1):
+        if _DEVICE_LISTS.search(str(path[i])) and isinstance(path[i + 1], int):
+            device_end = i + 2
+    if device_end is None or device_end >= len(path):
+        return None
+    node: Any = raw
+    for part in path:
+        present = (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        )
+        if not present:
+            break
+        node = node[part]
+    else:
+        return None  # the device's own value: the error is the device's
+    suffix = path[device_end:]
+    node = defaults
+    for part in suffix:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return ("defaults", *suffix)
+
+
+def _located(line: int | None, text: str) -> str:
+    """A YAML-level problem as the config errors read: the line first for a syntax error
+    (there is no path yet), at the end for a problem with a key."""
+    if line is None:
+        return text
+    return f"line {line}: {text}" if text.startswith("invalid YAML") else f"{text} (line {line})"
+
+
 def parse_config(text: str, source: str = "<config>") -> Config:
-    """Validate config text; raise ConfigError listing every problem with its line."""
+    """Validate config text; raise ConfigError listing every problem once, with its line.
+
+    A problem with a value from `defaults:` is reported once, at its line under
+    `defaults`, not once per device that inherited it.
+    """
     try:
         data, lines = load_yaml_with_lines(text, source)
     except YamlSourceError as exc:
-        raise ConfigError(source, [str(exc).removeprefix(f"{source}: ")]) from None
+        raise ConfigError(source, [_located(line, text) for line, text in exc.problems]) from None
     origins = {path: Origin(None, line) for path, line in lines.items()}
     return _validate(Sources(data, origins, []), source)
 
@@ -555,18 +715,25 @@ def _validate(sources: Sources, source: str) -> Config:
     data = sources.data
     if not isinstance(data, dict):
         raise ConfigError(source, ["the file must be a mapping with at least `sites`"])
+    problems = _uniqueness_problems(data, sources.origin_of)
     merged = _apply_defaults(data)
     try:
-        return Config.model_validate(merged)
+        config = Config.model_validate(merged, context={"unique_checked": True})
     except ValidationError as exc:
-        problems = []
         for error in exc.errors():
             path = _problem_path(tuple(error["loc"]), merged)
+            path = _from_defaults(path, data, data.get("defaults")) or path
             origin = sources.origin_of(path)
             where = format_path(path) or "(top level)"
             suffix = f" ({origin})" if origin is not None else ""
-            problems.append(f"{where}: {_message(error)}{suffix}")
+            problem = f"{where}: {_message(error)}{suffix}"
+            if problem not in problems:
+                problems.append(problem)
         raise ConfigError(source, problems) from None
+    if problems:
+        raise ConfigError(source, problems)
+    config._origins = sources.origins
+    return config
 
 
 def load_config(path: Path | str) -> Config:

@@ -22,12 +22,16 @@ from dcim.reading import Reading
 from dcim.selfmetrics import SelfMetrics
 from dcim.sinks.factory import build_sink_worker
 from dcim.sinks.worker import SinkStats
+from dcim.statedir import prepare_state_dir
 
 if TYPE_CHECKING:
     from dcim.alerts.service import AlertEngine
     from dcim.web.server import Board
 
 log = logging.getLogger(__name__)
+
+#: First and longest pause before a failed stream collector (MQTT, traps) is started again.
+STREAM_RESTART_S = (1.0, 60.0)
 
 
 class SinkRunner(Protocol):
@@ -39,6 +43,8 @@ class SinkRunner(Protocol):
 
     @property
     def stats(self) -> SinkStats: ...
+
+    async def safe_through(self, position: int) -> None: ...
 
 
 @dataclass(slots=True)
@@ -88,11 +94,16 @@ class Monitor:
         self._poll_tasks: dict[str, asyncio.Task[None]] = {}
         self._started = False
         monitor = config.monitor
+        # one clear line naming the setting, not a traceback from the first user of it
+        prepare_state_dir(monitor.state_dir)
+        self._sink_feeds: list[tuple[SinkRunner, Subscription]] = []
         for sink_config in config.sinks:
             subscription = self.subscribe(f"sink:{sink_config.name}")
-            self.sinks[sink_config.name] = build_sink_worker(
-                sink_config, subscription.queue, monitor.state_dir
+            sink = build_sink_worker(
+                sink_config, subscription.queue, monitor.state_dir, _dropped_of(subscription)
             )
+            self.sinks[sink_config.name] = sink
+            self._sink_feeds.append((sink, subscription))
         self._factory = CollectorFactory(max_in_flight=monitor.max_in_flight)
         self._build_streams = build_streams
         self.streams: list[StreamCollector] = build_streams(config)
@@ -121,6 +132,12 @@ class Monitor:
         self._core: dict[str, asyncio.Task[None]] = {}
         #: Other tasks (the board): reported, but their end is no reason to restart.
         self._aux: dict[str, asyncio.Task[None]] = {}
+
+    async def all_safe(self) -> None:
+        """Return once every reading published so far is safe in every sink."""
+        targets = [(sink, feed.put) for sink, feed in self._sink_feeds]
+        for sink, position in targets:
+            await sink.safe_through(position)
 
     def subscribe(self, name: str, maxsize: int | None = None) -> Subscription:
         """Add a consumer of every reading (a sink, the alert engine, a live view)."""
@@ -163,6 +180,7 @@ class Monitor:
             counters,
             self.bus.publish,
             self.config.monitor.self_metrics_interval_s,
+            alert_store_errors=self._alert_store_errors,
         )
         log.info(
             "monitoring %d devices, writing to %s",
@@ -214,7 +232,17 @@ class Monitor:
             await _cancel(sink_tasks)
             self._factory.close()
 
+    def _alert_store_errors(self) -> int | None:
+        alerts = self.alerts
+        return None if alerts is None else alerts.store_errors + alerts.dispatcher.store_errors
+
     def _start_streams(self) -> None:
+        for stream in self.streams:
+            # a push collector that acknowledges its source (MQTT QoS 1) does so only once
+            # every sink has what it emitted: written, or in the on-disk spool
+            set_durability = getattr(stream, "set_durability", None)
+            if set_durability is not None:
+                set_durability(self.all_safe)
         self._stream_tasks = [
             asyncio.create_task(_run_stream(stream, self.bus.publish), name=type(stream).__name__)
             for stream in self.streams
@@ -298,15 +326,28 @@ def _restart_only_changes(old: Config, new: Config) -> list[str]:
 
 
 async def _run_stream(stream: StreamCollector, emit: Callable[[Sequence[Reading]], None]) -> None:
-    """Run a push collector; if it fails, say so and leave the pollers running."""
-    try:
-        await stream.run(emit)
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception(
-            "%s stopped with an error; polled devices are unaffected", type(stream).__name__
-        )
+    """Run a push collector; if it fails, say so and start it again (pollers run on)."""
+    delay, longest = STREAM_RESTART_S
+    while True:
+        try:
+            await stream.run(emit)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(
+                "%s stopped with an error; starting it again in %.0f s (polled devices "
+                "are unaffected)",
+                type(stream).__name__,
+                delay,
+            )
+        else:
+            log.error("%s returned; starting it again in %.0f s", type(stream).__name__, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, longest)
+
+
+def _dropped_of(subscription: Subscription) -> Callable[[], int]:
+    return lambda: subscription.dropped
 
 
 def _stats_of(sink: SinkRunner) -> Callable[[], SinkStats]:

@@ -30,6 +30,8 @@ class SelfMetrics:
         sinks: Mapping[str, Callable[[], SinkStats]],
         emit: Emit,
         interval_s: float,
+        *,
+        alert_store_errors: Callable[[], int | None] | None = None,
     ) -> None:
         self._bus = bus
         self._pollers = pollers
@@ -39,6 +41,7 @@ class SelfMetrics:
         self._consumer_tags = {s.name: _tags(consumer=s.name) for s in bus.subscriptions}
         self._sink_tags = {name: _tags(sink=name) for name in sinks}
         self._process_tags = _tags()
+        self._alert_store_errors = alert_store_errors
         #: The worst poll start lag of the last interval (Prometheus reads it between runs).
         self.last_poll_lag_s = 0.0
 
@@ -64,6 +67,13 @@ class SelfMetrics:
         out.append(
             Reading(SELF_DEVICE, "dcim.poll_lag_s", round(lag, 6), "s", ts, self._process_tags)
         )
+        errors = self._alert_store_errors() if self._alert_store_errors is not None else None
+        if errors is not None:
+            out.append(
+                Reading(
+                    SELF_DEVICE, "dcim.alert_store_errors", errors, None, ts, self._process_tags
+                )
+            )
         return out
 
     async def run(self) -> None:
@@ -77,3 +87,5 @@ def _sink_values(c: SinkStats) -> Iterable[tuple[str, int, str | None]]:
     yield "dcim.points_dropped", c.points_dropped, None
     yield "dcim.spool_bytes", c.spool_bytes, "B"
     yield "dcim.spool_batches", c.spool_batches, None
+    yield "dcim.spool_errors", c.spool_errors, None
+    yield "dcim.points_in_memory", c.points_in_memory, None

@@ -39,6 +39,8 @@ class MetricSpec:
     measurement: str
     field: str
     values: tuple[str, ...] = ()
+    #: Physically plausible [low, high] for numbers; outside it a value is not stored.
+    range: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +83,18 @@ def _parse(raw: dict[str, Any]) -> Vocabulary:
             measurement=measurements[group],
             field=field,
             values=tuple(body.get("values", ())),
+            range=_range(name, body.get("range")),
         )
     return Vocabulary(metrics=metrics, measurements=measurements)
+
+
+def _range(name: str, raw: Any) -> tuple[float, float] | None:
+    if raw is None:
+        return None
+    if not (isinstance(raw, list) and len(raw) == 2 and float(raw[0]) <= float(raw[1])):
+        msg = f"vocabulary: {name}: range must be [low, high]"
+        raise ProfileError(msg)
+    return float(raw[0]), float(raw[1])
 
 
 class ExtensionMetric(Strict):
@@ -94,6 +106,8 @@ class ExtensionMetric(Strict):
     values: list[str] = Field(default_factory=list)
     #: The InfluxDB measurement (default: the group's, which must then exist).
     measurement: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    #: Physically plausible [low, high]: every decoded value outside it is dropped, counted.
+    range: tuple[float, float] | None = None
 
 
 class Extension(Strict):
@@ -152,6 +166,7 @@ def _extend(vocabulary: Vocabulary, path: Path) -> None:
             measurement=measurement,
             field=field,
             values=tuple(body.values),
+            range=body.range,
         )
     if problems:
         raise ProfileError(f"{source}: " + "; ".join(problems))

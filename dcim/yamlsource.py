@@ -23,22 +23,42 @@ class YamlSourceError(Exception):
         self.problems = problems if problems is not None else [(None, message)]
 
 
-def _walk(node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:
+def _walk(
+    node: yaml.Node, path: Path, lines: dict[Path, int], duplicates: list[tuple[int, str]]
+) -> None:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
+        seen: dict[object, int] = {}
         for key_node, value_node in node.value:
             key = key_node.value
+            line = key_node.start_mark.line + 1
+            if isinstance(key_node, yaml.ScalarNode) and key != "<<":
+                if key in seen:
+                    where = format_path((*path, key))
+                    duplicates.append(
+                        (
+                            line,
+                            f"{where}: key given twice (first at line {seen[key]}); "
+                            "YAML would silently keep only the last",
+                        )
+                    )
+                else:
+                    seen[key] = line
             lines[(*path, key)] = key_node.start_mark.line + 1
-            _walk(value_node, (*path, key), lines)
+            _walk(value_node, (*path, key), lines, duplicates)
             # keep the key's own line: errors about a value read best at its key
             lines[(*path, key)] = key_node.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _walk(item, (*path, index), lines)
+            _walk(item, (*path, index), lines, duplicates)
 
 
 def load_yaml_with_lines(text: str, source: str) -> tuple[Any, dict[Path, int]]:
-    """Parse `text`; return the data and a map from data path to 1-based line."""
+    """Parse `text`; return the data and a map from data path to 1-based line.
+
+    A key given twice in one mapping is an error (YamlSourceError naming both lines):
+    YAML loaders keep the last silently, so one of two settings would be ignored.
+    """
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -50,8 +70,13 @@ def load_yaml_with_lines(text: str, source: str) -> tuple[Any, dict[Path, int]]:
         line = mark.line + 1 if mark is not None else None
         raise YamlSourceError(msg, [(line, f"invalid YAML: {problem}")]) from None
     lines: dict[Path, int] = {}
+    duplicates: list[tuple[int, str]] = []
     if node is not None:
-        _walk(node, (), lines)
+        _walk(node, (), lines, duplicates)
+    if duplicates:
+        texts = [f"{message} (line {line})" for line, message in duplicates]
+        located: list[tuple[int | None, str]] = list(duplicates)
+        raise YamlSourceError(f"{source}: " + "; ".join(texts), located)
     return data, lines
 
 

@@ -17,6 +17,9 @@ from pathlib import Path
 from dcim.errors import DcimError
 from simulators.runner import main
 
+#: UDP port of `dcim simulate` without a site (a site serves its inventory's ports).
+DEFAULT_PORT = 1161
+
 
 def _receivers(specs: list[str]) -> list[tuple[str, int]]:
     out = []
@@ -51,6 +54,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     `scenario`, `trap`, `mqtt_url`, `mqtt_interval`; returns an exit code.
     """
     site = getattr(args, "site", None)
+    if site is None and args.port is None:
+        args.port = DEFAULT_PORT
     try:
         with contextlib.suppress(KeyboardInterrupt):
             if site is not None:

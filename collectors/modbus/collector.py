@@ -26,6 +26,8 @@ from collectors.modbus.decode import DecodeError
 from collectors.modbus.plan import Block, ModbusPlan, PlannedField
 from dcim.errors import CollectError
 from dcim.inventory import ModbusConfig, PlacedDevice
+from dcim.plausible import check_value
+from dcim.ratelimit import LogLimiter, held_back
 from dcim.reading import Reading, now_ns
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,9 @@ class ModbusCollector:
         self.blocks: list[Block] = list(plan.blocks)
         self._tags = {id(p): self._merged(p.field.tags) for b in plan.blocks for p in b.fields}
         self._bad: dict[tuple[str, int, str], str] = {}
+        self._bad_log = LogLimiter()
+        #: Values answered but undecodable or implausible in the last poll (device health).
+        self.values_invalid = 0
 
     def _merged(self, extra: Mapping[str, str]) -> Mapping[str, str]:
         return MappingProxyType({**self.tags, **extra}) if extra else self.tags
@@ -67,6 +72,7 @@ class ModbusCollector:
     async def poll(self) -> list[Reading]:
         """One poll cycle; raises CollectError subclasses when the device fails."""
         ts = now_ns()
+        self.values_invalid = 0
         readings: list[Reading] = []
         answered = 0
         failures: list[CollectError] = []
@@ -129,6 +135,7 @@ class ModbusCollector:
             return
         value = planned.codec.decode(registers)
         if value is not None:
+            value = check_value(field.metric, value)  # ImplausibleValueError is a ValueError
             out.append(Reading(self.device_id, field.metric, value, planned.unit, ts, tags))
 
     def _where(self, block: Block) -> str:
@@ -145,16 +152,18 @@ class ModbusCollector:
             log.info("%s: answering again", self._where(block))
 
     def _field_bad(self, block: Block, planned: PlannedField, why: str) -> None:
-        key = (block.function, planned.address, planned.field.metric)
-        if self._bad.get(key) != why:
-            self._bad[key] = why
-            log.warning(
-                "%s: dropped %s at address %d: %s",
-                self._where(block),
-                planned.field.metric,
-                planned.address,
-                why,
-            )
+        self.values_invalid += 1
+        held = self._bad_log.allow((block.function, planned.address, planned.field.metric))
+        if held is None:
+            return  # counted in device.values_invalid; logged at a bounded pace
+        log.warning(
+            "%s: dropped %s at address %d: %s%s",
+            self._where(block),
+            planned.field.metric,
+            planned.address,
+            why,
+            held_back(held, self._bad_log.interval_s),
+        )
 
     def _split(self, block: Block, pieces: tuple[Block, ...]) -> None:
         index = self.blocks.index(block)

@@ -5,16 +5,29 @@ a callback, and on any connection loss reconnects with exponential backoff and
 subscribes again. The session is persistent (stable client id, clean session
 off / MQTT 5 session expiry), so the broker queues QoS 1 messages published
 while the monitor was away and delivers them after the reconnect.
+
+With a `safe` callback (the monitor's "every sink has it"), a QoS 1 message is
+acknowledged only once its readings are written or in the on-disk spool: a
+monitor killed before that gets the message again from the broker, instead of
+losing it with its memory. Acks go out in batches after each barrier, so the
+cost is the sinks' flush interval of latency per ack, not per message; under
+MQTT 5 the broker lets up to our Receive Maximum (65535) messages wait for one.
+A message handled but whose acknowledgement did not reach the broker (the
+connection or the broker went down first) comes again on the next session; it is
+recognised in the first seconds of that session (same topic and payload as one
+handled in the previous one) and acknowledged without being handled twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import logging
 import random
 import socket
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -72,6 +85,8 @@ class InMessage:
     #: MQTT 5 user properties (empty under 3.1.1).
     user_properties: tuple[tuple[str, str], ...]
     received_ns: int
+    #: Packet id (QoS 1/2), what an acknowledgement names.
+    mid: int = 0
 
 
 def _user_properties(message: aiomqtt.Message) -> tuple[tuple[str, str], ...]:
@@ -93,6 +108,7 @@ def _as_message(message: aiomqtt.Message) -> InMessage:
         qos=int(message.qos),
         user_properties=_user_properties(message),
         received_ns=time.time_ns(),
+        mid=int(message.mid),
     )
 
 
@@ -168,12 +184,22 @@ class MqttSubscriber:
         self._backoff = Backoff(broker.reconnect_min_s, broker.reconnect_max_s)
         self._where = f"MQTT broker {broker.url}"
         self._client: aiomqtt.Client | None = None
+        #: Awaited before QoS 1 messages are acknowledged (None: paho acks on receipt).
+        self.safe: Callable[[], Awaitable[None]] | None = None
+        #: Digests (topic and payload) of the messages handled lately, and of those
+        #: handled in the previous session: what a redelivery would repeat.
+        self._handled: deque[bytes] = deque(maxlen=MAX_HANDLED_REMEMBERED)
+        self._handled_before: set[bytes] = set()
+        #: Redelivered messages recognised and skipped since start.
+        self.redelivered = 0
 
     async def run(self, on_message: Callable[[InMessage], Awaitable[None] | None]) -> None:
         """Receive until cancelled; connection problems are logged and retried, never raised."""
         failures = 0
         while True:
             client = make_client(self.broker, client_id=self.client_id)
+            acks = _Acks(client, self.safe) if self.safe is not None else None
+            acking: asyncio.Task[None] | None = None
             try:
                 async with client:
                     await self._subscribe(client)
@@ -181,12 +207,26 @@ class MqttSubscriber:
                     self._set_connected(True)  # only now can messages flow
                     failures = 0
                     self._backoff.reset()
+                    if acks is not None:
+                        acking = asyncio.create_task(acks.run(), name="mqtt-acks")
                     # the iterator hands out what is already queued before it reports a
                     # disconnect, so messages acknowledged to the broker are not dropped
+                    session_start = time.monotonic()
                     async for message in client.messages:
-                        result = on_message(_as_message(message))
-                        if inspect.isawaitable(result):
-                            await result
+                        incoming = _as_message(message)
+                        digest = _digest(incoming) if acks is not None else b""
+                        early = time.monotonic() - session_start < REDELIVERY_WINDOW_S
+                        if digest and early and digest in self._handled_before:
+                            self._handled_before.discard(digest)
+                            self.redelivered += 1  # handled last session: only acknowledge
+                        else:
+                            result = on_message(incoming)
+                            if inspect.isawaitable(result):
+                                await result
+                            if digest:
+                                self._handled.append(digest)
+                        if acks is not None and message.qos > 0:
+                            acks.add(message.mid, message.qos, digest)
             except aiomqtt.MqttError as exc:
                 raise_if_cancelling(exc)  # a stop aiomqtt turned into an error: no reconnect
                 failures += 1
@@ -197,6 +237,11 @@ class MqttSubscriber:
                 log.log(level, "%s: %s; reconnecting in %.1f s", self._where, _why(exc), delay)
                 await asyncio.sleep(delay)
             finally:
+                if acking is not None:  # unacked ones come again on the next session
+                    acking.cancel()
+                    await asyncio.gather(acking, return_exceptions=True)
+                if acks is not None:
+                    self._handled_before = set(self._handled)
                 self._client = None
                 self._set_connected(False)
 
@@ -246,6 +291,44 @@ class MqttSubscriber:
             self.connected = connected
             if self._on_state is not None:
                 self._on_state(connected)
+
+
+#: Handled messages remembered across a reconnect (to spot their redelivery), and how
+#: long after a reconnect a redelivery is expected (the broker sends them first).
+MAX_HANDLED_REMEMBERED = 20_000
+REDELIVERY_WINDOW_S = 10.0
+
+
+def _digest(message: InMessage) -> bytes:
+    return hashlib.blake2b(
+        message.topic.encode() + b"\0" + message.payload, digest_size=16
+    ).digest()
+
+
+class _Acks:
+    """Acknowledges QoS 1/2 messages in batches, each after the `safe` barrier."""
+
+    def __init__(self, client: aiomqtt.Client, safe: Callable[[], Awaitable[None]]) -> None:
+        self._paho = client._client
+        self._paho.manual_ack_set(True)
+        self._safe = safe
+        self._pending: list[tuple[int, int, bytes]] = []
+        self._inflight: list[tuple[int, int, bytes]] = []
+        self._wake = asyncio.Event()
+
+    def add(self, mid: int, qos: int, digest: bytes) -> None:
+        self._pending.append((mid, qos, digest))
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            self._inflight, self._pending = self._pending, []
+            await self._safe()  # everything emitted before now is in every sink
+            for mid, qos, _ in self._inflight:
+                self._paho.ack(mid, qos)
+            self._inflight = []
 
 
 def _why(exc: aiomqtt.MqttError) -> str:

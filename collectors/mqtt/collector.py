@@ -345,6 +345,10 @@ class MqttCollector:
             tags = MappingProxyType({**base, "reason": reason})
             self._pending.append(Reading(device_id, "device.mqtt_errors", count, None, ts, tags))
 
+    def set_durability(self, safe: Callable[[], Awaitable[None]]) -> None:
+        """Acknowledge QoS 1 messages only once `safe()` returned after their readings."""
+        self.subscriber.safe = safe
+
     @property
     def device_up(self) -> dict[str, bool | None]:
         """The current up/down view of each device (None until known)."""

@@ -27,6 +27,7 @@ from collectors.mqtt.topicmap import (
     canonical_text,
     path_parts,
 )
+from dcim.plausible import ImplausibleValueError, check_value
 from dcim.reading import MAX_STRING_VALUE, Value
 from dcim.vocabulary import load_vocabulary
 
@@ -84,7 +85,23 @@ def _text(raw: object) -> str:
 
 
 def compile_value(spec: ValueSpec) -> tuple[Converter, str | None]:
-    """The raw -> value function of one value spec, and the unit of its readings."""
+    """The raw -> value function of one value spec, and the unit of its readings.
+
+    Every value also passes the vocabulary's check (finite, typed, plausible range).
+    """
+    convert, unit = _compile_value(spec)
+    metric = spec.metric
+
+    def checked(raw: object) -> Value:
+        try:
+            return check_value(metric, convert(raw))
+        except ImplausibleValueError as exc:
+            raise FieldError(exc.reason, str(exc)) from None
+
+    return checked, unit
+
+
+def _compile_value(spec: ValueSpec) -> tuple[Converter, str | None]:
     metric = load_vocabulary().get(spec.metric)
     kind = spec.effective_type(metric)
     if kind == "enum":

@@ -20,6 +20,8 @@ from collectors.snmp.decode import DecodeError, DivisorKind, divisor_of, selecto
 from collectors.snmp.plan import Oid, Output, RollupPlan, SnmpPlan, TablePlan, oid_text
 from collectors.snmp.walk import ColumnWalker
 from dcim.inventory import PlacedDevice, SnmpConfig, SnmpVersion
+from dcim.plausible import ImplausibleValueError, check_value
+from dcim.ratelimit import LogLimiter, held_back
 from dcim.reading import EMPTY_TAGS, Reading, now_ns
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ class SnmpCollector:
         self._label_tags: dict[tuple[str, str], Mapping[str, str]] = {}
         self._scalar_tags: dict[int, Mapping[str, str]] = {}
         self._rollup_tags: dict[tuple[str, int], Mapping[str, str]] = {}
-        self._reported_bad: set[tuple[str, str]] = set()
+        self._bad_log = LogLimiter()
         self._ts = 0
         self._precedences: list[int] | None = None
 
@@ -182,11 +184,12 @@ class SnmpCollector:
         try:
             switch = output.fahrenheit_switch
             value = output.convert(raw, divisor, switch is not None and fahrenheit[switch])
-        except DecodeError as exc:
+            if value is None:
+                return
+            value = check_value(output.metric, value)
+        except (DecodeError, ImplausibleValueError) as exc:
             self.values_invalid += 1
             self._report_bad(output.metric, source, str(exc))
-            return
-        if value is None:
             return
         out.append(Reading(self.device_id, output.metric, value, output.unit, self._ts, tags))
         if sources is not None:
@@ -195,11 +198,17 @@ class SnmpCollector:
             self._precedences.append(output.precedence)
 
     def _report_bad(self, metric: str, source: str, why: str) -> None:
-        key = (source, why)
-        if key in self._reported_bad:
-            return
-        self._reported_bad.add(key)
-        log.warning("device %s: dropped %s from OID %s: %s", self.device_id, metric, source, why)
+        held = self._bad_log.allow(source)
+        if held is None:
+            return  # counted in device.values_invalid; the log says it at a bounded pace
+        log.warning(
+            "device %s: dropped %s from OID %s: %s%s",
+            self.device_id,
+            metric,
+            source,
+            why,
+            held_back(held, self._bad_log.interval_s),
+        )
 
     def _emit_table(
         self,

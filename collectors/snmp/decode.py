@@ -38,9 +38,12 @@ def _as_number(raw: SnmpValue) -> float:
     if isinstance(raw, bytes):
         text = raw.decode("ascii", "replace").strip()
         try:
-            return float(text)
+            number = float(text)
         except ValueError:
             raise DecodeError(f"expected a number, got {text[:40]!r}") from None
+        if not math.isfinite(number):  # float() takes "NaN", "inf", "Infinity"
+            raise DecodeError(f"expected a number, got {text[:40]!r} (not finite)")
+        return number
     return float(_as_int(raw))
 
 

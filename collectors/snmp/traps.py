@@ -6,7 +6,8 @@ address (several devices behind one address are told apart by their poll
 community or v3 user). Traps from unknown addresses, with wrong credentials or
 undecodable are counted in `device.trap_errors` (tag `reason`) and dropped.
 
-    receiver = TrapReceiver(TrapReceiverConfig(port=1162, communities=["traps"]), devices)
+    config = TrapReceiverConfig(host="192.0.2.10", port=1162, communities=["traps"])
+    receiver = TrapReceiver(config, devices)
     await receiver.start()          # receiver.port is bound now
     await receiver.run(emit)        # until cancelled
 """
@@ -14,6 +15,7 @@ undecodable are counted in `device.trap_errors` (tag `reason`) and dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import socket
@@ -40,6 +42,7 @@ from collectors.snmp.client import Absent, to_python
 from collectors.snmp.security import AUTH_PROTOCOLS, PRIV_PROTOCOLS
 from dcim.errors import ProfileError
 from dcim.inventory import PlacedDevice, SnmpTrapConfig, SnmpV3Config
+from dcim.plausible import ImplausibleValueError, check_value
 from dcim.reading import Reading, now_ns
 from dcim.vocabulary import load_vocabulary
 
@@ -203,8 +206,15 @@ def trap_readings(
     var_binds: Sequence[tuple[Oid, object]],
     catalog: TrapCatalog,
     ts_ns: int,
+    *,
+    problems: list[tuple[str, str]] | None = None,
 ) -> list[Reading]:
-    """The event reading (plus value readings) for one notification's var-binds."""
+    """The event reading (plus value readings) for one notification's var-binds.
+
+    A value var-bind goes through the same check as a polled value (a number, finite,
+    in the metric's plausible range); one that fails is left out and listed in
+    `problems` as (reason, detail), and the event itself is still reported.
+    """
     trap_oid: Oid | None = None
     for oid, value in var_binds:
         if oid == SNMP_TRAP_OID and isinstance(value, str):
@@ -226,8 +236,17 @@ def trap_readings(
                     text = _tag_text(value, vb.lookup)
                     if text is not None:
                         tags[vb.tag] = text
-                elif vb.metric is not None and isinstance(value, int):
-                    number = float(value) * vb.scale
+                elif vb.metric is not None:
+                    try:
+                        if not isinstance(value, int) or isinstance(value, bool):
+                            raise ImplausibleValueError(
+                                "wrong_type", f"{vb.metric}: expected an integer, got {value!r}"
+                            )
+                        number = check_value(vb.metric, float(value) * vb.scale)
+                    except ImplausibleValueError as exc:
+                        if problems is not None:
+                            problems.append((exc.reason, str(exc)))
+                        break
                     values.append(
                         Reading(device_id, vb.metric, number, vb.unit, ts_ns, device_tags)
                     )
@@ -321,6 +340,32 @@ class _Transport(udp.UdpAsyncioTransport):  # type: ignore[misc]
             self.hook(self, transportAddress, datagram)
 
 
+def _grow_receive_buffer(sock: socket.socket, wanted: int) -> int:
+    """Ask for a `wanted`-byte receive buffer; returns what the kernel gave (logged if less).
+
+    SO_RCVBUFFORCE passes the net.core.rmem_max cap when we may (root, CAP_NET_ADMIN);
+    otherwise SO_RCVBUF is capped there, and the log says which sysctl to raise.
+    """
+    force = getattr(socket, "SO_RCVBUFFORCE", None)
+    try:
+        if force is None:
+            raise PermissionError
+        sock.setsockopt(socket.SOL_SOCKET, force, wanted)
+    except OSError:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
+    got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    # Linux reports twice the size asked for (it counts its bookkeeping too)
+    if got < wanted:
+        log.warning(
+            "trap receiver: socket receive buffer is %d KiB, not the %d KiB asked for; a burst "
+            "of traps may overflow it (raise net.core.rmem_max, or run with CAP_NET_ADMIN)",
+            got // 1024,
+            wanted // 1024,
+        )
+    return got
+
+
 class TrapReceiver:
     """Receives notifications on one UDP socket and emits readings for known devices."""
 
@@ -348,6 +393,9 @@ class TrapReceiver:
         self._reported: dict[tuple[str, str], int] = {}
         self._logged: set[tuple[str, str]] = set()
         self.received = 0
+        #: Bytes of socket receive buffer the kernel granted (after `start()`).
+        self.receive_buffer = 0
+        self._last_ts: dict[str, int] = {}
 
     @property
     def address(self) -> tuple[str, int]:
@@ -387,6 +435,7 @@ class TrapReceiver:
             sock.close()
             raise
         sock.setblocking(False)
+        self.receive_buffer = _grow_receive_buffer(sock, self.config.receive_buffer_kb * 1024)
         engine = SnmpEngine()
         transport = _Transport(loop=loop).open_server_mode(sock=sock)
         transport.hook = self._datagram
@@ -508,14 +557,22 @@ class TrapReceiver:
         sender = self._sender(source)
         if sender is None:
             return
+        problems: list[tuple[str, str]] = []
+        device_id = sender.placed.device.id
+        # stores keep milliseconds: two traps of one device in the same one would be one
+        # point (the second overwriting the first), so each trap gets its own millisecond
+        ts = max(now_ns(), self._last_ts.get(device_id, 0) + 1_000_000)
+        self._last_ts[device_id] = ts
         try:
             pairs = [(tuple(name), to_python(value)) for name, value in var_binds]
             readings = trap_readings(
-                sender.placed.device.id, sender.placed.tags, pairs, self._catalog, now_ns()
+                device_id, sender.placed.tags, pairs, self._catalog, ts, problems=problems
             )
         except (ValueError, TypeError) as exc:
             self._drop(source, "undecodable", detail=str(exc))
             return
+        for reason, detail in problems:
+            self._drop(source, reason, detail=detail, what="a value of a trap")
         if self._emit is not None:
             self._emit(readings)
 
@@ -538,7 +595,7 @@ class TrapReceiver:
         self._drop(source, "ambiguous_source")
         return None
 
-    def _drop(self, source: str, reason: str, detail: str = "") -> None:
+    def _drop(self, source: str, reason: str, detail: str = "", what: str = "trap") -> None:
         self._handled = True
         candidates = self._senders.get(source)
         device_id = candidates[0].placed.device.id if candidates else self.config.id
@@ -549,7 +606,8 @@ class TrapReceiver:
             self._logged.add(logged)
             suffix = f": {detail}" if detail else ""
             log.warning(
-                "trap from %s dropped (%s, device %s)%s; further ones are only counted",
+                "%s from %s dropped (%s, device %s)%s; further ones are only counted",
+                what,
                 source,
                 reason,
                 device_id,

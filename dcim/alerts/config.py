@@ -395,18 +395,56 @@ class DegradedSettings(Strict):
     min_fraction: float = Field(default=0.5, gt=0, le=1)
 
 
-class ApiSettings(Strict):
-    host: str = "127.0.0.1"
-    port: int = Field(default=9180, ge=0, le=65535)
-    #: Required for every call: nothing is readable or writable without it.
+#: Who acted, in the audit log and on acknowledgements, when the single `token:` was used.
+SHARED_TOKEN_IDENTITY = "api-token"  # noqa: S105 - an identity name, not a secret
+#: Shortest API token accepted (a guessable token is no authentication).
+MIN_TOKEN_CHARS = 16
+
+
+class ApiToken(Strict):
+    """A named API token: the name is who acted, in the audit log and on acknowledgements."""
+
+    name: Name
     token: Secret
 
+
+class ApiSettings(Strict):
+    """The local alert API. Every call needs a token; nothing is readable or writable without.
+
+    `tokens` gives each operator (or tool) a named token, so the audit log says who
+    did what; a single `token:` still works and acts as `api-token`.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9180, ge=0, le=65535)
+    token: Secret | None = None
+    tokens: list[ApiToken] = Field(default_factory=list)
+
     @model_validator(mode="after")
-    def _strong_token(self) -> ApiSettings:
-        if len(self.token.get_secret_value()) < 16:
-            msg = "the API token must be at least 16 characters"
+    def _strong_tokens(self) -> ApiSettings:
+        if self.token is None and not self.tokens:
+            msg = "give token (one shared token) or tokens (a named token per operator)"
+            raise ValueError(msg)
+        for name, secret in self.identities():
+            if len(secret) < MIN_TOKEN_CHARS:
+                msg = f"the API token of {name} must be at least {MIN_TOKEN_CHARS} characters"
+                raise ValueError(msg)
+        names = [t.name for t in self.tokens]
+        if len(names) != len(set(names)) or (SHARED_TOKEN_IDENTITY in names and self.token):
+            msg = "API token names must be unique"
+            raise ValueError(msg)
+        secrets = [secret for _, secret in self.identities()]
+        if len(secrets) != len(set(secrets)):
+            msg = "two API tokens have the same value: each identity needs its own"
             raise ValueError(msg)
         return self
+
+    def identities(self) -> list[tuple[str, str]]:
+        """(identity, token value) for every token that may call the API."""
+        named = [(t.name, t.token.get_secret_value()) for t in self.tokens]
+        if self.token is not None:
+            named.insert(0, (SHARED_TOKEN_IDENTITY, self.token.get_secret_value()))
+        return named
 
 
 HttpUrl = Annotated[str, Field(pattern=r"^https?://[^/\s]+")]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -26,7 +27,7 @@ from dcim.alerts.config import AlertLinks, AlertsConfig, Channel
 from dcim.alerts.engine import Clock, EngineSettings, RuleEngine
 from dcim.alerts.events import transition_readings
 from dcim.alerts.kinds.base import DeviceInfo
-from dcim.alerts.model import Incident, Level, Severity
+from dcim.alerts.model import Incident, Level, Notification, Severity
 from dcim.alerts.notify.base import Notifier
 from dcim.alerts.notify.dispatch import Dispatcher
 from dcim.alerts.rules import Rule, load_pack, load_rule_file, merge_rules
@@ -35,6 +36,7 @@ from dcim.alerts.snapshot import OpenIncidents
 from dcim.alerts.store import AlertStore
 from dcim.alerts.storms import NOTIFY_FAILED_RULE
 from dcim.alerts.tracker import FlapPolicy
+from dcim.audit import DEFAULT_AUDIT_FILE, AuditLog
 from dcim.reading import Reading
 
 if TYPE_CHECKING:
@@ -111,9 +113,12 @@ class AlertEngine:
         *,
         clock: Clock = wall_clock,
         notifiers: Mapping[str, Notifier] | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
+        #: Operator actions through the API (default: <state_dir>/audit.jsonl).
+        self.audit = audit or AuditLog(Path(state_dir) / DEFAULT_AUDIT_FILE)
         self.store = AlertStore(Path(state_dir) / settings.db_file)
         longest_poll = max((d.interval_s for d in devices.values()), default=0.0)
         grace = settings.startup_grace_s
@@ -151,6 +156,10 @@ class AlertEngine:
         self._emit: Emit | None = None
         self._api: web.AppRunner | None = None
         self.api_port: int | None = None
+        #: Changes the store refused (disk full, I/O error), saved with the next flush.
+        self._unsaved: tuple[list[Incident], list[tuple[str, Notification]]] = ([], [])
+        #: Saves the store refused since start (a self-metric; each spell is logged once).
+        self.store_errors = 0
 
     @classmethod
     def from_config(
@@ -165,7 +174,15 @@ class AlertEngine:
             for placed in iter_devices(config)
         }
         directory = state_dir if state_dir is not None else config.monitor.state_dir
-        return cls(settings, load_rules(settings), devices, directory, clock=clock)
+        audit_file = config.monitor.audit_file or directory / DEFAULT_AUDIT_FILE
+        return cls(
+            settings,
+            load_rules(settings),
+            devices,
+            directory,
+            clock=clock,
+            audit=AuditLog(audit_file),
+        )
 
     # --- running ---------------------------------------------------------------
 
@@ -176,7 +193,7 @@ class AlertEngine:
         if self.settings.api is not None and self._api is None:
             from dcim.alerts.api import start_api
 
-            self._api, self.api_port = await start_api(self, self.settings.api)
+            self._api, self.api_port = await start_api(self, self.settings.api, self.audit)
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         while True:
@@ -210,8 +227,29 @@ class AlertEngine:
         """Store what changed with its outbox rows (one transaction), emit, wake channels."""
         out = self.engine.take()
         routed = [(ch, n) for n in out.notifications for ch in self.dispatcher.route(n)]
-        if out.changed or routed:
-            self.store.save(out.changed, routed)
+        changed = [*self._unsaved[0], *out.changed]
+        routed = [*self._unsaved[1], *routed]
+        if changed or routed:
+            try:
+                self.store.save(changed, routed)
+            except sqlite3.Error as exc:
+                # keep them in memory and try again next flush: a notification is late, not lost
+                if not self._unsaved[0] and not self._unsaved[1]:
+                    log.error(
+                        "alert store %s: cannot save (%s); holding %d changes and %d "
+                        "notifications in memory until it can",
+                        self.store.path,
+                        exc,
+                        len(changed),
+                        len(routed),
+                    )
+                self.store_errors += 1
+                self._unsaved = (changed, routed)
+                routed = []
+            else:
+                if self._unsaved[0] or self._unsaved[1]:
+                    log.warning("alert store %s: saving again", self.store.path)
+                self._unsaved = ([], [])
         if routed:
             self.dispatcher.wake()
         if self._emit is not None:

@@ -9,13 +9,18 @@ delivered only after the peer accepted them.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import time
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 
 from dcim.alerts.model import Incident, Notification, Phase, Severity
 from dcim.alerts.silences import Silence
+from dcim.errors import StateDirError
+
+log = logging.getLogger(__name__)
 
 _SEVERITY_RANK = {severity.value: severity.rank for severity in Severity}
 
@@ -63,13 +68,51 @@ class AlertStore:
     """One SQLite file; used from the event loop thread only (calls are short)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # an alert change must survive a power cut once we have said it happened
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        #: Where a corrupt store found at start was moved (None: the store was sound).
+        self.set_aside: Path | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._db = self._open(path)
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError) and not _corrupt(exc):
+                    raise
+                self._db = self._recover(path, exc)
+        except (OSError, sqlite3.OperationalError) as exc:
+            detail = getattr(exc, "strerror", None) or str(exc)
+            raise StateDirError(f"alert store {path}: {detail}") from None
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            # an alert change must survive a power cut once we have said it happened
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+            db.execute("SELECT COUNT(*) FROM incidents").fetchone()
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
+
+    def _recover(self, path: Path, exc: sqlite3.DatabaseError) -> sqlite3.Connection:
+        """Move a corrupt store aside (kept for a post-mortem) and start an empty one."""
+        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            part = path.with_name(path.name + suffix)
+            if part.exists():
+                part.replace(aside.with_name(aside.name + suffix))
+        self.set_aside = aside
+        log.error(
+            "alert store %s is corrupt (%s): moved to %s and started empty; open incidents "
+            "and silences in it are lost, conditions still true will alert again",
+            path,
+            exc,
+            aside.name,
+        )
+        return self._open(path)
 
     def close(self) -> None:
         self._db.close()
@@ -188,6 +231,12 @@ class AlertStore:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
+
+
+def _corrupt(exc: sqlite3.Error) -> bool:
+    """An error that means the file is not a usable database (as opposed to I/O trouble)."""
+    text = str(exc).lower()
+    return "not a database" in text or "malformed" in text or "corrupt" in text
 
 
 def silence_from_json(data: dict[str, object]) -> Silence:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
+from dcim.errors import StateDirError
 from dcim.inventory import FileSinkConfig, InfluxSinkConfig
 from dcim.reading import Reading
 from dcim.sinks.file import FileWriter
@@ -23,6 +25,9 @@ class ConfiguredSink:
     @property
     def stats(self) -> SinkStats:
         return self.worker.stats
+
+    async def safe_through(self, position: int) -> None:
+        await self.worker.safe_through(position)
 
     async def run(self) -> None:
         await self.worker.run()
@@ -54,13 +59,24 @@ def build_writer(config: InfluxSinkConfig | FileSinkConfig) -> Writer:
 
 
 def build_sink_worker(
-    config: InfluxSinkConfig | FileSinkConfig, source: asyncio.Queue[Reading], state_dir: Path
+    config: InfluxSinkConfig | FileSinkConfig,
+    source: asyncio.Queue[Reading],
+    state_dir: Path,
+    skipped: Callable[[], int] | None = None,
 ) -> ConfiguredSink:
-    """Writer, on-disk spool (InfluxDB only) and worker for one configured sink."""
+    """Writer, on-disk spool (InfluxDB only) and worker for one configured sink.
+
+    `skipped` counts readings the source queue dropped (its positions the worker passes).
+    """
     spool = None
     if isinstance(config, InfluxSinkConfig):
         directory = config.spool.dir or state_dir / "spool" / config.name
-        spool = Spool(directory, max_bytes=int(config.spool.max_mb * 1024 * 1024))
+        try:
+            spool = Spool(directory, max_bytes=int(config.spool.max_mb * 1024 * 1024))
+        except OSError as exc:
+            setting = f"sinks.{config.name}.spool.dir" if config.spool.dir else "monitor.state_dir"
+            detail = exc.strerror or str(exc)
+            raise StateDirError(f"{setting}: spool {directory}: {detail}") from None
     writer = build_writer(config)
     worker = SinkWorker(
         config.name,
@@ -69,5 +85,6 @@ def build_sink_worker(
         spool,
         batch_size=config.batch_size,
         flush_interval_s=config.flush_interval_s,
+        skipped=skipped,
     )
     return ConfiguredSink(worker, writer)

@@ -30,8 +30,16 @@ _RETRY_LATER = frozenset({401, 403, 404, 429})
 _DROPPED = re.compile(r"dropped=(\d+)")
 
 
+#: Seconds a probe of a down server may take (it only asks "are you there?").
+PROBE_TIMEOUT_S = 2.0
+
+
 class Writer(Protocol):
-    """What the sink worker needs: write a body, close."""
+    """What the sink worker needs: write a body, close.
+
+    A writer may also offer `async probe() -> bool` (a cheap "is the sink back?"),
+    which the worker calls while the sink is down instead of waiting out its backoff.
+    """
 
     name: str
 
@@ -79,6 +87,19 @@ def check_status(name: str, status: int, body: bytes) -> None:
 def _unavailable(name: str, exc: BaseException) -> SinkUnavailableError:
     detail = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
     return SinkUnavailableError(f"{name}: {detail}")
+
+
+async def _ping(url: str, headers: dict[str, str]) -> bool:
+    """Any HTTP answer from `url`/ping within PROBE_TIMEOUT_S (a hung server gives none)."""
+    timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout, headers=headers) as session,
+            session.get(f"{url}/ping") as resp,
+        ):
+            return resp.status < 500
+    except (aiohttp.ClientError, TimeoutError):
+        return False
 
 
 class _Closable:
@@ -142,6 +163,10 @@ class InfluxV1Writer(_Closable):
             raise _unavailable(self.name, exc) from None
         check_status(self.name, status, text)
 
+    async def probe(self) -> bool:
+        """True when the server answers `/ping` at all (InfluxDB 1.x and 2.x have it)."""
+        return await _ping(self.url, self._headers)
+
     async def aclose(self) -> None:
         """Close the HTTP session."""
         if self._session is not None:
@@ -196,6 +221,10 @@ class InfluxV2Writer(_Closable):
             raise  # not reached: non-2xx always raises above
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _unavailable(self.name, exc) from None
+
+    async def probe(self) -> bool:
+        """True when the server answers `/ping` at all (InfluxDB 2.x, VictoriaMetrics)."""
+        return await _ping(self.url, {})
 
     async def aclose(self) -> None:
         """Close the client and its HTTP session."""

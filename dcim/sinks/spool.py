@@ -3,10 +3,16 @@
 One file per batch, named `<seq>-<lines>.lp`, so restart needs only a directory
 listing. A batch is written to a temp file and renamed into place, so a crash
 never leaves half a batch under a batch name. When full, the OLDEST batches go.
+
+The disk can refuse (full, read-only, permissions) or hold a file we cannot read:
+`FallbackSpool` then keeps batches in a bounded memory spool behind the disk one,
+and an unreadable batch file is moved aside; both are counted and logged, so the
+sink worker using the spool never sees an OSError.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -19,6 +25,10 @@ log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^(\d{16})-(\d+)\.lp$")
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+#: Memory that holds batches while the spool's disk refuses them.
+DEFAULT_FALLBACK_BYTES = 64 * 1024 * 1024
+#: Suffix of batch files that could not be read back (kept for a post-mortem).
+_ASIDE = ".unreadable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +56,12 @@ class BatchStore(Protocol):
     def batches(self) -> int: ...
     @property
     def points(self) -> int: ...
+    @property
+    def lost_points(self) -> int: ...
+    @property
+    def memory_points(self) -> int: ...
+    @property
+    def last_on_disk(self) -> bool: ...
     def append(self, body: bytes, lines: int) -> int: ...
     def peek(self) -> SpoolBatch | None: ...
     def remove(self, seq: int) -> bool: ...
@@ -64,6 +80,26 @@ class _Bounded:
         self._next_seq = 1
         #: Points dropped to respect max_bytes, since this object was created.
         self.dropped_points = 0
+        #: Points of batch files that could not be read back (moved aside, counted).
+        self._lost_points = 0
+        #: Failed disk operations (write, read, remove), since this object was created.
+        self.io_errors = 0
+        self._on_disk = isinstance(self, Spool)
+
+    @property
+    def last_on_disk(self) -> bool:
+        """Whether the batch last appended is on disk (survives the process)."""
+        return self._on_disk
+
+    @property
+    def memory_points(self) -> int:
+        """Points held only in memory (all of them, for a memory spool)."""
+        return 0 if self._on_disk else self._points
+
+    @property
+    def lost_points(self) -> int:
+        """Points in batches that could not be read back (not counted in `dropped_points`)."""
+        return self._lost_points
 
     @property
     def size_bytes(self) -> int:
@@ -180,13 +216,21 @@ class Spool(_Bounded):
         entries = []
         for path in self.directory.iterdir():
             if path.name.endswith(".tmp"):
-                path.unlink(missing_ok=True)  # a write interrupted by a crash
+                with contextlib.suppress(OSError):  # a read-only disk keeps it: harmless
+                    path.unlink(missing_ok=True)  # a write interrupted by a crash
                 continue
             match = _NAME.match(path.name)
             if match is None:
-                log.warning("spool %s: ignoring unexpected file %s", self.directory, path.name)
+                if not path.name.endswith(_ASIDE):
+                    log.warning("spool %s: ignoring unexpected file %s", self.directory, path.name)
                 continue
-            entries.append(_Entry(int(match[1]), int(match[2]), path.stat().st_size))
+            try:
+                size = path.stat().st_size
+            except OSError as exc:
+                log.error("spool %s: cannot read %s: %s", self.directory, path.name, exc)
+                self.io_errors += 1
+                continue
+            entries.append(_Entry(int(match[1]), int(match[2]), size))
         entries.sort(key=lambda e: e.seq)
         self._index.extend(entries)
         self._bytes = sum(e.size for e in entries)
@@ -201,26 +245,149 @@ class Spool(_Bounded):
             )
 
     def _store(self, seq: int, lines: int, body: bytes) -> None:
+        """Write one batch file; OSError (disk full, read-only...) leaves nothing behind."""
         tmp = self.directory / f".{seq:016d}.tmp"
-        with tmp.open("wb") as f:
-            f.write(body)
-            if self._fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        tmp.replace(self._path(seq, lines))
+        try:
+            with tmp.open("wb") as f:
+                f.write(body)
+                if self._fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            tmp.replace(self._path(seq, lines))
+        except OSError:
+            self.io_errors += 1
+            with contextlib.suppress(OSError):  # a half-written temp file would eat space
+                tmp.unlink(missing_ok=True)
+            raise
 
     def _discard(self, entry: _Entry) -> None:
-        self._path(entry.seq, entry.lines).unlink(missing_ok=True)
+        try:
+            self._path(entry.seq, entry.lines).unlink(missing_ok=True)
+        except OSError as exc:
+            # the batch is delivered: at worst it is sent again after a restart, and a
+            # point with the same series and time overwrites itself in InfluxDB
+            self.io_errors += 1
+            log.error("spool %s: cannot remove a delivered batch: %s", self.directory, exc)
 
     def peek(self) -> SpoolBatch | None:
-        """The oldest batch, read from disk and left in place."""
+        """The oldest batch, read from disk and left in place.
+
+        A batch file that cannot be read (permissions, I/O error, empty) is moved
+        aside as `<name>.unreadable`, its points counted in `lost_points` and logged.
+        """
         while self._index:
             entry = self._index[0]
+            path = self._path(entry.seq, entry.lines)
             try:
-                body = self._path(entry.seq, entry.lines).read_bytes()
+                body = path.read_bytes()
             except FileNotFoundError:  # removed behind our back: skip it
                 self._index.popleft()
                 self._forget(entry)
                 continue
+            except OSError as exc:
+                self._set_aside(entry, path, str(exc))
+                continue
+            if not body.strip():
+                self._set_aside(entry, path, "empty file")
+                continue
             return SpoolBatch(entry.seq, body, entry.lines)
         return None
+
+    def _set_aside(self, entry: _Entry, path: Path, why: str) -> None:
+        self._index.popleft()
+        self._forget(entry)
+        self.io_errors += 1
+        self._lost_points += entry.lines
+        try:
+            path.replace(path.with_name(path.name + _ASIDE))
+        except OSError:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        log.error(
+            "spool %s: batch %s unreadable (%s): %d points lost, file set aside",
+            self.directory,
+            path.name,
+            why,
+            entry.lines,
+        )
+
+
+class FallbackSpool:
+    """A disk spool with a bounded memory spool behind it for when the disk refuses.
+
+    Every append tries the disk first (a disk that freed space is used again at
+    once); a refused batch goes to memory, logged once per failure spell and
+    counted in `io_errors`. Reading serves the disk's batches first. Memory
+    batches carry negative sequence numbers, so `remove` knows where one lives.
+    """
+
+    def __init__(self, disk: Spool, memory: MemorySpool | None = None) -> None:
+        self.disk = disk
+        self.memory = memory or MemorySpool(DEFAULT_FALLBACK_BYTES)
+        self._failing = False
+        self._last_on_disk = True
+
+    @property
+    def last_on_disk(self) -> bool:
+        return self._last_on_disk
+
+    def __repr__(self) -> str:
+        return f"FallbackSpool({self.disk!r}, memory_batches={self.memory.batches})"
+
+    @property
+    def size_bytes(self) -> int:
+        return self.disk.size_bytes + self.memory.size_bytes
+
+    @property
+    def batches(self) -> int:
+        return self.disk.batches + self.memory.batches
+
+    @property
+    def points(self) -> int:
+        return self.disk.points + self.memory.points
+
+    @property
+    def memory_points(self) -> int:
+        """Points held only in memory (lost if the process dies)."""
+        return self.memory.points
+
+    @property
+    def lost_points(self) -> int:
+        return self.disk.lost_points
+
+    @property
+    def io_errors(self) -> int:
+        return self.disk.io_errors
+
+    def append(self, body: bytes, lines: int) -> int:
+        try:
+            dropped = self.disk.append(body, lines)
+        except OSError as exc:
+            if not self._failing:
+                self._failing = True
+                log.error(
+                    "spool %s: cannot write a batch (%s); holding batches in memory "
+                    "(up to %d MiB, lost if the process dies) until the disk takes them",
+                    self.disk.directory,
+                    exc.strerror or exc,
+                    self.memory.max_bytes // (1024 * 1024),
+                )
+            self._last_on_disk = False
+            return self.memory.append(body, lines)
+        self._last_on_disk = True
+        if self._failing:
+            self._failing = False
+            log.warning("spool %s: the disk takes batches again", self.disk.directory)
+        return dropped
+
+    def peek(self) -> SpoolBatch | None:
+        batch = self.disk.peek()
+        if batch is not None:
+            return batch
+        held = self.memory.peek()
+        if held is None:
+            return None
+        return SpoolBatch(-held.seq, held.body, held.lines)
+
+    def remove(self, seq: int) -> bool:
+        return self.memory.remove(-seq) if seq < 0 else self.disk.remove(seq)

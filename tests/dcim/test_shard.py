@@ -91,7 +91,7 @@ def _with_services(mqtt_client_id: str | None) -> Config:
                 device["snmp"]["community"] = "c"
     base["monitor"]["state_dir"] = "/var/lib/dcim"
     base["mqtt"] = {"url": "mqtt://broker:1883", "client_id": mqtt_client_id}
-    base["traps"] = {"port": 1162, "communities": ["trapc"]}
+    base["traps"] = {"host": "0.0.0.0", "port": 1162, "communities": ["trapc"]}
     base["alerts"] = {"api": {"port": 9180, "token": "t" * 20}}
     base["web"] = {"port": 9280, "anonymous_read": True}
     return Config.model_validate(base)

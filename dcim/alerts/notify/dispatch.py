@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from fnmatch import fnmatchcase
 
@@ -49,6 +50,10 @@ class Dispatcher:
         self.on_delivered: Callable[[str, Notification], None] | None = None
         self._tasks: dict[str, list[asyncio.Task[None]]] = {}
         self._started = False
+        #: Rows sent whose delivery the store could not record yet: never sent twice.
+        self._sent: dict[str, dict[int, float]] = {}
+        #: Store reads/writes that failed (disk full, I/O error); each is retried.
+        self.store_errors = 0
 
     def route(self, notification: Notification) -> list[str]:
         """Channels a notification goes to."""
@@ -164,23 +169,42 @@ class Dispatcher:
     async def _worker(self, name: str) -> None:
         notifier, wake = self.notifiers[name], self._wake[name]
         failures = 0
+        store_delay = self.retry.initial_s
         while True:
             # a few at a time, most urgent first: a page that lands behind a backlog
             # waits for at most this many sends, not for the whole backlog
-            batch = self.store.next_due(name)
-            if not batch:
-                wake.clear()
-                batch = self.store.next_due(name)  # a row may have landed meanwhile
+            try:
+                self._record_sent(name)
+                batch = self._due(name)
                 if not batch:
+                    wake.clear()
+                    batch = self._due(name)  # a row may have landed meanwhile
+            except sqlite3.Error as exc:
+                # the store is unreadable now (I/O error, disk full on a checkpoint):
+                # nothing is lost, the rows stay in the outbox; retry with backoff
+                self.store_errors += 1
+                log.error("channel %s: cannot read the alert outbox: %s", name, exc)
+                await asyncio.sleep(store_delay)
+                store_delay = min(store_delay * 2, self.retry.max_s)
+                continue
+            if not batch:
+                if self._sent.get(name):  # deliveries still to record: come back to them
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(store_delay):
+                            await wake.wait()
+                    store_delay = min(store_delay * 2, self.retry.max_s)
+                else:
                     await wake.wait()
-                    continue
+                continue
+            store_delay = self.retry.initial_s
             for seq, notification in batch:
                 while True:
                     try:
                         await notifier.send(notification)
                     except NotifyError as exc:
                         failures += 1
-                        self.store.failed_attempt(seq)
+                        with contextlib.suppress(sqlite3.Error):  # only a counter
+                            self.store.failed_attempt(seq)
                         if failures >= self.retry.fail_after and name not in self.failing:
                             self.failing[name] = str(exc)
                             log.warning("channel %s failing: %s", name, exc)
@@ -190,7 +214,8 @@ class Dispatcher:
                             delay = max(delay, exc.retry_after_s)
                         await asyncio.sleep(min(delay, self.retry.max_s))  # backoff
                         continue
-                    self.store.delivered(seq, self._clock())
+                    self._sent.setdefault(name, {})[seq] = self._clock()
+                    self._record_sent(name)
                     self.delivered += 1
                     if self.on_delivered is not None:
                         self.on_delivered(name, notification)
@@ -199,6 +224,22 @@ class Dispatcher:
                         log.warning("channel %s delivers again", name)
                         self._on_health(name, None)
                     break
+
+    def _due(self, name: str) -> list[tuple[int, Notification]]:
+        sent = self._sent.setdefault(name, {})
+        return [(seq, n) for seq, n in self.store.next_due(name) if seq not in sent]
+
+    def _record_sent(self, name: str) -> None:
+        """Mark sent rows delivered in the store; rows it refuses wait in memory for later."""
+        sent = self._sent.setdefault(name, {})
+        for seq, at in list(sent.items()):
+            try:
+                self.store.delivered(seq, at)
+            except sqlite3.Error as exc:
+                self.store_errors += 1
+                log.error("channel %s: cannot record a delivery in the alert store: %s", name, exc)
+                return
+            del sent[seq]
 
     async def _refresher(self, notifier: Notifier) -> None:
         refresh = getattr(notifier, "refresh", None)

@@ -141,12 +141,13 @@ async def test_every_type_and_order_from_a_plain_pymodbus_server(
     factory: CollectorFactory,
 ) -> None:
     registers: dict[int, list[int]] = {}
-    lines = ["name: all-types", "kind: sensor", "address_base: 0", "fields:"]
+    lines = ["name: all-types", "kind: meter", "address_base: 0", "fields:"]
     address = 0
     for dtype, order, value in _CASES:
         registers[address] = raw_codec(dtype, order).encode(value)
+        # scaled by 1e-9 into meter.power_w's plausible range (the vocabulary refuses 2**50 W)
         lines.append(
-            f"  - {{metric: sensor.temp_c, function: holding, address: {address}, "
+            f"  - {{metric: meter.power_w, function: holding, address: {address}, scale: 1.0e-9, "
             f"type: {dtype.value}, order: {order.value}, tags: {{case: {dtype.value}-{order.value}}}}}"
         )
         address += len(registers[address])
@@ -168,11 +169,11 @@ async def test_every_type_and_order_from_a_plain_pymodbus_server(
         readings = await collector.poll()
     finally:
         await server.shutdown()  # type: ignore[no-untyped-call]
-    temps = {r.tags["case"]: r.value for r in readings if r.metric == "sensor.temp_c"}
+    powers = {r.tags["case"]: r.value for r in readings if r.metric == "meter.power_w"}
     for dtype, order, value in _CASES:
-        assert temps[f"{dtype.value}-{order.value}"] == pytest.approx(float(value), rel=1e-7)
+        assert powers[f"{dtype.value}-{order.value}"] == pytest.approx(value * 1e-9, rel=1e-7)
     rest = {
-        (r.metric, r.tags.get("alarm")): r.value for r in readings if r.metric != "sensor.temp_c"
+        (r.metric, r.tags.get("alarm")): r.value for r in readings if r.metric != "meter.power_w"
     }
     assert rest == {
         ("crac.operating_mode", None): "cooling",

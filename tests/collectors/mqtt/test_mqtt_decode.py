@@ -42,14 +42,21 @@ finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_v
 
 @given(finite, st.floats(min_value=-1e3, max_value=1e3, allow_nan=False), finite)
 def test_number_is_raw_times_scale_plus_offset(raw: float, scale: float, offset: float) -> None:
-    convert, unit = compile_value(ValueSpec(metric="sensor.temp_c", scale=scale, offset=offset))
-    assert unit == "degC"
-    assert convert(raw) == pytest.approx(raw * scale + offset, rel=1e-12, abs=1e-9)
+    # meter.power_w: the widest plausible range in the vocabulary (+-1e9 W)
+    convert, unit = compile_value(ValueSpec(metric="meter.power_w", scale=scale, offset=offset))
+    assert unit == "W"
+    expected = raw * scale + offset
+    if not -1e9 <= expected <= 1e9:  # beyond the vocabulary's range: refused, not stored
+        with pytest.raises(FieldError) as info:
+            convert(raw)
+        assert info.value.reason == "out_of_range"
+        return
+    assert convert(raw) == pytest.approx(expected, rel=1e-12, abs=1e-9)
     # a number sent as text decodes the same
-    assert convert(repr(raw)) == pytest.approx(raw * scale + offset, rel=1e-12, abs=1e-9)
+    assert convert(repr(raw)) == pytest.approx(expected, rel=1e-12, abs=1e-9)
 
 
-@given(st.floats(min_value=-400, max_value=1000, allow_nan=False))
+@given(st.floats(min_value=-100, max_value=300, allow_nan=False))
 def test_fahrenheit_round_trips_to_celsius(celsius: float) -> None:
     convert, _ = compile_value(ValueSpec(metric="sensor.temp_c", unit="degF"))
     fahrenheit = celsius * 9 / 5 + 32
@@ -63,7 +70,8 @@ def test_valid_range_accepts_inside_and_refuses_outside(
     convert, _ = compile_value(
         ValueSpec(metric="sensor.humidity_pct", valid_range=(low, low + width))
     )
-    if low <= raw <= low + width:
+    # the vocabulary's own range (0..100 %) applies on top of the field's
+    if low <= raw <= low + width and 0 <= raw <= 100:
         assert convert(raw) == raw
     else:
         with pytest.raises(FieldError) as info:
@@ -201,9 +209,13 @@ def test_any_bytes_never_raise_anything_but_payload_errors(payload: bytes) -> No
 
 @given(finite)
 def test_plain_payload_round_trip(value: float) -> None:
-    decoder = _plain({"metric": "sensor.temp_c"})
+    decoder = _plain({"metric": "meter.power_w"})
     decoded = decoder.decode(f"{value!r}\n".encode(), NOW_NS)
-    assert decoded.values[0][1] == value
+    if -1e9 <= value <= 1e9:
+        assert decoded.values[0][1] == value
+    else:  # beyond the vocabulary's plausible range: a counted problem, never a value
+        assert decoded.values == []
+        assert [p.reason for _, p in decoded.problems] == ["out_of_range"]
 
 
 def test_plain_empty_payload() -> None:
