@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 from collectors.profile import load_snmp_profile
-from collectors.snmp.client import SnmpEngineHost
+from collectors.snmp.client import SnmpHost
 from collectors.snmp.collector import SnmpCollector
-from collectors.snmp.fastclient import FastSnmpHost
 from collectors.snmp.plan import SnmpPlan, plan_profile
 from collectors.snmp.security import WeakSecurityReporter
 from dcim.collector import Collector, StreamCollector
@@ -23,16 +22,12 @@ if TYPE_CHECKING:
 
 
 class CollectorFactory:
-    """Builds collectors and owns what they share: one SNMP engine, compiled plans."""
+    """Builds collectors and owns what they share: the SNMP sockets, compiled plans."""
 
-    def __init__(self, *, max_in_flight: int = 100, fast_snmp: bool = True) -> None:
+    def __init__(self, *, max_in_flight: int = 100) -> None:
         self._weak_security = WeakSecurityReporter()
         self._max_in_flight = max_in_flight
-        self._snmp_host: SnmpEngineHost | None = None
-        # SNMP through the lean codec (collectors/snmp/fastclient.py, fastv3session.py);
-        # pysnmp only when fast_snmp is off (the benchmark's baseline)
-        self._fast_snmp = fast_snmp
-        self._fast_host: FastSnmpHost | None = None
+        self._snmp_host: SnmpHost | None = None
         self._snmp_plans: dict[str, SnmpPlan] = {}
         # one gateway (connections, request pacing) per host:port, shared by its unit ids
         self._modbus_gateways: dict[tuple[str, int, str], ModbusGateway] = {}
@@ -42,16 +37,11 @@ class CollectorFactory:
         device = placed.device
         if device.snmp is not None:
             self._weak_security.report(device.id, device.snmp)
-            host: SnmpEngineHost
-            if self._fast_snmp:
-                if self._fast_host is None:
-                    self._fast_host = FastSnmpHost(self._max_in_flight)
-                host = self._fast_host
-            else:
-                if self._snmp_host is None:
-                    self._snmp_host = SnmpEngineHost(self._max_in_flight)
-                host = self._snmp_host
-            return SnmpCollector(placed, self.snmp_plan(device.profile), host, device.snmp)
+            if self._snmp_host is None:
+                self._snmp_host = SnmpHost(self._max_in_flight)
+            return SnmpCollector(
+                placed, self.snmp_plan(device.profile), self._snmp_host, device.snmp
+            )
         if device.modbus is not None:
             from collectors.modbus.collector import ModbusCollector
 
@@ -87,9 +77,6 @@ class CollectorFactory:
         return plan
 
     def close(self) -> None:
-        if self._fast_host is not None:
-            self._fast_host.close()
-            self._fast_host = None
         if self._snmp_host is not None:
             self._snmp_host.close()
             self._snmp_host = None

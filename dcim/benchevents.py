@@ -24,8 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pysnmp.proto.rfc1902 import Integer32, ObjectIdentifier, OctetString, TimeTicks
-
+from collectors.snmp import fastcodec as fc
 from collectors.snmp.fastcodec import encode_message, encode_varbind
 from dcim.benchmonitor import HOT_C, MQTT_RULE, NORMAL_C, TRAP_RULE
 from dcim.benchsnmp import _percentile
@@ -78,20 +77,22 @@ def _oid(text: str) -> tuple[int, ...]:
 
 def trap_datagram(event: Event, cycle: int, uptime_ticks: int) -> bytes:
     """The v2c notification for `event`, encoded with the monitor's own codec."""
+    extra: list[tuple[str, int | bytes]]
     if event.raises and cycle % 2 == 0:
         trap, extra = (
             UPS_TRAP_ON_BATTERY,
             [
-                (f"{UPS_MIB}.1.2.3.0", Integer32(12)),  # upsEstimatedMinutesRemaining
-                (f"{UPS_MIB}.1.2.2.0", Integer32(0)),  # upsSecondsOnBattery
+                (f"{UPS_MIB}.1.2.3.0", 12),  # upsEstimatedMinutesRemaining
+                (f"{UPS_MIB}.1.2.2.0", 0),  # upsSecondsOnBattery
             ],
         )
     else:
         trap = APC_TRAPS["on_battery" if event.raises else "power_restored"]
-        extra = [(APC_TRAP_ARGS, OctetString(f"{event.target.device}: bench"))]
-    varbinds = encode_varbind(SYS_UPTIME, TimeTicks(uptime_ticks)) + encode_varbind(
-        SNMP_TRAP_OID, ObjectIdentifier(trap)
+        extra = [(APC_TRAP_ARGS, f"{event.target.device}: bench".encode())]
+    uptime = fc.tlv(
+        fc.SEQUENCE, fc.encode_oid(SYS_UPTIME) + fc.encode_integer(uptime_ticks, fc.TIME_TICKS)
     )
+    varbinds = uptime + encode_varbind(SNMP_TRAP_OID, _oid(trap))
     for oid, value in extra:
         varbinds += encode_varbind(_oid(oid), value)
     return encode_message(

@@ -9,9 +9,7 @@ other, each in its own process so CPU and memory are its own:
   (VictoriaMetrics or influxd 1.x), the trap receiver, MQTT and the alert
   engine, while traps and MQTT messages cross rules (`dcim.benchdrive`);
 - fast: the monitor's collectors (`CollectorFactory`, `DevicePoller`, the
-  lean v2c client) poll every device every `--interval` seconds;
-- pysnmp: the same with the pysnmp client, on `--pysnmp-devices` devices
-  (it needs several cores for thousands);
+  SNMP client) poll every device every `--interval` seconds;
 - exporter: prometheus-snmp-exporter (Debian package) with a generated
   `snmp.yml` walking the same OIDs, scraped by a load loop in another
   process on the same schedule; its CPU is read from /proc.
@@ -19,7 +17,7 @@ other, each in its own process so CPU and memory are its own:
 Every phase first polls for one interval (warm-up: sessions, caches), then
 measures for `--duration` seconds. A poll counts when it returns readings
 (or, for the exporter, an HTTP 200 with samples). Results are ratios taken
-in the same run: monitor and fast vs exporter, fast vs pysnmp polls per CPU-second.
+in the same run: monitor and fast vs exporter polls per CPU-second.
 `--json FILE` keeps everything; `dcim bench report FILE` renders it as a table.
 """
 
@@ -55,7 +53,7 @@ from dcim.reading import Reading
 if TYPE_CHECKING:
     from simulators.fast_agent import FleetDevice
 
-PHASES = ("monitor", "fast", "pysnmp", "exporter")
+PHASES = ("monitor", "fast", "exporter")
 DEFAULT_PHASES = "monitor,exporter"
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -280,9 +278,7 @@ async def _poll_phase(spec: dict[str, Any]) -> dict[str, Any]:
             await super().run()
 
     rss_start = rss_of()
-    factory = CollectorFactory(
-        max_in_flight=config.monitor.max_in_flight, fast_snmp=spec["mode"] == "fast"
-    )
+    factory = CollectorFactory(max_in_flight=config.monitor.max_in_flight)
     pollers: list[LagPoller] = []
     for placed in iter_devices(config):
         interval = placed.device.poll_interval_s
@@ -336,7 +332,8 @@ async def _poll_phase(spec: dict[str, Any]) -> dict[str, Any]:
 def _exporter_module(profile_name: str) -> dict[str, Any]:
     """A snmp_exporter (0.21 format) module reading what the profile's plan reads."""
     from collectors.profile import load_snmp_profile
-    from collectors.snmp.plan import oid_text, plan_profile
+    from collectors.snmp.plan import plan_profile
+    from collectors.snmp.types import oid_text
 
     plan = plan_profile(load_snmp_profile(profile_name))
     prefix = profile_name.replace("-", "_")
@@ -676,9 +673,6 @@ def _run_phase(
         return run_monitor_phase(args, spec, work)
     if phase == "fast":
         return _child("poll", {**spec, "mode": "fast", "devices": args.devices})
-    if phase == "pysnmp":
-        count = min(args.devices, args.pysnmp_devices)
-        return _child("poll", {**spec, "mode": "pysnmp", "devices": count})
     binary = shutil.which("prometheus-snmp-exporter")
     if binary is None:
         print(
@@ -694,11 +688,10 @@ def _ratios(phases: dict[str, dict[str, Any]]) -> dict[str, float | None]:
         return float(value) if value else None
 
     monitor, fast = per_cpu("monitor"), per_cpu("fast")
-    slow, go = per_cpu("pysnmp"), per_cpu("exporter")
+    go = per_cpu("exporter")
     return {
         "monitor_vs_exporter_polls_per_cpu_s": monitor / go if monitor and go else None,
         "fast_vs_exporter_polls_per_cpu_s": fast / go if fast and go else None,
-        "fast_vs_pysnmp_polls_per_cpu_s": fast / slow if fast and slow else None,
     }
 
 
@@ -819,7 +812,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--interval", type=float, default=30.0, help="poll interval, s")
     parser.add_argument("--duration", type=float, default=60.0, help="measured window, s")
-    parser.add_argument("--pysnmp-devices", type=int, default=500)
     parser.add_argument("--max-repetitions", type=int, default=25)
     parser.add_argument("--agent-ports", type=int, default=4, help="UDP ports of the simulator")
     parser.add_argument(

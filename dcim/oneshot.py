@@ -232,11 +232,11 @@ async def poll_inventory_device(args: argparse.Namespace) -> int:
 
 async def walk_and_print(args: argparse.Namespace) -> int:
     """`dcim walk`: the device's objects as snmprec lines on stdout (or --output)."""
-    from collectors.snmp.fastclient import FastSnmpHost
+    from collectors.snmp.client import SnmpHost
     from collectors.snmp.record import DEFAULT_SUBTREES, snmprec_line, walk
 
     config = _snmp_config(args)
-    host = FastSnmpHost()
+    host = SnmpHost()
     out = args.output.open("w", encoding="ascii") if args.output else sys.stdout
     count = 0
     try:

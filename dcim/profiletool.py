@@ -229,9 +229,9 @@ class _Dropped(logging.Handler):
 
 async def _poll_snmp(args: argparse.Namespace) -> int:
     from collectors.profile import compose_profiles, load_snmp_profile, parse_snmp_profile
+    from collectors.snmp.client import SnmpHost
     from collectors.snmp.collector import SnmpCollector
     from collectors.snmp.discovery import discover, shipped_profiles
-    from collectors.snmp.fastclient import FastSnmpHost
     from collectors.snmp.plan import plan_profile
     from dcim.inventory import DeviceConfig, PlacedDevice, SnmpConfig
     from dcim.oneshot import snmp_from_args
@@ -264,7 +264,7 @@ async def _poll_snmp(args: argparse.Namespace) -> int:
         where = f"{config.host}:{config.port}"
     dropped = _Dropped()
     logging.getLogger("collectors.snmp.collector").addHandler(dropped)
-    host = FastSnmpHost()
+    host = SnmpHost()
     try:
         others = [p for p in shipped_profiles() if p.name != profile.name]
         found = await discover(config, host=host, profiles=[*others, profile], poll=False)

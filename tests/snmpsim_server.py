@@ -22,8 +22,7 @@ from pathlib import Path
 from servers import missing, stop_process
 from snmpd import free_udp_port
 
-from collectors.snmp.client import build_object_names
-from collectors.snmp.fastclient import FastSnmpHost
+from collectors.snmp.client import SnmpHost
 from dcim.errors import CollectError
 from dcim.inventory import SnmpConfig
 
@@ -111,7 +110,7 @@ class Snmpsim:
 
     async def wait_ready(self, community: str) -> None:
         """Return once snmpsim answers a GET for `community` (it indexes files first)."""
-        host = FastSnmpHost()
+        host = SnmpHost()
         deadline = time.monotonic() + START_TIMEOUT_S
         try:
             session = await host.session("snmpsim", self.config(community, timeout_s=1, retries=0))
@@ -119,7 +118,7 @@ class Snmpsim:
                 if self._proc is not None and self._proc.poll() is not None:
                     raise RuntimeError(f"snmpsim exited:\n{self.log()[-2000:]}")
                 try:
-                    await session.get(build_object_names(["1.3.6.1.2.1.1.2.0"]))
+                    await session.get([(1, 3, 6, 1, 2, 1, 1, 2, 0)])
                 except CollectError:
                     await asyncio.sleep(0.2)  # still indexing the recordings
                     continue

@@ -25,9 +25,9 @@ from manual_time import ManualTime
 from snmpsim_server import Snmpsim, start_snmpsim
 
 from collectors.profile import load_snmp_profile
+from collectors.snmp.client import SnmpHost
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.discovery import discover
-from collectors.snmp.fastclient import FastSnmpHost
 from collectors.snmp.plan import plan_profile
 from collectors.snmp.record import snmprec_line, walk
 from dcim.inventory import DeviceConfig, PlacedDevice, SnmpConfig, iter_devices, load_config
@@ -64,7 +64,7 @@ class Recorded:
 
 async def record(config: SnmpConfig, sys_object_id: str) -> list[str]:
     """Walk one device through the production client: its snmprec lines."""
-    host = FastSnmpHost()
+    host = SnmpHost()
     lines: list[str] = []
     try:
         session = await host.session("walk", config)
@@ -128,7 +128,7 @@ async def poll(device_id: str, profile: str, config: SnmpConfig) -> dict[Key, ob
         {"id": device_id, "kind": spec.kind, "profile": profile, "snmp": config.model_dump()}
     )
     placed = PlacedDevice(device, "lab", "", "", "", MappingProxyType({"device": device_id}))
-    host = FastSnmpHost()
+    host = SnmpHost()
     try:
         async with SnmpCollector(placed, plan_profile(spec), host, config) as collector:
             readings = await collector.poll()

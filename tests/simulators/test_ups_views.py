@@ -26,7 +26,7 @@ import pytest
 from manual_time import T0, ManualTime
 
 from collectors.profile import SnmpProfile, load_snmp_profile
-from collectors.snmp.client import SnmpEngineHost
+from collectors.snmp.client import SnmpHost
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.discovery import discover
 from collectors.snmp.plan import plan_profile
@@ -110,7 +110,7 @@ class Lab:
     site: Site
     time: ManualTime
     devices: dict[str, PlacedDevice]
-    engine: SnmpEngineHost
+    engine: SnmpHost
 
     def at(self, seconds: float) -> None:
         self.time.t = T0 + seconds
@@ -156,7 +156,7 @@ async def lab() -> AsyncIterator[Lab]:
     time = ManualTime()
     site = Site(load_config(SITE_FILE), clock=SimClock(now_fn=time), seed=11)
     await site.start("127.0.0.1", 0)
-    engine = SnmpEngineHost()
+    engine = SnmpHost()
     try:
         devices = {p.device.id: _served_at(site, p) for p in iter_devices(site.config)}
         yield Lab(site, time, devices, engine)
@@ -334,7 +334,7 @@ async def test_single_phase_views_until_the_battery_is_flat() -> None:
         LiebertUpsDevice("ups-liebert", models["ups-liebert"], clock),
     ]
     agent = await serve(devices)
-    engine = SnmpEngineHost()
+    engine = SnmpHost()
     try:
 
         async def poll(name: str) -> list[Reading]:

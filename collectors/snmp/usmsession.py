@@ -1,4 +1,4 @@
-"""SNMPv3 sessions of the fast client: USM engine discovery, time sync, REPORTs as errors.
+"""SNMPv3 sessions: USM engine discovery, time sync, REPORTs as errors.
 
 An agent's engine (id, boots, time) is learned once per address by the RFC
 3414 4 discovery probe and shared by every session to that address (a fleet
@@ -9,9 +9,9 @@ REPORTs that a resend cures are handled once per request: notInTimeWindow
 (the agent rebooted: boots went up, or its clock jumped) resyncs boots/time
 from the authenticated report; unknownEngineID naming another engine (card
 replaced or reset) adopts it, re-localizes the keys and logs the change. The
-other REPORTs become `SnmpSecurityError`s with the pysnmp path's reasons.
-A request that goes unanswered is followed by a discovery probe, as on the
-pysnmp path: a live agent that drops our requests has the wrong priv key.
+other REPORTs become `SnmpSecurityError`s naming the reason. A request that
+goes unanswered is followed by a discovery probe: a live agent that drops our
+requests has the wrong priv key.
 """
 
 from __future__ import annotations
@@ -20,26 +20,23 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from collectors.snmp import fastcodec as fc
 from collectors.snmp import fastv3 as fv3
-from collectors.snmp.client import (
+from collectors.snmp.transport import Channel, Requests, probe_engine
+from collectors.snmp.types import (
+    Oid,
     SnmpSecurityError,
-    SnmpSession,
     SnmpStatusError,
+    TypedVarBind,
     VarBind,
-    _security_detail,
 )
-from collectors.snmp.fastclient import FastSnmpHost, _Channel, _oid_of
 from collectors.snmp.usmcrypto import UsmCryptoError, UsmKeys
 from collectors.snmp.usmcrypto import local_keys as _local_keys
-from dcim.errors import CollectError, DeviceProtocolError
+from dcim.errors import CollectError, DeviceProtocolError, DeviceTimeoutError
 from dcim.inventory import SnmpConfig
 
 log = logging.getLogger(__name__)
-
-Oid = tuple[int, ...]
 #: Engine time is a 31-bit counter (RFC 3414 2.2.1).
 _TIME_MAX = 2**31 - 1
 
@@ -71,17 +68,13 @@ class EngineState:
             self.sync(boots, engine_time)
 
 
-class FastV3Session(SnmpSession):
-    """Requests to one SNMPv3 device; one request at a time per device is the caller's rule.
-
-    Subclasses `SnmpSession` for the collector's type and its timeout messages;
-    none of the pysnmp machinery is used.
-    """
+class UsmSession:
+    """Requests to one SNMPv3 device; one request at a time per device is the caller's rule."""
 
     def __init__(
         self,
-        host: FastSnmpHost,
-        channel: _Channel,
+        requests: Requests,
+        channel: Channel,
         device_id: str,
         config: SnmpConfig,
         address: tuple[str, int],
@@ -90,7 +83,7 @@ class FastV3Session(SnmpSession):
     ) -> None:
         v3 = config.v3
         assert v3 is not None  # validated by SnmpConfig
-        self._fast_host = host
+        self._requests = requests
         self._channel = channel
         self.device_id = device_id
         self._config = config
@@ -110,31 +103,27 @@ class FastV3Session(SnmpSession):
         self._keys: UsmKeys | None = None
         self._keys_engine: bytes | None = None
 
-    async def get(self, var_binds: Sequence[tuple[Any, Any]]) -> list[VarBind]:
-        return await self._v3_request(fc.GET, 0, var_binds)
+    async def get(self, oids: Sequence[Oid]) -> list[VarBind]:
+        return await self._v3_request(fc.GET, 0, oids)
 
-    async def get_next(self, var_binds: Sequence[tuple[Any, Any]]) -> list[VarBind]:
-        return await self._v3_request(fc.GET_NEXT, 0, var_binds)
+    async def get_next(self, oids: Sequence[Oid]) -> list[VarBind]:
+        return await self._v3_request(fc.GET_NEXT, 0, oids)
 
-    async def get_bulk(
-        self, var_binds: Sequence[tuple[Any, Any]], max_repetitions: int
-    ) -> list[VarBind]:
-        return await self._v3_request(fc.GET_BULK, max_repetitions, var_binds)
+    async def get_bulk(self, oids: Sequence[Oid], max_repetitions: int) -> list[VarBind]:
+        return await self._v3_request(fc.GET_BULK, max_repetitions, oids)
 
-    async def get_bulk_typed(
-        self, var_binds: Sequence[tuple[Any, Any]], max_repetitions: int
-    ) -> list[fc.TypedVarBind]:
+    async def get_bulk_typed(self, oids: Sequence[Oid], max_repetitions: int) -> list[TypedVarBind]:
         """GETBULK keeping each value's wire type (`dcim walk`)."""
-        plaintext, header = await self._v3_answer(fc.GET_BULK, max_repetitions, var_binds)
+        plaintext, header = await self._v3_answer(fc.GET_BULK, max_repetitions, oids)
         try:
             return fc.decode_typed_varbinds(plaintext, header.varbinds_start, header.varbinds_end)
         except fc.CodecError as exc:
             raise DeviceProtocolError(self.device_id, f"malformed SNMP response: {exc}") from None
 
     async def _v3_request(
-        self, pdu_type: int, max_repetitions: int, var_binds: Sequence[tuple[Any, Any]]
+        self, pdu_type: int, max_repetitions: int, oids: Sequence[Oid]
     ) -> list[VarBind]:
-        plaintext, header = await self._v3_answer(pdu_type, max_repetitions, var_binds)
+        plaintext, header = await self._v3_answer(pdu_type, max_repetitions, oids)
         try:
             return fc.decode_varbinds(plaintext, header.varbinds_start, header.varbinds_end)
         except fc.CodecError as exc:
@@ -142,10 +131,10 @@ class FastV3Session(SnmpSession):
             raise DeviceProtocolError(self.device_id, msg) from None
 
     async def _v3_answer(
-        self, pdu_type: int, max_repetitions: int, var_binds: Sequence[tuple[Any, Any]]
+        self, pdu_type: int, max_repetitions: int, request: Sequence[Oid]
     ) -> tuple[bytes, fc.Header]:
         """The response's scoped-PDU plaintext and header; raises on silence, REPORTs, status."""
-        oids = tuple([_oid_of(name) for name, _ in var_binds])
+        oids = tuple(request)
         cured: set[str] = set()  # each cure at most once per request
         while True:
             engine_id = await self._engine_id()
@@ -174,13 +163,13 @@ class FastV3Session(SnmpSession):
     ) -> fv3.Incoming | None:
         engine = self._engine
         keys = self._local_keys(engine_id)
-        template = self._fast_host.template(
+        template = self._requests.template(
             ("v3", engine_id, self._context, pdu_type, max_repetitions, oids),
             lambda: fv3.scoped_template(
                 engine_id, self._context, pdu_type, oids, max_repetitions=max_repetitions
             ),
         )
-        rid = self._fast_host.next_request_id()
+        rid = self._requests.next_id()
         request = fv3.encode_message(
             rid,
             self._level | fv3.FLAG_REPORTABLE,
@@ -272,18 +261,14 @@ class FastV3Session(SnmpSession):
 
     async def _probe(self) -> fv3.Incoming | None:
         """Send the discovery probe: the agent's REPORT (engine id, boots, time), or None."""
-        rid = self._fast_host.next_request_id()
-        answer = await self._channel.exchange(
+        return await probe_engine(
+            self._channel,
+            self._requests,
             self.device_id,
-            rid,
-            fv3.discovery_probe(rid),
             self.address,
             timeout_s=self._timeout_s,
             tries=self._tries,
-            check=_check_probe,
         )
-        assert answer is None or isinstance(answer, fv3.Incoming)
-        return answer
 
     def _cure(self, answer: fv3.Incoming, sent_engine: bytes, cured: set[str]) -> bool:
         """Act on a REPORT a resend may cure; True to resend."""
@@ -326,29 +311,35 @@ class FastV3Session(SnmpSession):
             engine.sync(message.boots, message.time)
         return True
 
+    def _timeout_error(self, probed: bytes | None) -> CollectError:
+        """Every try unanswered: a dead agent, or (it answers the probe) a wrong priv key."""
+        if probed is None:
+            return DeviceTimeoutError(
+                self.device_id,
+                f"no answer (timeout after {self._tries} tries of {self._timeout_s} s)",
+            )
+        v3 = self._v3
+        if v3.priv_protocol != "none":
+            return SnmpSecurityError(
+                self.device_id,
+                "wrong_priv",
+                f"agent answers engine discovery but drops our requests: wrong priv key or "
+                f"priv protocol ({v3.priv_protocol}) for SNMPv3 user {v3.user!r}",
+            )
+        return DeviceTimeoutError(
+            self.device_id,
+            f"no answer to requests (timeout after {self._tries} tries), though the agent "
+            "answers engine discovery",
+        )
+
     def _report_error(self, answer: fv3.Incoming) -> CollectError:
         oid = fv3.report_oid(answer.scoped)
         reason = fv3.REPORT_REASONS.get(oid) if oid is not None else None
         if reason is not None:
-            detail = _security_detail(reason, f"REPORT {reason}", self._config)
-            return SnmpSecurityError(self.device_id, reason, detail)
+            return SnmpSecurityError.refused(self.device_id, reason, self._config)
         if oid is None:
             return DeviceProtocolError(self.device_id, "agent sent an empty REPORT")
         name = fv3.REPORT_NAMES.get(oid, ".".join(map(str, oid)))
         if oid == fv3.UNKNOWN_CONTEXTS:
             name += f" (context name {self._v3.context_name!r})"
         return DeviceProtocolError(self.device_id, f"agent sent a REPORT: {name}")
-
-
-def _check_probe(data: bytes, msg_id: int) -> fv3.Incoming | None:
-    """The REPORT answering a discovery probe: clear text, naming an engine."""
-    try:
-        message = fv3.decode_message(data)
-        if message.flags & (fv3.FLAG_AUTH | fv3.FLAG_PRIV) or not message.engine_id:
-            return None
-        scoped = fv3.decode_scoped(fv3.scoped_plaintext(data, message, None))
-    except (fc.CodecError, UsmCryptoError):
-        return None
-    if scoped.header.pdu_type != fc.REPORT:
-        return None
-    return fv3.Incoming(message, scoped, False)
