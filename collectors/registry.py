@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from collectors.profile import load_snmp_profile
 from collectors.snmp.client import SnmpHost
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.plan import SnmpPlan, plan_profile
+from collectors.snmp.profile import load_snmp_profile
 from collectors.snmp.security import WeakSecurityReporter
 from dcim.collector import Collector, StreamCollector
 from dcim.errors import ConfigError, ProfileError

@@ -331,8 +331,8 @@ async def _poll_phase(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _exporter_module(profile_name: str) -> dict[str, Any]:
     """A snmp_exporter (0.21 format) module reading what the profile's plan reads."""
-    from collectors.profile import load_snmp_profile
     from collectors.snmp.plan import plan_profile
+    from collectors.snmp.profile import load_snmp_profile
     from collectors.snmp.types import oid_text
 
     plan = plan_profile(load_snmp_profile(profile_name))

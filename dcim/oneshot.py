@@ -87,9 +87,9 @@ async def discover_and_print(args: argparse.Namespace) -> int:
 
 
 async def poll_once_and_print(args: argparse.Namespace) -> int:
-    from collectors.profile import load_snmp_profile
     from collectors.registry import CollectorFactory
     from collectors.snmp.collector import SnmpCollector
+    from collectors.snmp.profile import load_snmp_profile
 
     name = args.profile
     if name == "auto":

@@ -167,7 +167,7 @@ def _validate(protocol: str, text: str, source: str) -> str:
     from dcim.yamlsource import validate_yaml
 
     if protocol == "snmp":
-        from collectors.profile import SnmpProfile, load_snmp_profile
+        from collectors.snmp.profile import SnmpProfile, load_snmp_profile
 
         profile = validate_yaml(text, source, SnmpProfile.model_validate)
         for name in profile.include:
@@ -228,11 +228,11 @@ class _Dropped(logging.Handler):
 
 
 async def _poll_snmp(args: argparse.Namespace) -> int:
-    from collectors.profile import compose_profiles, load_snmp_profile, parse_snmp_profile
     from collectors.snmp.client import SnmpHost
     from collectors.snmp.collector import SnmpCollector
     from collectors.snmp.discovery import discover, shipped_profiles
     from collectors.snmp.plan import plan_profile
+    from collectors.snmp.profile import compose_profiles, load_snmp_profile, parse_snmp_profile
     from dcim.inventory import DeviceConfig, PlacedDevice, SnmpConfig
     from dcim.oneshot import snmp_from_args
 

@@ -3,7 +3,7 @@
 A management card often answers several MIBs at once (a UPS card with probes,
 a Liebert card with UPS-MIB and lgpEnvironmental, a PDU with old and new
 tables), so a device gets every profile that applies, and its readings are
-merged one per quantity (`collectors.profile.compose_profiles`). The choice
+merged one per quantity (`collectors.snmp.profile.compose_profiles`). The choice
 generalises by MIB, never by a device's values:
 
 - a vendor profile applies when its `probe_oids` answer and the device is
@@ -32,11 +32,11 @@ from types import MappingProxyType
 
 import yaml
 
-from collectors.profile import PROFILE_JOINER, SnmpProfile, compose_profiles, load_snmp_profile
 from collectors.shipped import available_profiles
 from collectors.snmp.client import SnmpHost
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.plan import plan_profile
+from collectors.snmp.profile import PROFILE_JOINER, SnmpProfile, compose_profiles, load_snmp_profile
 from collectors.snmp.types import (
     Absent,
     Session,

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from collectors.profile import (
+from collectors.snmp.decode import CompiledField, Converter, DivisorKind, compile_converter
+from collectors.snmp.profile import (
     Condition,
     Conversion,
     Rollup,
@@ -21,7 +22,6 @@ from collectors.profile import (
     SnmpTable,
     SwitchedColumn,
 )
-from collectors.snmp.decode import CompiledField, Converter, DivisorKind, compile_converter
 from collectors.snmp.types import Oid, oid_text, parse_oid
 from dcim.reading import EMPTY_TAGS
 from dcim.vocabulary import load_vocabulary

@@ -22,11 +22,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from snmpsim_server import Snmpsim, start_snmpsim
 
-from collectors.profile import load_snmp_profile
 from collectors.snmp.client import SnmpHost
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.discovery import discover
 from collectors.snmp.plan import plan_profile
+from collectors.snmp.profile import load_snmp_profile
 from dcim.inventory import DeviceConfig, PlacedDevice
 from dcim.reading import Reading, Value
 

@@ -24,11 +24,11 @@ import pytest
 from manual_time import ManualTime
 from snmpsim_server import Snmpsim, start_snmpsim
 
-from collectors.profile import load_snmp_profile
 from collectors.snmp.client import SnmpHost
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.discovery import discover
 from collectors.snmp.plan import plan_profile
+from collectors.snmp.profile import load_snmp_profile
 from collectors.snmp.record import snmprec_line, walk
 from dcim.inventory import DeviceConfig, PlacedDevice, SnmpConfig, iter_devices, load_config
 from simulators.clock import SimClock

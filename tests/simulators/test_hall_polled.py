@@ -28,10 +28,10 @@ import pytest
 from manual_time import T0, ManualTime
 
 from collectors.modbus.profile import load_modbus_profile
-from collectors.profile import SnmpProfile, load_snmp_profile, parse_snmp_profile
 from collectors.registry import CollectorFactory
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.plan import plan_profile
+from collectors.snmp.profile import SnmpProfile, load_snmp_profile, parse_snmp_profile
 from dcim.inventory import PlacedDevice, iter_devices, load_config
 from dcim.reading import Reading, Value
 from simulators.clock import SimClock

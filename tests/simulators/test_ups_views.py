@@ -25,11 +25,11 @@ from types import MappingProxyType
 import pytest
 from manual_time import T0, ManualTime
 
-from collectors.profile import SnmpProfile, load_snmp_profile
 from collectors.snmp.client import SnmpHost
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.discovery import discover
 from collectors.snmp.plan import plan_profile
+from collectors.snmp.profile import SnmpProfile, load_snmp_profile
 from dcim.inventory import DeviceConfig, PlacedDevice, iter_devices, load_config
 from dcim.reading import Reading, Value
 from simulators.clock import SimClock

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from collectors.profile import Conversion, parse_snmp_profile
 from collectors.snmp.decode import compile_converter
 from collectors.snmp.plan import plan_profile
+from collectors.snmp.profile import Conversion, parse_snmp_profile
 from collectors.snmp.types import Absent, Oid, SnmpStatusError, VarBind
 from collectors.snmp.walk import ColumnWalker
 from dcim.errors import DeviceTimeoutError
