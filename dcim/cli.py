@@ -153,7 +153,7 @@ def _shard(args: argparse.Namespace) -> Shard | None:
 
 def _mqtt_client(broker: MqttBrokerConfig, client_id: str, will: Will) -> Client:
     """An MQTT client for the shard heartbeat (the collectors' TLS and auth handling)."""
-    from collectors.mqtt.client import make_client
+    from dcim.mqttclient import make_client
 
     return make_client(broker, client_id=client_id, persistent=False, will=will)
 

@@ -95,7 +95,7 @@ def _own_resources(config: Config, shard: Shard) -> dict[str, Any]:
             for sink in config.sinks
         ]
     if config.mqtt is not None:
-        from collectors.mqtt.client import default_client_id
+        from dcim.mqttclient import default_client_id
 
         base = config.mqtt.client_id or default_client_id()
         client_id = f"{base[: 64 - len(suffix) - 1]}-{suffix}"

@@ -23,9 +23,9 @@ from mqtt_helpers import (
     user_props,
 )
 
-from collectors.mqtt.client import make_client
 from collectors.mqtt.collector import MqttCollector
 from dcim.inventory import MqttBrokerConfig, TlsConfig
+from dcim.mqttclient import make_client
 from dcim.reading import Reading
 from simulators.mqtt_publisher import BrokerTarget, MqttSensor, PublisherStats, SensorPublisher
 
