@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 class CollectorFactory:
     """Builds collectors and owns what they share: the SNMP sockets, compiled plans."""
 
+    @classmethod
+    def for_config(cls, config: Config) -> CollectorFactory:
+        """The factory of a monitor running `config` (`dcim.collector.MakeCollectors`)."""
+        return cls(max_in_flight=config.monitor.max_in_flight)
+
     def __init__(self, *, max_in_flight: int = 100) -> None:
         self._weak_security = WeakSecurityReporter()
         self._max_in_flight = max_in_flight
@@ -49,6 +54,10 @@ class CollectorFactory:
             gateway = self.modbus_gateway(device.modbus)
             return ModbusCollector(placed, plan, gateway, device.modbus)
         raise ConfigError(device.id, ["no supported protocol section"])
+
+    def streams(self, config: Config) -> list[StreamCollector]:
+        """Collectors that receive pushed data (SNMP traps, MQTT) for this inventory."""
+        return build_streams(config)
 
     def modbus_plan(self, profile: str, max_gap: int) -> ModbusPlan:
         """The request plan of a register map, built once per (profile, max_gap)."""

@@ -140,7 +140,9 @@ async def monitor_phase(spec: dict[str, Any]) -> dict[str, Any]:
 
     config = Config.model_validate(monitor_config(spec))
     rss_start = rss_of()
-    monitor = Monitor(config)
+    from collectors.registry import CollectorFactory
+
+    monitor = Monitor(config, collectors=CollectorFactory.for_config(config))
     window = _Stats()
     loop = asyncio.get_running_loop()
 

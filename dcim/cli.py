@@ -126,7 +126,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     # before anything writes there (pid file, spool, alert store): one line if it cannot
     prepare_state_dir(config.monitor.state_dir)
-    service = Service(path, config, shard=shard, load=load_checked, mqtt_client=_mqtt_client)
+    from collectors.registry import CollectorFactory
+
+    service = Service(
+        path,
+        config,
+        shard=shard,
+        load=load_checked,
+        collectors=CollectorFactory.for_config,
+        mqtt_client=_mqtt_client,
+    )
     if shard is not None:
         part = service.config
         rooms = [f"{site.id}/{room.id}" for site in part.sites for room in site.rooms]

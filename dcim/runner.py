@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dcim.bus import Bus, Subscription
-from dcim.collector import StreamCollector
+from dcim.collector import Collectors, StreamCollector
 from dcim.inventory import Config, PlacedDevice, iter_devices
 from dcim.poller import DevicePoller
 from dcim.reading import Reading
@@ -78,13 +78,15 @@ class Monitor:
         self,
         config: Config,
         *,
+        collectors: Collectors,
         alerts: AlertEngine | None = None,
         board_note: str = "",
     ) -> None:
-        """`alerts`: an engine built by the caller (the demo runs one on simulated time);
-        by default one is built from `config.alerts`. `board_note`: a line the board shows."""
-        from collectors.registry import CollectorFactory, build_streams
-
+        """`collectors` builds the pollers' collectors and the push receivers (the
+        application passes `collectors.registry.CollectorFactory`); the monitor closes
+        it when it stops. `alerts`: an engine built by the caller (the demo runs one on
+        simulated time); by default one is built from `config.alerts`. `board_note`: a
+        line the board shows."""
         self.config = config
         self.bus = Bus()
         self.sinks: dict[str, SinkRunner] = {}
@@ -104,9 +106,8 @@ class Monitor:
             )
             self.sinks[sink_config.name] = sink
             self._sink_feeds.append((sink, subscription))
-        self._factory = CollectorFactory(max_in_flight=monitor.max_in_flight)
-        self._build_streams = build_streams
-        self.streams: list[StreamCollector] = build_streams(config)
+        self._collectors = collectors
+        self.streams: list[StreamCollector] = collectors.streams(config)
         self._stream_tasks: list[asyncio.Task[None]] = []
         self.alerts: AlertEngine | None = alerts
         if self.alerts is None and config.alerts is not None:
@@ -147,7 +148,7 @@ class Monitor:
 
     def _add_poller(self, placed: PlacedDevice) -> None:
         poller = DevicePoller(
-            self._factory.build(placed),
+            self._collectors.build(placed),
             interval_s=placed.device.poll_interval_s,
             emit=self.bus.publish,
             spread=self.config.monitor.jitter,
@@ -230,7 +231,7 @@ class Monitor:
                 except Exception:
                     log.exception("sink %s: error while flushing at shutdown", name)
             await _cancel(sink_tasks)
-            self._factory.close()
+            self._collectors.close()
 
     def _alert_store_errors(self) -> int | None:
         alerts = self.alerts
@@ -306,7 +307,7 @@ class Monitor:
 
     async def _restart_streams(self, config: Config) -> None:
         await _cancel(self._stream_tasks)
-        self.streams = self._build_streams(config)
+        self.streams = self._collectors.streams(config)
         if self._started:
             self._start_streams()
 

@@ -120,6 +120,7 @@ def _addresses(site: Any) -> dict[str, tuple[str, int]]:
 
 
 async def run_demo(args: argparse.Namespace) -> int:
+    from collectors.registry import CollectorFactory
     from dcim.demo.hall import (
         Credentials,
         alert_engine,
@@ -177,7 +178,7 @@ async def run_demo(args: argparse.Namespace) -> int:
                 credentials=credentials,
             )
             engine = alert_engine(config, served, clock.now)
-            monitor = Monitor(config, alerts=engine)
+            monitor = Monitor(config, collectors=CollectorFactory.for_config(config), alerts=engine)
             return await _run(
                 args,
                 monitor=monitor,

@@ -39,6 +39,7 @@ from dcim.shard import Shard, assign_rooms, shard_config
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from dcim.collector import MakeCollectors
     from dcim.ops.heartbeat import ClientFactory, ShardHeartbeat
     from dcim.runner import Monitor
 
@@ -61,6 +62,7 @@ class Service:
         config: Config,
         *,
         load: Loader,
+        collectors: MakeCollectors,
         shard: Shard | None = None,
         mqtt_client: ClientFactory | None = None,
     ) -> None:
@@ -69,6 +71,7 @@ class Service:
         self.shard = shard
         self.config = self._part(config)
         self._load = load
+        self._collectors = collectors
         self._mqtt_client = mqtt_client
         self.state = ServiceState(shard=f"{shard.index}/{shard.count}" if shard else "")
         self.notifier = ServiceNotifier()
@@ -119,7 +122,7 @@ class Service:
         ops_runner: web.AppRunner | None = None
         helpers: list[asyncio.Task[None]] = []
         try:
-            self.monitor = monitor = Monitor(self.config)
+            self.monitor = monitor = Monitor(self.config, collectors=self._collectors(self.config))
             ops_runner = await self._start_ops()
             monitor_task = asyncio.create_task(monitor.run(stop), name="monitor")
             await _first(monitor.ready.wait(), monitor_task)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from servers import InfluxDB1, VictoriaMetrics, eventually
 
+from collectors.registry import CollectorFactory
 from dcim.inventory import parse_config
 from dcim.runner import Monitor
 from simulators.clock import SimClock
@@ -180,7 +181,7 @@ async def test_v2_write_path_into_victoria_metrics(
           flush_interval_s: 0.2
         """
     config = parse_config(site_yaml(agent.port, sinks, tmp_path / "state"))
-    monitor = Monitor(config)
+    monitor = Monitor(config, collectors=CollectorFactory.for_config(config))
     stop = asyncio.Event()
     task = asyncio.create_task(monitor.run(stop))
 
@@ -221,7 +222,7 @@ async def test_influxdb_outage_loses_nothing_and_duplicates_nothing(
           flush_interval_s: 0.2
         """
     config = parse_config(site_yaml(agent.port, sinks, tmp_path / "state", interval=0.3))
-    monitor = Monitor(config)
+    monitor = Monitor(config, collectors=CollectorFactory.for_config(config))
     stop = asyncio.Event()
     task = asyncio.create_task(monitor.run(stop))
     influx = monitor.sinks["influxdb"]

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from collectors.registry import check_profiles
+from collectors.registry import CollectorFactory, check_profiles
 from dcim.inventory import Config, DeviceKind, iter_devices, parse_config
 from dcim.runner import Monitor
 from simulators.clock import SimClock
@@ -256,7 +256,7 @@ async def run_hall(
         await site.start("127.0.0.1", 0, mqtt_url=mqtt_url)
     try:
         config = monitor_config(site, mqtt_url, sink, state_dir, set(unpolled))
-        monitor = Monitor(config)
+        monitor = Monitor(config, collectors=CollectorFactory.for_config(config))
         receiver = next(s for s in monitor.streams if type(s).__name__ == "TrapReceiver")
         async with asyncio.timeout(STOP_WITHIN_S):
             _, trap_port = await receiver.start()  # type: ignore[attr-defined]

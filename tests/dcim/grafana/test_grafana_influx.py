@@ -51,6 +51,7 @@ from grafana_site import hall_config
 from mosquitto_server import Mosquitto, binary_or_skip
 from servers import InfluxDB1, eventually, http
 
+from collectors.registry import CollectorFactory
 from dcim.cli import main
 from dcim.grafana.build import Generated, build_dashboards
 from dcim.grafana.influxql import measurements_in
@@ -114,7 +115,7 @@ async def _fill(server: InfluxDB1, db: str, state_dir: Path) -> None:
         monitor={"self_metrics_interval_s": 1, "state_dir": str(state_dir)},
         alerts={"startup_grace_s": 1.0, "tick_s": 0.2},
     )
-    monitor = Monitor(config)
+    monitor = Monitor(config, collectors=CollectorFactory.for_config(config))
     stop = asyncio.Event()
     task = asyncio.create_task(monitor.run(stop))
 

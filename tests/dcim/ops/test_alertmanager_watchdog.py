@@ -17,6 +17,7 @@ import yaml
 from alertmanager_server import Alertmanager, start_alertmanager
 from servers import eventually
 
+from collectors.registry import CollectorFactory
 from dcim.cli import load_checked
 from dcim.ops.service import Service
 
@@ -55,7 +56,9 @@ async def test_watchdog_fires_while_running_and_ends_after_the_monitor_stops(
     }
     path = tmp_path / "dcim.yaml"
     path.write_text(yaml.safe_dump(config))
-    service = Service(path, load_checked(path), load=load_checked)
+    service = Service(
+        path, load_checked(path), load=load_checked, collectors=CollectorFactory.for_config
+    )
     run = asyncio.create_task(service.run())
     try:
         found: list[dict[str, Any]] = []

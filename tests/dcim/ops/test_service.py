@@ -20,6 +20,7 @@ import pytest
 import yaml
 from servers import http
 
+from collectors.registry import CollectorFactory
 from dcim.cli import load_checked
 from dcim.ops.http import OpsProbes, start_listener
 from dcim.ops.metrics import ServiceState, build_registry
@@ -103,7 +104,9 @@ async def test_ready_watchdog_stopping_in_order_and_ready_only_after_pollers_sta
     monkeypatch.setenv("WATCHDOG_USEC", str(WATCHDOG_USEC))
     monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
     path = write_config(tmp_path, agent.port)
-    service = Service(path, load_checked(path), load=load_checked)
+    service = Service(
+        path, load_checked(path), load=load_checked, collectors=CollectorFactory.for_config
+    )
     assert service.config.monitor.state_dir == tmp_path / "state"
     # the test's own listener over the service's probes, up before the service starts
     probes = OpsProbes(

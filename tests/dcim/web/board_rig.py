@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from collectors.registry import CollectorFactory
 from dcim.audit import read_audit
 from dcim.demo.hall import Credentials, alert_engine, monitor_config, site_config
 from dcim.demo.run import embedded_broker
@@ -139,7 +140,9 @@ class Rig:
                     update_s=UPDATE_S,
                 )
                 monitor = self.monitor = Monitor(
-                    config, alerts=alert_engine(config, served, clock.now)
+                    config,
+                    collectors=CollectorFactory.for_config(config),
+                    alerts=alert_engine(config, served, clock.now),
                 )
                 running = asyncio.create_task(monitor.run(self._stop))
                 while (
