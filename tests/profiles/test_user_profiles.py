@@ -263,7 +263,7 @@ def _forget_site_paths() -> Iterator[None]:
 
 
 def test_the_worked_example_in_docs_lints_clean(tmp_path: Path) -> None:
-    from dcim.profiletool import lint_file
+    from dcim.cli.profile import lint_file
 
     text = (ROOT / "docs" / "profiles.md").read_text()
     start = text.index("# snmp/acme-envirobox.yaml")

@@ -11,11 +11,11 @@ import alert_rig
 import pytest
 from servers import http
 
-from dcim.alerts.commands import cmd_alerts
 from dcim.alerts.config import AlertsConfig
 from dcim.alerts.kinds.base import DeviceInfo
 from dcim.alerts.service import AlertEngine
 from dcim.audit import AuditEntry, read_audit
+from dcim.cli.alerts import cmd_alerts
 from dcim.reading import Reading, now_ns
 
 ALICE = "alice-token-0123456789abcdef"

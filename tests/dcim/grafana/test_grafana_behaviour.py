@@ -43,9 +43,10 @@ from collectors.registry import profile_metrics, profile_tag_values
 from dcim.alerts.kinds.aggregate import RatioRule
 from dcim.alerts.kinds.threshold import ThresholdRule
 from dcim.alerts.snapshot import DEFAULT_PERIOD_S
+from dcim.cli.demo.hall import demo_inventory
 from dcim.grafana.build import build_dashboards
 from dcim.grafana.export import datasources_yaml
-from dcim.grafana.layout import demo_inventory, load_inventory
+from dcim.grafana.layout import load_inventory
 from dcim.grafana.site import Profiles
 from dcim.inventory import Config, iter_devices, parse_config
 

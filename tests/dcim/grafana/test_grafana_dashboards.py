@@ -18,8 +18,9 @@ from grafana_model_check import problems
 from grafana_site import hall_config
 
 from dcim.cli import main
+from dcim.cli.demo.hall import demo_inventory
 from dcim.grafana.build import Generated, build_dashboards
-from dcim.grafana.layout import demo_inventory, load_inventory
+from dcim.grafana.layout import load_inventory
 from dcim.grafana.model import GENERATED_MARKER, render_json
 from dcim.grafana.site import MAX_UID, Site
 from dcim.inventory import Config, iter_devices

@@ -18,7 +18,7 @@ from alertmanager_server import Alertmanager, start_alertmanager
 from servers import eventually
 
 from collectors.registry import CollectorFactory
-from dcim.cli import load_checked
+from dcim.cli.common import load_checked
 from dcim.ops.service import Service
 
 REFRESH_S = 0.5

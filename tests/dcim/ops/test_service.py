@@ -21,7 +21,7 @@ import yaml
 from servers import http
 
 from collectors.registry import CollectorFactory
-from dcim.cli import load_checked
+from dcim.cli.common import load_checked
 from dcim.ops.http import OpsProbes, start_listener
 from dcim.ops.metrics import ServiceState, build_registry
 from dcim.ops.service import Service

@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 
 from collectors.registry import CollectorFactory
 from dcim.audit import read_audit
-from dcim.demo.hall import Credentials, alert_engine, monitor_config, site_config
-from dcim.demo.run import embedded_broker
+from dcim.cli.demo.hall import Credentials, alert_engine, monitor_config, site_config
+from dcim.cli.demo.run import embedded_broker
 from dcim.runner import Monitor
 from simulators.clock import SimClock
 from simulators.site import Site

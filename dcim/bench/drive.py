@@ -1,8 +1,8 @@
 """The "monitor" phase of `dcim bench snmp`, parent side.
 
 Starts the sink's server (VictoriaMetrics, or influxd 1.x) and mosquitto, the
-webhook receiver, then the monitor in a child process (`dcim.benchmonitor`);
-once it has warmed up, sends the events (`dcim.benchevents`) for `--duration`
+webhook receiver, then the monitor in a child process (`dcim.bench.monitor`);
+once it has warmed up, sends the events (`dcim.bench.events`) for `--duration`
 seconds, waits a little for their notifications, stops the child and puts it
 all together: the child's polling figures, points that landed in the server
 (counted by the server) against points the sink wrote, and event latencies.
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dcim.benchevents import (
+from dcim.bench.events import (
     EventSender,
     Key,
     Target,
@@ -26,10 +26,11 @@ from dcim.benchevents import (
     latency_figures,
     plan_events,
 )
-from dcim.benchmonitor import MQTT_RULE, TRAP_RULE, env_sensor_racks
-from dcim.benchservers import BenchServer, TimeSeriesStore, broker, store_for
-from dcim.benchsnmp import cpu_of, fleet_config, rss_of
-from dcim.benchsse import SseClients
+from dcim.bench.fleet import fleet_config
+from dcim.bench.measure import cpu_of, rss_of
+from dcim.bench.monitor import MQTT_RULE, TRAP_RULE, env_sensor_racks
+from dcim.bench.servers import BenchServer, TimeSeriesStore, broker, store_for
+from dcim.bench.sse import SseClients
 
 #: Longest wait for notifications of the last events before the monitor is stopped.
 DRAIN_S = 10.0
@@ -117,7 +118,7 @@ async def _drive(
         child = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "dcim.benchsnmp",
+            "dcim.bench.phases",
             "monitor",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,

@@ -8,17 +8,20 @@ from pathlib import Path
 from typing import Any
 
 from dcim.errors import ConfigError
-from dcim.grafana.site import Profiles
 
 TOKEN_ENV = "GRAFANA_TOKEN"  # noqa: S105 - the name of a variable, not a token
 
 
-def add_grafana_parser(sub: Any, profiles: Profiles | None = None) -> None:
+def add_parser(sub: Any) -> None:
     """Register `grafana export` and `grafana push` on the main parser's subcommands.
 
-    `profiles` tells what the devices' profiles report (the CLI reads profiles;
-    without it only inventory tags count, e.g. for PUE meters).
+    The devices' profiles tell what each device reports (`Profiles`: without them
+    only inventory tags would count, e.g. for PUE meters).
     """
+    from collectors.registry import profile_metrics, profile_tag_values
+    from dcim.grafana.site import Profiles
+
+    profiles = Profiles(profile_tag_values, profile_metrics)
     grafana = sub.add_parser("grafana", help="generate Grafana dashboards from the inventory")
     actions = grafana.add_subparsers(dest="grafana_command", required=True)
     config_help = "inventory file (default: the `dcim demo` inventory)"
@@ -52,8 +55,9 @@ def add_grafana_parser(sub: Any, profiles: Profiles | None = None) -> None:
 
 
 def _generated(args: argparse.Namespace) -> tuple[Any, list[Any]]:
+    from dcim.cli.demo.hall import demo_inventory
     from dcim.grafana.build import build_dashboards
-    from dcim.grafana.layout import demo_inventory, load_inventory
+    from dcim.grafana.layout import load_inventory
 
     config = load_inventory(args.config) if args.config else demo_inventory()
     return config, build_dashboards(config, getattr(args, "profiles", None))

@@ -14,7 +14,7 @@ from typing import Any
 from dcim.alerts.client import DEFAULT_URL, TOKEN_ENV, ApiError, call, format_alerts, read_token
 
 
-def add_alerts_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     alerts = sub.add_parser(
         "alerts", help="list, acknowledge or silence alerts of a running monitor; its audit log"
     )

@@ -26,8 +26,8 @@ from typing import Any
 
 from collectors.snmp import fastcodec as fc
 from collectors.snmp.fastcodec import encode_message, encode_varbind
-from dcim.benchmonitor import HOT_C, MQTT_RULE, NORMAL_C, TRAP_RULE
-from dcim.benchsnmp import _percentile
+from dcim.bench.measure import percentile
+from dcim.bench.monitor import HOT_C, MQTT_RULE, NORMAL_C, TRAP_RULE
 from simulators.traps import APC_TRAP_ARGS, APC_TRAPS, UPS_MIB, UPS_TRAP_ON_BATTERY
 
 SNMPV2_TRAP = 0xA7
@@ -233,8 +233,8 @@ def latency_figures(
     values = latencies(sent, seen)
     return {
         f"{prefix}_count": len(values),
-        f"{prefix}_p50_s": _percentile(values, 0.5),
-        f"{prefix}_p99_s": _percentile(values, 0.99),
+        f"{prefix}_p50_s": percentile(values, 0.5),
+        f"{prefix}_p99_s": percentile(values, 0.99),
         f"{prefix}_max_s": max(values, default=None),
     }
 

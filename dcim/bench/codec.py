@@ -5,7 +5,7 @@ process, so only the poller's CPU (this process's `time.process_time`) is
 counted. Each mode polls `--devices` rack PDUs concurrently for `--seconds`
 after one warm-up round (engine discovery, key localization, templates).
 
-    .venv/bin/python bench/snmpv3_codec.py [--devices 100] [--seconds 5]
+    .venv/bin/python -m dcim.bench.codec [--devices 100] [--seconds 5]
 """
 
 from __future__ import annotations

@@ -233,8 +233,8 @@ async def _poll_snmp(args: argparse.Namespace) -> int:
     from collectors.snmp.discovery import discover, shipped_profiles
     from collectors.snmp.plan import plan_profile
     from collectors.snmp.profile import compose_profiles, load_snmp_profile, parse_snmp_profile
+    from dcim.cli.poll import snmp_from_args
     from dcim.inventory import DeviceConfig, PlacedDevice, SnmpConfig
-    from dcim.oneshot import snmp_from_args
 
     profile = parse_snmp_profile(args.file.read_text(encoding="utf-8"), str(args.file))
     for name in profile.include:
@@ -429,7 +429,7 @@ def _unanswered(profile: Any, sources: set[str], dropped: list[str]) -> list[str
 
 
 def _print_readings(sourced: list[Any], protocol: str = "snmp") -> None:
-    from dcim.oneshot import _print_table
+    from dcim.cli.poll import _print_table
 
     _print_table(sourced, protocol)
 
@@ -461,10 +461,11 @@ def run_test(args: argparse.Namespace) -> int:
     return asyncio.run(_poll_snmp(args))
 
 
-def add_profile_parser(sub: Any) -> None:
-    from dcim.oneshot import add_snmp_options
+def add_parser(sub: Any) -> None:
+    from dcim.cli.poll import add_snmp_options
 
     profile = sub.add_parser("profile", help="check a profile you wrote (lint, test)")
+    profile.set_defaults(func=cmd_profile)
     what = profile.add_subparsers(dest="profile_command", required=True)
     lint = what.add_parser("lint", help="schema, vocabulary, OIDs, duplicates, with line numbers")
     lint.add_argument("files", nargs="+", type=Path)
@@ -489,3 +490,11 @@ def add_profile_parser(sub: Any) -> None:
         "--profile-path", action="append", type=Path, default=[], help="site profile folder"
     )
     test.set_defaults(profile_func=run_test)
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from dcim.cli.common import setup_command_logging
+
+    setup_command_logging(args, "WARNING")
+    code: int = args.profile_func(args)
+    return code

@@ -27,7 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dcim.benchsnmp import TimedCollector, _cpu_self, _percentile, _Stats, fleet_config, rss_of
+from dcim.bench.fleet import fleet_config
+from dcim.bench.measure import PollStats, TimedCollector, cpu_self, percentile, rss_of
 from dcim.reading import Reading
 
 #: Rules whose decisions the bench times (the UPS trap rule and the bench's MQTT rule).
@@ -143,7 +144,7 @@ async def monitor_phase(spec: dict[str, Any]) -> dict[str, Any]:
     from collectors.registry import CollectorFactory
 
     monitor = Monitor(config, collectors=CollectorFactory.for_config(config))
-    window = _Stats()
+    window = PollStats()
     loop = asyncio.get_running_loop()
 
     timed: list[TimedCollector] = []
@@ -183,7 +184,7 @@ async def monitor_phase(spec: dict[str, Any]) -> dict[str, Any]:
     trap_ready_s = await bound  # events start only once traps can be received
     written0, bus0 = sink.stats.points_written, monitor.bus.published
     window.measuring = True
-    cpu0, wall0 = _cpu_self(), time.perf_counter()
+    cpu0, wall0 = cpu_self(), time.perf_counter()
     board_port = monitor.board.port if monitor.board is not None else None
     print(
         json.dumps({"ready": True, "trap_port": receivers[0].port, "board_port": board_port}),
@@ -191,7 +192,7 @@ async def monitor_phase(spec: dict[str, Any]) -> dict[str, Any]:
     )
     if (await _stdin_line()).strip() != "stop":
         raise SystemExit("bench monitor phase: expected 'stop' from the parent")
-    cpu, wall = _cpu_self() - cpu0, time.perf_counter() - wall0
+    cpu, wall = cpu_self() - cpu0, time.perf_counter() - wall0
     window.measuring = False
     written, published = sink.stats.points_written - written0, monitor.bus.published - bus0
     rss = rss_of()
@@ -227,11 +228,11 @@ async def monitor_phase(spec: dict[str, Any]) -> dict[str, Any]:
         "polls_per_cpu_s": window.ok / cpu if cpu else None,
         "readings_per_s": window.readings / wall,
         "published_per_s": published / wall,
-        "lag_p50_s": _percentile(window.lags, 0.5),
-        "lag_p99_s": _percentile(window.lags, 0.99),
+        "lag_p50_s": percentile(window.lags, 0.5),
+        "lag_p99_s": percentile(window.lags, 0.99),
         "lag_max_s": max(window.lags, default=None),
-        "poll_duration_p50_s": _percentile(window.durations, 0.5),
-        "poll_duration_p99_s": _percentile(window.durations, 0.99),
+        "poll_duration_p50_s": percentile(window.durations, 0.5),
+        "poll_duration_p99_s": percentile(window.durations, 0.99),
         "rss_bytes": rss,
         "rss_before_devices_bytes": rss_start,
         "rss_per_device_bytes": (rss - rss_start) / max(devices, 1),

@@ -1,14 +1,22 @@
-"""`dcim poll`: poll one device once, without an inventory, and print its readings."""
+"""`dcim poll`, `dcim discover`, `dcim walk`: one device, once, printed.
+
+`poll` reads a device of the inventory, or an SNMP host without one; `discover`
+identifies an SNMP device and prints its inventory entry; `walk` records it in
+snmprec format.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from dcim.cli.common import report_config_error, setup_command_logging
 from dcim.errors import CollectError, ConfigError
 from dcim.inventory import DeviceConfig, PlacedDevice, SnmpConfig
 from dcim.reading import Reading
@@ -26,6 +34,78 @@ def add_snmp_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--priv-key-env", help="environment variable holding the v3 priv key")
     parser.add_argument("--timeout", type=float, default=2.0)
     parser.add_argument("--retries", type=int, default=1)
+
+
+def add_parser(sub: Any) -> None:
+    """`dcim poll`, `dcim discover`, `dcim walk`: one device, once, on the command line."""
+    poll = sub.add_parser(
+        "poll", help="poll one device once (from the inventory, or an SNMP host) and print it"
+    )
+    poll.add_argument("device", nargs="?", help="inventory device id (with --config)")
+    poll.add_argument("--config", type=Path, help="inventory file the device is in")
+    poll.add_argument("--explain", action="store_true", help="print the request plan first")
+    poll.add_argument("--host", help="SNMP host to poll without an inventory")
+    poll.add_argument("--port", type=int, default=161)
+    poll.add_argument("--community", default=None, help="v1/v2c community (default: public)")
+    poll.add_argument("--snmp-version", choices=["v1", "v2c", "v3"], default="v2c")
+    poll.add_argument("--v3-user")
+    poll.add_argument("--auth-proto", default="sha256")
+    poll.add_argument("--auth-key-env", help="environment variable holding the v3 auth key")
+    poll.add_argument("--priv-proto", default="aes128")
+    poll.add_argument("--priv-key-env", help="environment variable holding the v3 priv key")
+    poll.add_argument(
+        "--profile", default="ups-mib-rfc1628", help="profile name, or auto to discover it"
+    )
+    poll.add_argument("--kind", default=None, help="device kind (default: the profile's)")
+    poll.add_argument("--timeout", type=float, default=2.0)
+    poll.add_argument("--retries", type=int, default=1)
+    poll.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    poll.set_defaults(func=cmd_poll)
+
+    discover = sub.add_parser(
+        "discover", help="identify an SNMP device, pick its profile, print an inventory entry"
+    )
+    discover.add_argument("host")
+    add_snmp_options(discover)
+    discover.set_defaults(func=cmd_discover)
+
+    walk = sub.add_parser(
+        "walk", help="record an SNMP device in snmprec format (what snmpsim serves)"
+    )
+    walk.add_argument("host")
+    add_snmp_options(walk)
+    walk.add_argument(
+        "--subtree", action="append", help="walk only this subtree (repeatable; default 1.3.6.1)"
+    )
+    walk.add_argument("--max-repetitions", type=int, default=25)
+    walk.add_argument("--output", "-o", type=Path, help="write here instead of stdout")
+    walk.set_defaults(func=cmd_walk)
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    setup_command_logging(args, "WARNING")
+    if args.device:
+        if args.config is None:
+            print("dcim poll DEVICE needs --config FILE", file=sys.stderr)
+            return 2
+        try:
+            return asyncio.run(poll_inventory_device(args))
+        except ConfigError as exc:
+            return report_config_error(exc)
+    if not args.host:
+        print("dcim poll: give a DEVICE with --config, or --host", file=sys.stderr)
+        return 2
+    return asyncio.run(poll_once_and_print(args))
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    setup_command_logging(args, "WARNING")
+    return asyncio.run(discover_and_print(args))
+
+
+def cmd_walk(args: argparse.Namespace) -> int:
+    setup_command_logging(args, "WARNING")
+    return asyncio.run(walk_and_print(args))
 
 
 def snmp_from_args(args: argparse.Namespace) -> dict[str, Any]:

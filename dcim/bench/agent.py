@@ -4,7 +4,7 @@ Each process serves the whole fleet (a device is found by its community or v3
 context) on its own ports; the fleet config spreads devices over all ports, so K
 processes share the answering. One Python process answers on one core: at
 thousands of devices on a busy host it falls behind, its socket queues fill past
-the pollers' timeout and every poll fails (see `dcim.benchudp`); a second process
+the pollers' timeout and every poll fails (see `dcim.bench.udp`); a second process
 keeps the simulator from being what the bench measures.
 """
 
@@ -77,12 +77,12 @@ class SimulatedFleet:
         return [p.pid for p in self._procs]
 
     def cpu(self) -> float:
-        from dcim.benchsnmp import cpu_of
+        from dcim.bench.measure import cpu_of
 
         return sum(cpu_of(pid) for pid in self.pids)
 
     def rss(self) -> int:
-        from dcim.benchsnmp import rss_of
+        from dcim.bench.measure import rss_of
 
         return sum(rss_of(pid) for pid in self.pids)
 

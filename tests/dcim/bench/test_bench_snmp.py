@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from servers import find_binary
 
-from dcim import benchsnmp
-from dcim.benchreport import ROWS, markdown
+from dcim.bench.exporter import write_exporter_config
+from dcim.bench.fleet import fleet_config
+from dcim.bench.report import ROWS, markdown
 from dcim.cli import main
 
 
@@ -80,7 +81,7 @@ def test_exporter_modules_carry_v3_credentials(tmp_path: Path) -> None:
     spec = {"max_repetitions": 25, "retries": 1, "timeout_s": 2, "snmp_version": "v3"}
     path = tmp_path / "snmp.yml"
 
-    benchsnmp.write_exporter_config(path, 20, spec)
+    write_exporter_config(path, 20, spec)
 
     import yaml
 
@@ -96,6 +97,6 @@ def test_exporter_modules_carry_v3_credentials(tmp_path: Path) -> None:
         "priv_password": "bench-priv-key",
         "context_name": "c-ups-00019",
     }
-    config = benchsnmp.fleet_config(20, [1161], 30.0, 25, "v3")
+    config = fleet_config(20, [1161], 30.0, 25, "v3")
     device = config["sites"][0]["rooms"][0]["devices"][0]
     assert device["snmp"]["v3"]["context_name"] == device["snmp"]["community"]

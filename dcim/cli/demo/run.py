@@ -27,7 +27,7 @@ DEFAULT_PORT = 9280
 
 
 def add_arguments(demo: argparse.ArgumentParser) -> None:
-    from dcim.demo.playlist import DEFAULT_PLAYLIST
+    from dcim.cli.demo.playlist import DEFAULT_PLAYLIST
 
     demo.add_argument(
         "--site", type=Path, help="site file (default: simulators/sites/demo-site.yaml)"
@@ -121,14 +121,14 @@ def _addresses(site: Any) -> dict[str, tuple[str, int]]:
 
 async def run_demo(args: argparse.Namespace) -> int:
     from collectors.registry import CollectorFactory
-    from dcim.demo.hall import (
+    from dcim.cli.demo.hall import (
         Credentials,
         alert_engine,
         default_site_file,
         monitor_config,
         site_config,
     )
-    from dcim.demo.playlist import DEFAULT_PLAYLIST, Playlist
+    from dcim.cli.demo.playlist import DEFAULT_PLAYLIST, Playlist
     from dcim.errors import DcimError
     from dcim.runner import Monitor
     from simulators.clock import SimClock
@@ -202,7 +202,7 @@ async def _run(
     site: Any,
     state_dir: Path,
 ) -> int:
-    from dcim.demo.terminal import TerminalView
+    from dcim.cli.demo.terminal import TerminalView
     from dcim.web.live import LiveState
     from dcim.web.overview import OverviewBuilder
     from dcim.web.thermal import engine_bands
