@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
+
+from dcim.clock import wall_clock_ns
 
 Value = float | int | bool | str
 
@@ -17,8 +18,8 @@ EMPTY_TAGS: Mapping[str, str] = MappingProxyType({})
 
 
 def now_ns() -> int:
-    """Wall-clock time in nanoseconds since the epoch (UTC by definition)."""
-    return time.time_ns()
+    """Wall-clock time in nanoseconds since the epoch: what readings are stamped with."""
+    return wall_clock_ns()
 
 
 @dataclass(frozen=True, slots=True)

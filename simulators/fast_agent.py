@@ -613,7 +613,7 @@ def fleet(count: int) -> list[FleetDevice]:
 
 def fleet_devices(devices: Sequence[FleetDevice]) -> dict[str, MibDevice]:
     """The simulated devices of a fleet, by community."""
-    from simulators.clock import SimClock
+    from dcim.clock import SimClock
     from simulators.ups import UpsModel
     from simulators.ups_mib import UpsDevice
 

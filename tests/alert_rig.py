@@ -10,11 +10,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from dcim.alerts.clock import ManualClock
 from dcim.alerts.config import AlertsConfig
 from dcim.alerts.kinds.base import DeviceInfo
 from dcim.alerts.rules import parse_rules
 from dcim.alerts.service import AlertEngine
+from dcim.clock import ManualClock
 from dcim.reading import Reading
 
 RULES = parse_rules(

@@ -22,9 +22,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dcim.alerts.clock import wall_clock
 from dcim.alerts.config import AlertLinks, AlertsConfig, Channel
-from dcim.alerts.engine import Clock, EngineSettings, RuleEngine
+from dcim.alerts.engine import EngineSettings, RuleEngine
 from dcim.alerts.events import transition_readings
 from dcim.alerts.kinds.base import DeviceInfo
 from dcim.alerts.model import Incident, Level, Notification, Severity
@@ -37,6 +36,7 @@ from dcim.alerts.store import AlertStore
 from dcim.alerts.storms import NOTIFY_FAILED_RULE
 from dcim.alerts.tracker import FlapPolicy
 from dcim.audit import DEFAULT_AUDIT_FILE, AuditLog
+from dcim.clock import Clock, wall_clock
 from dcim.reading import Reading
 
 if TYPE_CHECKING:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import aiomqtt
 
 from dcim.cancel import raise_if_cancelling
+from dcim.clock import Clock
 
 if TYPE_CHECKING:
     from dcim.inventory import HeartbeatConfig, MqttBrokerConfig
@@ -65,7 +66,7 @@ class ShardHeartbeat:
         connect: ClientFactory,
         healthy: Callable[[], bool],
         on_peer: OnPeer,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.shard = shard
         self.settings = settings

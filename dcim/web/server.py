@@ -21,7 +21,6 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -30,6 +29,7 @@ from aiohttp import web
 from markupsafe import Markup
 
 from dcim.audit import AuditLog
+from dcim.clock import Clock
 from dcim.i18n import LANGUAGES, pick_language, translations
 from dcim.inventory import Config, InfluxSinkConfig
 from dcim.reading import Reading
@@ -82,7 +82,7 @@ class Board:
         *,
         alerts: AlertEngine | None = None,
         audit: AuditLog | None = None,
-        clock: Callable[[], float] | None = None,
+        clock: Clock | None = None,
         note: str = "",
     ) -> None:
         from dcim.web.live import LiveState
@@ -95,7 +95,7 @@ class Board:
         self.queue = queue
         self.alerts = alerts
         self.audit = audit or AuditLog(config.monitor.state_dir / "audit.jsonl")
-        self.clock: Callable[[], float] = clock or (alerts.clock if alerts else time.time)
+        self.clock: Clock = clock or (alerts.clock if alerts else time.time)
         #: One line the banner shows (the demo says what it is playing).
         self.note = note
         self.live = LiveState(config, self.web.history)

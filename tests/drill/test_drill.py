@@ -36,7 +36,7 @@ from mosquitto_server import Mosquitto, binary_or_skip
 from servers import InfluxDB1, free_port, missing, require_binary
 from smallfs import SmallFs, small_fs
 
-from simulators.clock import SimClock
+from dcim.clock import SimClock
 from simulators.snmp_agent import SnmpAgent, serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice

@@ -19,9 +19,9 @@ import pytest
 from servers import InfluxDB1, VictoriaMetrics, eventually
 
 from collectors.registry import CollectorFactory
+from dcim.clock import SimClock
 from dcim.inventory import parse_config
 from dcim.runner import Monitor
-from simulators.clock import SimClock
 from simulators.snmp_agent import SnmpAgent, serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from servers import eventually, free_port, http
 
 from dcim.alerts.client import call
-from simulators.clock import SimClock
+from dcim.clock import SimClock
 from simulators.snmp_agent import SnmpAgent, serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice

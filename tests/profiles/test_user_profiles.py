@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from snmpd import Snmpd, UsmUser, require_binary
 
-from simulators.clock import SimClock
+from dcim.clock import SimClock
 from simulators.snmp_agent import SnmpAgent, serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice

@@ -21,7 +21,6 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 import pytest
-from manual_time import ManualTime
 from snmpsim_server import Snmpsim, start_snmpsim
 
 from collectors.snmp.client import SnmpHost
@@ -30,8 +29,8 @@ from collectors.snmp.discovery import discover
 from collectors.snmp.plan import plan_profile
 from collectors.snmp.profile import load_snmp_profile
 from collectors.snmp.record import snmprec_line, walk
+from dcim.clock import ManualClock, SimClock
 from dcim.inventory import DeviceConfig, PlacedDevice, SnmpConfig, iter_devices, load_config
-from simulators.clock import SimClock
 from simulators.site import Site
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,7 +81,7 @@ async def record(config: SnmpConfig, sys_object_id: str) -> list[str]:
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
     """The site serving from its own loop in a thread (the tests' loops come and go)."""
-    time = ManualTime()
+    time = ManualClock(0.0)
     folder = tmp_path_factory.mktemp("recordings")
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="site", daemon=True)

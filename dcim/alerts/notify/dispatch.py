@@ -19,6 +19,7 @@ from dcim.alerts.model import Notification
 from dcim.alerts.notify.base import Notifier, NotifyError
 from dcim.alerts.store import AlertStore
 from dcim.alerts.storms import NOTIFY_FAILED_RULE
+from dcim.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class Dispatcher:
         routes: Sequence[Route],
         retry: RetryPolicy,
         on_health: ChannelHealth,
-        clock: Callable[[], float],
+        clock: Clock,
     ) -> None:
         self.store = store
         self.notifiers = dict(notifiers)

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from simulators.clock import SimClock
+from dcim.clock import SimClock
 from simulators.hall.model import HallModel
 from simulators.scenario import Scenario, ScenarioPlayer, Step, load_scenario
 

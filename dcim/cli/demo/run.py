@@ -129,9 +129,9 @@ async def run_demo(args: argparse.Namespace) -> int:
         site_config,
     )
     from dcim.cli.demo.playlist import DEFAULT_PLAYLIST, Playlist
+    from dcim.clock import SimClock
     from dcim.errors import DcimError
     from dcim.runner import Monitor
-    from simulators.clock import SimClock
     from simulators.site import Site
 
     if args.speed <= 0:

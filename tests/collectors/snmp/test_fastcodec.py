@@ -36,9 +36,9 @@ from collectors.snmp.communitysession import CommunitySession
 from collectors.snmp.transport import OUTSTANDING_FACTOR, SLOT_HOLD_S
 from collectors.snmp.traps import to_python
 from collectors.snmp.types import Absent, SnmpStatusError, VarBind
+from dcim.clock import SimClock
 from dcim.errors import DeviceAuthError, DeviceTimeoutError
 from dcim.inventory import DeviceConfig, PlacedDevice, SnmpConfig
-from simulators.clock import SimClock
 from simulators.fast_agent import FastAgent
 from simulators.mib import OidTable, TableBuilder
 from simulators.snmp_agent import SnmpAgent, serve

@@ -37,10 +37,10 @@ from collectors.snmp.client import SnmpHost
 from collectors.snmp.traps import AUTH_PROTOCOLS, PRIV_PROTOCOLS
 from collectors.snmp.types import SnmpSecurityError, SnmpStatusError, VarBind, parse_oid
 from collectors.snmp.usmsession import UsmSession
+from dcim.clock import SimClock
 from dcim.errors import DeviceProtocolError, DeviceTimeoutError
 from dcim.inventory import DeviceConfig, PlacedDevice, SnmpConfig
 from simulators import snmp_agent
-from simulators.clock import SimClock
 from simulators.fast_agent import (
     BENCH_V3_AUTH_KEY,
     BENCH_V3_PRIV_KEY,

@@ -20,10 +20,10 @@ from snmpd import SYS_DESCR, Snmpd, UsmUser, free_udp_port, require_binary
 from collectors.snmp import security
 from collectors.snmp.client import SnmpHost
 from collectors.snmp.types import SnmpSecurityError, parse_oid
+from dcim.clock import SimClock
 from dcim.errors import DeviceAuthError
 from dcim.inventory import SnmpConfig
 from simulators import snmp_agent
-from simulators.clock import SimClock
 from simulators.snmp_agent import V3User, serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice

@@ -20,11 +20,11 @@ from certs import Pki
 from mosquitto_server import MQTT_PASSWORD, MQTT_USER, Mosquitto
 from pydantic import ValidationError
 
-from dcim.alerts.clock import ManualClock
 from dcim.alerts.config import AlertsConfig, MqttChannel
 from dcim.alerts.notify.base import NotifyError
 from dcim.alerts.notify.mqtt import MqttNotifier
 from dcim.alerts.service import AlertEngine
+from dcim.clock import ManualClock
 
 FILTER = "dcim/alerts/#"
 

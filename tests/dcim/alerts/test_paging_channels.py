@@ -17,8 +17,8 @@ import pytest
 from alert_rig import service, temp
 from paging_services import OPSGENIE_KEY, ROUTING_KEY, SLACK_PATH, PagingServices
 
-from dcim.alerts.clock import ManualClock
 from dcim.alerts.service import AlertEngine
+from dcim.clock import ManualClock
 
 RUNBOOKS = "https://git.example.org/dcim/blob/main/"
 RUNBOOK = RUNBOOKS + "docs/runbooks.md#ashrae-inlet-temp"

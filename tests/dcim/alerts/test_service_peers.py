@@ -19,9 +19,9 @@ from alertmanager_server import Alertmanager, start_alertmanager
 from certs import self_signed
 from servers import free_port
 
-from dcim.alerts.clock import ManualClock
 from dcim.alerts.config import AlertsConfig
 from dcim.alerts.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from dcim.clock import ManualClock
 
 HMAC_KEY = "k3y-for-tests-only-0123456789"
 SMTP_PASSWORD = "s3cret-pass"  # noqa: S105 - a throwaway test server's password

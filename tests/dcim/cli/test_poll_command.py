@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from simulators.clock import SimClock
+from dcim.clock import SimClock
 from simulators.modbus_server import demo_units
 from simulators.modbus_server import serve as serve_modbus
 from simulators.snmp_agent import serve

@@ -25,9 +25,9 @@ from typing import Any
 import yaml
 
 from collectors.registry import CollectorFactory, check_profiles
+from dcim.clock import SimClock
 from dcim.inventory import Config, DeviceKind, iter_devices, parse_config
 from dcim.runner import Monitor
-from simulators.clock import SimClock
 from simulators.scenario import Scenario, ScenarioPlayer, load_scenario
 from simulators.site import Site
 

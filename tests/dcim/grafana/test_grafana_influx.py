@@ -53,12 +53,12 @@ from servers import InfluxDB1, eventually, http
 
 from collectors.registry import CollectorFactory
 from dcim.cli import main
+from dcim.clock import SimClock
 from dcim.grafana.build import Generated, build_dashboards
 from dcim.grafana.influxql import measurements_in
 from dcim.inventory import iter_devices
 from dcim.runner import Monitor
 from dcim.vocabulary import load_vocabulary
-from simulators.clock import SimClock
 from simulators.snmp_agent import serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice

@@ -21,7 +21,7 @@ from mosquitto_server import Mosquitto
 from prometheus_server import Prometheus
 from servers import eventually, free_port, http
 
-from simulators.clock import SimClock
+from dcim.clock import SimClock
 from simulators.snmp_agent import SnmpAgent, serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice

@@ -22,10 +22,10 @@ from servers import http
 
 from collectors.registry import CollectorFactory
 from dcim.cli.common import load_checked
+from dcim.clock import SimClock
 from dcim.ops.http import OpsProbes, start_listener
 from dcim.ops.metrics import ServiceState, build_registry
 from dcim.ops.service import Service
-from simulators.clock import SimClock
 from simulators.snmp_agent import SnmpAgent, serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice

@@ -24,8 +24,8 @@ from collectors.registry import CollectorFactory
 from dcim.audit import read_audit
 from dcim.cli.demo.hall import Credentials, alert_engine, monitor_config, site_config
 from dcim.cli.demo.run import embedded_broker
+from dcim.clock import SimClock
 from dcim.runner import Monitor
-from simulators.clock import SimClock
 from simulators.site import Site
 
 ROOT = Path(__file__).resolve().parents[3]
