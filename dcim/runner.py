@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from dcim.backoff import Backoff
 from dcim.bus import Bus, Subscription
 from dcim.collector import Collectors, StreamCollector
 from dcim.inventory import Config, PlacedDevice, iter_devices
@@ -328,7 +329,7 @@ def _restart_only_changes(old: Config, new: Config) -> list[str]:
 
 async def _run_stream(stream: StreamCollector, emit: Callable[[Sequence[Reading]], None]) -> None:
     """Run a push collector; if it fails, say so and start it again (pollers run on)."""
-    delay, longest = STREAM_RESTART_S
+    backoff = Backoff(*STREAM_RESTART_S)
     while True:
         try:
             await stream.run(emit)
@@ -339,12 +340,13 @@ async def _run_stream(stream: StreamCollector, emit: Callable[[Sequence[Reading]
                 "%s stopped with an error; starting it again in %.0f s (polled devices "
                 "are unaffected)",
                 type(stream).__name__,
-                delay,
+                backoff.delay,
             )
         else:
-            log.error("%s returned; starting it again in %.0f s", type(stream).__name__, delay)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, longest)
+            log.error(
+                "%s returned; starting it again in %.0f s", type(stream).__name__, backoff.delay
+            )
+        await asyncio.sleep(backoff.next_delay())
 
 
 def _dropped_of(subscription: Subscription) -> Callable[[], int]:

@@ -24,7 +24,6 @@ import asyncio
 import hashlib
 import inspect
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 import aiomqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
+from dcim.backoff import Backoff
 from dcim.cancel import raise_if_cancelling
 from dcim.inventory import MqttBrokerConfig
 from dcim.mqttclient import default_client_id, make_client
@@ -81,23 +81,6 @@ def _as_message(message: aiomqtt.Message) -> InMessage:
     )
 
 
-class Backoff:
-    """Exponential delays with +-20 % jitter, so many monitors do not reconnect in step."""
-
-    def __init__(self, first_s: float, max_s: float) -> None:
-        self.first_s = first_s
-        self.max_s = max(max_s, first_s)
-        self._next = first_s
-
-    def next_delay(self) -> float:
-        delay = self._next
-        self._next = min(self._next * 2, self.max_s)
-        return delay * random.uniform(0.8, 1.2)
-
-    def reset(self) -> None:
-        self._next = self.first_s
-
-
 class MqttSubscriber:
     """Keeps one subscribing connection alive; counts connects for tests and self-metrics."""
 
@@ -115,7 +98,7 @@ class MqttSubscriber:
         self.connects = 0
         self.connected = False
         self._on_state = on_state
-        self._backoff = Backoff(broker.reconnect_min_s, broker.reconnect_max_s)
+        self._backoff = Backoff(broker.reconnect_min_s, broker.reconnect_max_s, jitter=0.2)
         self._where = f"MQTT broker {broker.url}"
         self._client: aiomqtt.Client | None = None
         #: Awaited before QoS 1 messages are acknowledged (None: paho acks on receipt).
