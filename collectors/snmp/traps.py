@@ -30,7 +30,7 @@ import yaml
 from pyasn1.codec.ber import decoder
 from pyasn1.error import PyAsn1Error
 from pyasn1.type import univ
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 from pysnmp.carrier.asyncio.dgram import udp, udp6
 from pysnmp.entity import config as snmp_config
 from pysnmp.entity.engine import SnmpEngine
@@ -42,6 +42,7 @@ from pysnmp.proto.mpmod.rfc3412 import SNMPv3Message
 from pysnmp.proto.secmod.rfc3414.service import UsmSecurityParameters
 
 from collectors.snmp.types import Absent, Oid, SnmpValue
+from dcim.configmodel import Strict
 from dcim.errors import ProfileError
 from dcim.inventory import PlacedDevice, SnmpTrapConfig, SnmpV3Config
 from dcim.plausible import ImplausibleValueError, check_value
@@ -118,8 +119,7 @@ TrapReceiverConfig = SnmpTrapConfig
 # --- the trap map (data) ---------------------------------------------------------
 
 
-class _VarbindSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _VarbindSpec(Strict):
     oid: str = Field(pattern=r"^[0-9]+(\.[0-9]+)+$")
     metric: str | None = None
     scale: float = 1.0
@@ -127,8 +127,7 @@ class _VarbindSpec(BaseModel):
     lookup: str | None = None
 
 
-class _TrapSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _TrapSpec(Strict):
     oid: str = Field(pattern=r"^[0-9]+(\.[0-9]+)+$")
     name: str
     event: str
@@ -136,8 +135,7 @@ class _TrapSpec(BaseModel):
     varbinds: list[_VarbindSpec] = Field(default_factory=list)
 
 
-class _TrapFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _TrapFile(Strict):
     mib: str
     traps: list[_TrapSpec]
     common_varbinds: list[_VarbindSpec] = Field(default_factory=list)

@@ -15,11 +15,11 @@ from dcim.alerts.kinds.base import (
     Levels,
     RuleBase,
     Signal,
-    Strict,
     fmt,
     number,
 )
 from dcim.alerts.scope import group_key, labels_of, row_suffix, series_key
+from dcim.configmodel import Strict
 from dcim.reading import Reading
 
 #: Places to group by, and `feed` (the A/B power path a device is on: an inventory tag).

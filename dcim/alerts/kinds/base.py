@@ -9,18 +9,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from dcim.alerts.model import Level, Severity
 from dcim.alerts.scope import LABEL_TAGS, ROW_TAGS, Place, Scope
+from dcim.configmodel import Strict
 from dcim.reading import Reading, Value
 
 RULE_ID_PATTERN = r"^[a-z0-9][a-z0-9_.:-]{0,80}$"
 Seconds = Annotated[float, Field(ge=0)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def check_runbook(value: str) -> str:
