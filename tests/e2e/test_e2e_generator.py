@@ -23,7 +23,7 @@ from dcim.inventory import parse_config
 from simulators.site import Site
 
 # the alert-scenario rig, shared (imported by module path: mypy sees the file once)
-_base: Any = importlib.import_module("e2e.test_e2e_alert_scenarios")
+_base: Any = importlib.import_module("tests.e2e.test_e2e_alert_scenarios")
 CRITICAL, WARNING, SEED, SITE_FILE, START_S = (
     _base.CRITICAL,
     _base.WARNING,

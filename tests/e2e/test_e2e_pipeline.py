@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from servers import InfluxDB1, VictoriaMetrics, eventually
 
 from collectors.registry import CollectorFactory
 from dcim.clock import SimClock
@@ -25,6 +24,8 @@ from dcim.runner import Monitor
 from simulators.snmp_agent import SnmpAgent, serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice
+from tests.support.servers import InfluxDB1, VictoriaMetrics
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 

@@ -7,12 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from servers import eventually
-from snmpd import send_trap, snmptrap_args
 
 from collectors.registry import CollectorFactory
 from dcim.inventory import parse_config
 from dcim.runner import Monitor
+from tests.support.snmpd import send_trap, snmptrap_args
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 

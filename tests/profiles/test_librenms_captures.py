@@ -26,7 +26,6 @@ from types import MappingProxyType
 import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
-from snmpsim_server import PEER_DATA, Snmpsim, start_snmpsim
 
 from collectors.snmp.client import SnmpHost
 from collectors.snmp.collector import SnmpCollector
@@ -35,6 +34,7 @@ from collectors.snmp.plan import plan_profile
 from collectors.snmp.profile import load_snmp_profile
 from dcim.inventory import DeviceConfig, PlacedDevice
 from dcim.reading import Reading
+from tests.support.snmpsim_server import PEER_DATA, Snmpsim, start_snmpsim
 
 CAPTURES = Path(__file__).parent / "captures"
 

@@ -20,7 +20,6 @@ from types import MappingProxyType
 import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
-from snmpsim_server import Snmpsim, start_snmpsim
 
 from collectors.snmp.client import SnmpHost
 from collectors.snmp.collector import SnmpCollector
@@ -29,6 +28,7 @@ from collectors.snmp.plan import plan_profile
 from collectors.snmp.profile import load_snmp_profile
 from dcim.inventory import DeviceConfig, PlacedDevice
 from dcim.reading import Reading, Value
+from tests.support.snmpsim_server import Snmpsim, start_snmpsim
 
 RECORDINGS = Path(__file__).parent / "recordings"
 NAMES = sorted(path.stem for path in RECORDINGS.glob("*.snmprec"))

@@ -19,12 +19,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from snmpd import Snmpd, UsmUser, require_binary
 
 from dcim.clock import SimClock
 from simulators.snmp_agent import SnmpAgent, serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice
+from tests.support.snmpd import Snmpd, UsmUser, require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_UPS = ROOT / "collectors" / "profiles" / "snmp" / "ups-mib-rfc1628.yaml"

@@ -21,7 +21,6 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 import pytest
-from snmpsim_server import Snmpsim, start_snmpsim
 
 from collectors.snmp.client import SnmpHost
 from collectors.snmp.collector import SnmpCollector
@@ -32,6 +31,7 @@ from collectors.snmp.record import snmprec_line, walk
 from dcim.clock import ManualClock, SimClock
 from dcim.inventory import DeviceConfig, PlacedDevice, SnmpConfig, iter_devices, load_config
 from simulators.site import Site
+from tests.support.snmpsim_server import Snmpsim, start_snmpsim
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE_FILE = ROOT / "simulators" / "sites" / "small-site.yaml"

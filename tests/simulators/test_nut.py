@@ -15,11 +15,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from servers import eventually, free_port, missing
 
 from dcim.clock import ManualClock, SimClock
 from dcim.inventory import load_config
 from simulators.site import Site
+from tests.support.servers import free_port, missing
+from tests.support.waiting import eventually
 
 SITE = Path(__file__).resolve().parents[2] / "simulators" / "sites" / "small-site.yaml"
 NUT_DIR = Path("/lib/nut")

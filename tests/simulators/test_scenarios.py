@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from servers import eventually, require_binary
 
 from dcim.clock import ManualClock, SimClock
 from dcim.inventory import load_config
 from simulators.hall.model import PROBE_NOISE_C
 from simulators.scenario import ScenarioError, ScenarioPlayer, load_scenario, parse_scenario
 from simulators.site import Site
+from tests.support.servers import require_binary
+from tests.support.waiting import eventually
 
 SITES = Path(__file__).resolve().parents[2] / "simulators" / "sites"
 SCENARIOS = Path(__file__).resolve().parents[2] / "simulators" / "scenarios"

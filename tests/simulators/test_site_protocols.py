@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mosquitto_server import Mosquitto, binary_or_skip
-from servers import require_binary
 
 from collectors.modbus.profile import ModbusField, load_modbus_profile
 from dcim.clock import ManualClock, SimClock
@@ -33,6 +31,8 @@ from dcim.reading import Value
 from simulators.scenario import ScenarioPlayer, load_scenario, parse_scenario
 from simulators.site import Site
 from simulators.source import ValueSource
+from tests.support.mosquitto_server import Mosquitto, binary_or_skip
+from tests.support.servers import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 SITES = ROOT / "simulators" / "sites"

@@ -26,7 +26,6 @@ from pysnmp.proto.rfc1902 import (
     TimeTicks,
 )
 from pysnmp.proto.rfc1905 import endOfMibView, noSuchInstance, noSuchObject
-from pysnmp_oracle import PysnmpHost
 
 from collectors.registry import CollectorFactory
 from collectors.snmp import fastcodec as fc
@@ -44,6 +43,7 @@ from simulators.mib import OidTable, TableBuilder
 from simulators.snmp_agent import SnmpAgent, serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice
+from tests.support.pysnmp_oracle import PysnmpHost
 
 V1 = api.PROTOCOL_MODULES[api.SNMP_VERSION_1]
 V2 = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]

@@ -26,8 +26,6 @@ from pysnmp.proto.api import v2c
 from pysnmp.proto.mpmod.rfc3412 import ScopedPDU, SNMPv3Message
 from pysnmp.proto.rfc1902 import Counter64, Integer32, OctetString
 from pysnmp.proto.secmod.rfc3414.service import SnmpUSMSecurityModel, UsmSecurityParameters
-from pysnmp_oracle import PysnmpHost
-from snmpd import NO_MIBS_ENV, SYS_DESCR, Snmpd, UsmUser, free_udp_port, require_binary
 
 from collectors.registry import CollectorFactory
 from collectors.snmp import fastcodec as fc
@@ -52,6 +50,15 @@ from simulators.fast_agent import (
 from simulators.snmp_agent import V3User
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice
+from tests.support.pysnmp_oracle import PysnmpHost
+from tests.support.snmpd import (
+    NO_MIBS_ENV,
+    SYS_DESCR,
+    Snmpd,
+    UsmUser,
+    free_udp_port,
+    require_binary,
+)
 
 AUTH_KEY = "auth-secret-4711"
 PRIV_KEY = "priv-secret-0815"

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from pysnmp.entity import config as pysnmp_config
-from snmpd import SYS_DESCR, Snmpd, UsmUser, free_udp_port, require_binary
 
 from collectors.snmp import security
 from collectors.snmp.client import SnmpHost
@@ -27,6 +26,7 @@ from simulators import snmp_agent
 from simulators.snmp_agent import V3User, serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice
+from tests.support.snmpd import SYS_DESCR, Snmpd, UsmUser, free_udp_port, require_binary
 
 AUTH_KEY = "auth-secret-4711"
 PRIV_KEY = "priv-secret-0815"

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alert_rig import service, temp
-from paging_services import OPSGENIE_KEY, ROUTING_KEY, SLACK_PATH, PagingServices
 
 from dcim.alerts.service import AlertEngine
 from dcim.clock import ManualClock
+from tests.support.alert_rig import service, temp
+from tests.support.paging_services import OPSGENIE_KEY, ROUTING_KEY, SLACK_PATH, PagingServices
 
 RUNBOOKS = "https://git.example.org/dcim/blob/main/"
 RUNBOOK = RUNBOOKS + "docs/runbooks.md#ashrae-inlet-temp"

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import find_binary
 
 from dcim.bench.exporter import write_exporter_config
 from dcim.bench.fleet import fleet_config
 from dcim.bench.report import ROWS, markdown
 from dcim.cli import main
+from tests.support.servers import find_binary
 
 
 def _need(name: str, default: str) -> None:

@@ -7,18 +7,25 @@ inventory and the demo hall (simulators/sites/demo-site.yaml) against it.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 # helper modules (grafana_*.py) sit beside this file
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from grafana_behaviour import (
+
+from collectors.registry import profile_metrics, profile_tag_values
+from dcim.alerts.kinds.aggregate import RatioRule
+from dcim.alerts.kinds.threshold import ThresholdRule
+from dcim.alerts.snapshot import DEFAULT_PERIOD_S
+from dcim.cli.demo.hall import demo_inventory
+from dcim.grafana.build import build_dashboards
+from dcim.grafana.export import datasources_yaml
+from dcim.grafana.layout import load_inventory
+from dcim.grafana.site import Profiles
+from dcim.inventory import Config, iter_devices, parse_config
+from tests.support.grafana.behaviour import (
     SEVERITY_COLOUR,
     TableShapeError,
     annotation_query,
@@ -37,18 +44,7 @@ from grafana_behaviour import (
     steps_of,
     threshold_rule,
 )
-from grafana_site import hall_config
-
-from collectors.registry import profile_metrics, profile_tag_values
-from dcim.alerts.kinds.aggregate import RatioRule
-from dcim.alerts.kinds.threshold import ThresholdRule
-from dcim.alerts.snapshot import DEFAULT_PERIOD_S
-from dcim.cli.demo.hall import demo_inventory
-from dcim.grafana.build import build_dashboards
-from dcim.grafana.export import datasources_yaml
-from dcim.grafana.layout import load_inventory
-from dcim.grafana.site import Profiles
-from dcim.inventory import Config, iter_devices, parse_config
+from tests.support.grafana.site import hall_config
 
 ROOT = Path(__file__).resolve().parents[3]
 #: What `dcim grafana export` passes in: the devices' profiles read.

@@ -18,38 +18,17 @@ while the profile they wait for is missing.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 # helper modules (grafana_*.py) sit beside this file; the broker helper beside the MQTT tests
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "collectors" / "mqtt"))
-
 import asyncio
 import json
 import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
-from grafana_behaviour import TableShapeError, annotation_query, merge_table
-from grafana_expand import expand, selection
-from grafana_hall_run import (
-    NOT_SAMPLED,
-    TRAP_DEVICE,
-    HallRun,
-    polled_devices,
-    run_hall,
-    site_config,
-    ups_devices,
-    write_site,
-)
-from grafana_live import Findings, Influx, check
-from grafana_site import hall_config
-from mosquitto_server import Mosquitto, binary_or_skip
-from servers import InfluxDB1, eventually, http
 
 from collectors.registry import CollectorFactory
 from dcim.cli import main
@@ -62,6 +41,23 @@ from dcim.vocabulary import load_vocabulary
 from simulators.snmp_agent import serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice
+from tests.support.grafana.behaviour import TableShapeError, annotation_query, merge_table
+from tests.support.grafana.expand import expand, selection
+from tests.support.grafana.hall_run import (
+    NOT_SAMPLED,
+    TRAP_DEVICE,
+    HallRun,
+    polled_devices,
+    run_hall,
+    site_config,
+    ups_devices,
+    write_site,
+)
+from tests.support.grafana.live import Findings, Influx, check
+from tests.support.grafana.site import hall_config
+from tests.support.mosquitto_server import Mosquitto, binary_or_skip
+from tests.support.servers import InfluxDB1, http
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 import yaml
-from alertmanager_server import Alertmanager, start_alertmanager
-from servers import eventually
 
 from collectors.registry import CollectorFactory
 from dcim.cli.common import load_checked
 from dcim.ops.service import Service
+from tests.support.alertmanager_server import Alertmanager, start_alertmanager
+from tests.support.waiting import eventually
 
 REFRESH_S = 0.5
 

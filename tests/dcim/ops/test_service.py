@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from servers import http
 
 from collectors.registry import CollectorFactory
 from dcim.cli.common import load_checked
@@ -29,6 +28,7 @@ from dcim.ops.service import Service
 from simulators.snmp_agent import SnmpAgent, serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice
+from tests.support.servers import http
 
 WATCHDOG_USEC = 300_000  # WatchdogSec=0.3: WATCHDOG=1 every 0.15 s
 

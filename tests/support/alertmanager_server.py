@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from servers import free_port, require_binary, stop_process, wait_until
+from tests.support.servers import free_port, require_binary, stop_process
+from tests.support.waiting import wait_until
 
 
 def alertmanager_binary() -> str:

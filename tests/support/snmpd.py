@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import servers
-from servers import ServerProcess, free_port
+from tests.support import servers
+from tests.support.servers import ServerProcess, free_port
 
 SYS_DESCR = "1.3.6.1.2.1.1.1.0"
 

@@ -7,22 +7,21 @@ in tests, against a separate process, so they never stall the code under test lo
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
 import shutil
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+
+from tests.support.waiting import wait_until
 
 START_TIMEOUT_S = 30.0
 
@@ -92,31 +91,6 @@ def http(
             return int(resp.status), bytes(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
-
-
-def wait_until(
-    condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.02
-) -> None:
-    """Poll `condition` until true; TimeoutError naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within_s: float, what: str) -> None:
-    """Await `check()` until it is true; TimeoutError naming `what` after `within_s`.
-
-    For state held by another process (a server's stored data), which cannot
-    signal us: poll it, at a pace that does not load the machine.
-    """
-    try:
-        async with asyncio.timeout(within_s):
-            while not await check():  # noqa: ASYNC110 - external state, nothing to await
-                await asyncio.sleep(0.1)
-    except TimeoutError:
-        raise TimeoutError(f"timed out after {within_s:.0f}s waiting for {what}") from None
 
 
 class ServerProcess:

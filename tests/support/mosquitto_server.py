@@ -11,8 +11,8 @@ import socket
 import subprocess
 from pathlib import Path
 
-from certs import Pki
-from servers import ServerProcess, free_port, require_binary
+from tests.support.certs import Pki
+from tests.support.servers import ServerProcess, free_port, require_binary
 
 MQTT_USER = "monitor"
 MQTT_PASSWORD = "s3cret-Pa55"  # noqa: S105 - a test broker's throwaway password

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from servers import http
+from tests.support.servers import http
 
 #: One stored value: measurement, sorted tag pairs, field key, timestamp in ms.
 Key = tuple[str, tuple[tuple[str, str], ...], str, int]

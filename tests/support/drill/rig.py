@@ -12,10 +12,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from drill_parts import MonitorProcess, Publisher, RogueProxy, Webhook
-from drill_points import Key, Tally, parse_line, read_influx, tally
-from mosquitto_server import Mosquitto
-from servers import InfluxDB1
+from tests.support.drill.parts import MonitorProcess, Publisher, RogueProxy, Webhook
+from tests.support.drill.points import Key, Tally, parse_line, read_influx, tally
+from tests.support.mosquitto_server import Mosquitto
+from tests.support.servers import InfluxDB1
+from tests.support.waiting import eventually
 
 DB = "drill"
 POLL_S = 0.5
@@ -217,19 +218,15 @@ class Rig:
     async def until(
         self, check: Callable[[], bool | Awaitable[bool]], what: str, within_s: float
     ) -> float:
-        """Seconds until `check()` holds; TimeoutError naming `what`."""
-        started = time.monotonic()
-        while True:
-            outcome = check()
-            if not isinstance(outcome, bool):
-                outcome = await outcome
-            if outcome:
-                return time.monotonic() - started
-            if time.monotonic() - started > within_s:
-                raise TimeoutError(f"drill: timed out after {within_s:.0f} s waiting for {what}")
+        """Seconds until `check()` holds; TimeoutError naming `what`; fails at once
+        when the monitor died meanwhile."""
+
+        def alive_and(check_now: Callable[[], bool | Awaitable[bool]]) -> bool | Awaitable[bool]:
             if not self.monitor.alive and self.monitor.starts:
                 raise AssertionError(f"the monitor died: {self.monitor.log()[-3000:]}")
-            await asyncio.sleep(0.1)
+            return check_now()
+
+        return await eventually(lambda: alive_and(check), within_s, f"drill: {what}")
 
     def self_metric(self, metric_field: str, since_ms: int = 0, **tags: str) -> list[float]:
         """Values of one dcim_self field (self-metrics, device health) since an instant."""

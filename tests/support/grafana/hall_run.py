@@ -247,7 +247,7 @@ async def run_hall(
 
     Simulated time stands still mid-outage until `await outage_seen()` is true.
     """
-    from servers import eventually
+    from tests.support.waiting import eventually
 
     held = HeldTime()
     site = Site(site_config(), clock=SimClock(SPEED, now_fn=held), seed=7)

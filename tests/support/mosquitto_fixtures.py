@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from certs import Pki, make_pki
-from mosquitto_server import (
+
+from tests.support.certs import Pki, make_pki
+from tests.support.mosquitto_server import (
     MQTT_PASSWORD,
     MQTT_USER,
     Mosquitto,

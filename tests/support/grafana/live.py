@@ -13,9 +13,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from grafana_behaviour import TableShapeError, annotation_query, merge_table
-from grafana_expand import expand, selection
-from servers import http
+from tests.support.grafana.behaviour import TableShapeError, annotation_query, merge_table
+from tests.support.grafana.expand import expand, selection
+from tests.support.servers import http
 
 
 class QueryFailed(AssertionError):

@@ -19,12 +19,11 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from servers import missing, stop_process
-from snmpd import free_udp_port
-
 from collectors.snmp.client import SnmpHost
 from dcim.errors import CollectError
 from dcim.inventory import SnmpConfig
+from tests.support.servers import missing, stop_process
+from tests.support.snmpd import free_udp_port
 
 REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".venv-snmpsim"

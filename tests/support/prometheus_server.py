@@ -7,7 +7,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from servers import ServerProcess, free_port, http, require_binary
+from tests.support.servers import ServerProcess, free_port, http, require_binary
 
 
 def prometheus_binary() -> str:

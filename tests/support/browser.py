@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from servers import require_binary
+from tests.support.servers import require_binary
 
 CHROMIUM_ARGS = (
     "--headless",
