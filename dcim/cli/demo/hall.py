@@ -21,9 +21,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from dcim.alerts.kinds.base import DeviceInfo
-from dcim.alerts.service import AlertEngine, Emit, load_rules
-from dcim.inventory import Config, iter_devices, load_config
+from dcim.alerts.service import AlertEngine, Emit, device_infos, load_rules
+from dcim.inventory import Config, load_config
 from dcim.reading import Reading
 from dcim.web.auth import hash_password
 
@@ -133,10 +132,8 @@ def monitor_config(
 def alert_engine(monitor: Config, site: Config, clock: Any) -> AlertEngine:
     """The default packs on simulated time; devices' intervals as the site file gives them."""
     assert monitor.alerts is not None
-    devices = {
-        placed.device.id: DeviceInfo(placed.tags, placed.device.poll_interval_s)
-        for placed in iter_devices(site)
-    }
+    # the rooms' classes as the site says, the default class as the monitor's alerts do
+    devices = device_infos(site.model_copy(update={"alerts": monitor.alerts}))
     settings = monitor.alerts
     store = monitor.monitor.state_dir / settings.db_file
     # incidents of an earlier run are in another simulated time: start afresh
