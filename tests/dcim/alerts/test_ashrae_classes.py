@@ -11,9 +11,9 @@ import logging
 import pytest
 
 from dcim.alerts.config import AlertsConfig
+from dcim.alerts.engine import RuleEngine
 from dcim.alerts.rules import load_pack
 from dcim.alerts.service import device_infos
-from dcim.alerts.engine import RuleEngine
 from dcim.clock import ManualClock
 from dcim.errors import ConfigError
 from dcim.inventory import Config, iter_devices, parse_config

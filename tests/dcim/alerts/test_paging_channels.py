@@ -2,7 +2,7 @@
 firing and the resolve of one incident, with its runbook, dashboard and board links.
 
 The services themselves cannot be reached from here, so recording servers stand in for
-them (tests/paging_services.py): they check each request against the service's
+them (tests/support/paging_services.py): they check each request against the service's
 documented payload shape and answer as the service does. A payload they would refuse
 fails the test (`paging.problems`)."""
 

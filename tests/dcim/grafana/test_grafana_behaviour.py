@@ -1,13 +1,12 @@
 """What Grafana itself would do with the generated dashboards (it cannot run here).
 
-Each test states one of Grafana's own rules (see grafana_behaviour.py) and checks every
+Each test states one of Grafana's own rules (see tests/support/grafana/behaviour.py) and checks every
 dashboard generated for the example inventory, the test hall, the `dcim demo`
 inventory and the demo hall (simulators/sites/demo-site.yaml) against it.
 """
 
 from __future__ import annotations
 
-# helper modules (grafana_*.py) sit beside this file
 import re
 from pathlib import Path
 from typing import Any

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-# helper modules (grafana_*.py) sit beside this file
 import json
 from pathlib import Path
 from typing import Any

@@ -7,18 +7,17 @@ sink, with its alert engine (`alerts:`) and trap receiver (`traps:`) on:
 - the demo hall `simulators/sites/demo-site.yaml` (the inventory `dcim demo`
   plays) served by `simulators.site.Site` over SNMP, Modbus and MQTT (a real
   Mosquitto) while a utility outage whose generator fails to start plays at high
-  speed and the site sends traps (`grafana_hall_run`), site `demo`.
+  speed and the site sends traps (`tests.support.grafana.hall_run`), site `demo`.
 
 `dcim grafana export` writes each site's dashboards; while the monitor and its
 alert engine run, with the on-battery incidents open, every panel query must
 return data and every table query must merge into one table as Grafana merges
-it (`grafana_live`). The only exceptions are the panels in PENDING, and only
+it (`tests.support.grafana.live`). The only exceptions are the panels in PENDING, and only
 while the profile they wait for is missing.
 """
 
 from __future__ import annotations
 
-# helper modules (grafana_*.py) sit beside this file; the broker helper beside the MQTT tests
 import asyncio
 import json
 import time

@@ -1,6 +1,6 @@
 """The NOC board in a real headless Chromium, on the small hall polled by the real monitor.
 
-One rig for the module (see board_rig.py); the tests run in file order and each
+One rig for the module (see tests/support/board_rig.py); the tests run in file order and each
 leaves the hall as it found it. Screenshots of the overview (both UPS on battery)
 and of an acknowledged incident are written to docs/ for the README.
 """
