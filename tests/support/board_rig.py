@@ -28,7 +28,7 @@ from dcim.clock import SimClock
 from dcim.runner import Monitor
 from simulators.site import Site
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 SITE_FILE = ROOT / "simulators" / "sites" / "small-site.yaml"
 #: Wall seconds between two polls of every device.
 POLL_S = 1.0

@@ -25,7 +25,7 @@ from dcim.inventory import SnmpConfig
 from tests.support.servers import missing, stop_process
 from tests.support.snmpd import free_udp_port
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 VENV = REPO / ".venv-snmpsim"
 SYSTEM_PYTHON = "/usr/bin/python3"
 PACKAGES = ("snmpsim>=1.1", "pysmi>=1.4")
