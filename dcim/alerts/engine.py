@@ -149,6 +149,10 @@ class RuleEngine:
         self._compiled: dict[str, tuple[Rule, Evaluator]] = {}
         self._by_metric: dict[str, _Routes] = {}
         self._every: list[_Route] = []
+        #: (metric, device) -> the routes its readings meet, in one lookup per reading:
+        #: those that accepted the device, and those that test every reading (their
+        #: scope looks at row tags such as a sensor's position).
+        self._plans: dict[tuple[str, str], tuple[tuple[_Route, ...], tuple[_Route, ...]]] = {}
         self._timed: list[Evaluator] = []
         self._fact_rules: frozenset[str] = frozenset()
         self._install(rules)
@@ -184,6 +188,7 @@ class RuleEngine:
             SHARD_SILENT_RULE.id: SHARD_SILENT_RULE,
         }
         self._by_metric, self._every, self._timed = {}, [], []
+        self._plans = {}
         for rule, evaluator in compiled.values():
             self.rules[rule.id] = RuleInfo.of(rule)
             route = _Route(evaluator)
@@ -269,12 +274,32 @@ class RuleEngine:
         if reading.metric.startswith("alert."):
             return  # our own transitions come back through the bus: never proof of life
         now = self.clock()
-        routes = self._by_metric.get(reading.metric)
-        candidates = routes.candidates(reading) if routes is not None else []
-        for route in (*candidates, *self._every):
-            if route.accepts(reading):
+        plan = self._plans.get((reading.metric, reading.device_id))
+        if plan is None:
+            plan = self._plan(reading)
+        accepted, tested = plan
+        for route in accepted:
+            for signal in route.evaluator.observe(reading, now, self):
+                self._apply(route.evaluator.rule.id, signal, now)
+        for route in tested:
+            if route.scope.matches(reading.tags):
                 for signal in route.evaluator.observe(reading, now, self):
                     self._apply(route.evaluator.rule.id, signal, now)
+
+    def _plan(self, reading: Reading) -> tuple[tuple[_Route, ...], tuple[_Route, ...]]:
+        """The routes of a (metric, device): a device's place tags are the same every poll."""
+        routes = self._by_metric.get(reading.metric)
+        candidates = routes.candidates(reading) if routes is not None else []
+        accepted: list[_Route] = []
+        tested: list[_Route] = []
+        for route in (*candidates, *self._every):
+            if route.everything or (route.per_device and route.accepts(reading)):
+                accepted.append(route)
+            elif not route.per_device:
+                tested.append(route)
+        plan = (tuple(accepted), tuple(tested))
+        self._plans[(reading.metric, reading.device_id)] = plan
+        return plan
 
     def tick(self) -> None:
         """Let time pass: delays elapse, silent devices go stale, escalations come due."""
