@@ -27,6 +27,7 @@ from pydantic import (
 from dcim.alerts.config import AlertsConfig
 from dcim.configfiles import Origin, Sources, read_sources, relative_to
 from dcim.configmodel import Strict
+from dcim.coord.config import CoordinationConfig
 from dcim.errors import ConfigError
 from dcim.secret import Secret
 from dcim.tls import TlsConfig as TlsConfig  # noqa: PLC0414 - re-exported for importers
@@ -387,6 +388,8 @@ class Config(Strict):
     alerts: AlertsConfig | None = None
     #: The NOC board (off unless configured).
     web: WebConfig | None = None
+    #: Monitors sharing the rooms through etcd, taking over from each other (dcim.coord).
+    coordination: CoordinationConfig | None = None
 
     @model_validator(mode="after")
     def _someone_can_read_the_board(self) -> Config:

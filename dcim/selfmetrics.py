@@ -30,7 +30,10 @@ class SelfMetrics:
         sinks: Mapping[str, Callable[[], SinkStats]],
         emit: Emit,
         interval_s: float,
+        *,
+        extra: Sequence[Callable[[int], list[Reading]]] = (),
     ) -> None:
+        self._extra = extra
         self._bus = bus
         self._pollers = pollers
         self._sinks = sinks
@@ -64,6 +67,8 @@ class SelfMetrics:
         out.append(
             Reading(SELF_DEVICE, "dcim.poll_lag_s", round(lag, 6), "s", ts, self._process_tags)
         )
+        for source in self._extra:
+            out.extend(source(ts))
         return out
 
     async def run(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from fnmatch import fnmatchcase
 
 from dcim.alerts.config import RetryPolicy, Route
@@ -47,6 +47,10 @@ class Dispatcher:
         self.delivered = 0
         #: Hook for latency measurement: called right after a notification left.
         self.on_delivered: Callable[[str, Notification], None] | None = None
+        #: Awaited before each send (coordinated monitors: the incident's state reaches
+        #: etcd before its page leaves, so a member that dies right after paging has
+        #: left what the next owner needs to not page again).
+        self.before_send: Callable[[Notification], Awaitable[object]] | None = None
         self._tasks: dict[str, list[asyncio.Task[None]]] = {}
         self._started = False
 
@@ -175,6 +179,8 @@ class Dispatcher:
                     await wake.wait()
                     continue
             for seq, notification in batch:
+                if self.before_send is not None:
+                    await self.before_send(notification)
                 while True:
                     try:
                         await notifier.send(notification)
