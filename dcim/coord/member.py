@@ -128,6 +128,8 @@ class Member:
         self._silence_ops: list[Silence | str] = []
         self._known_silences: set[str] = set()
         self._waiting_logged: set[RoomKey] = set()
+        #: Who held a room when we last saw its owner key (the peer of a handover in).
+        self._last_holder: dict[RoomKey, str] = {}
         self._name_taken_logged = False
         self._started = clock()
 
@@ -194,6 +196,9 @@ class Member:
             return
         self.members = members
         self.owners = {room: owner for room, (owner, _) in owners.items()}
+        for room, (owner, _) in owners.items():
+            if owner != self.name:
+                self._last_holder[room] = owner
         previous = self.plan
         self.plan = assign(self.rooms, members)
         mine = rooms_of(self.plan, self.name)
@@ -287,7 +292,8 @@ class Member:
         await self.host.take_rooms({room}, incidents)
         self.owned.add(room)
         self._save_state()
-        peer = planned_before if planned_before != self.name else ""
+        held_by = self._last_holder.pop(room, "")
+        peer = held_by or (planned_before if planned_before != self.name else "")
         if peer and peer not in self.members:
             reason = "member gone"  # its lease expired (or it stopped)
         elif peer:

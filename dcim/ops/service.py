@@ -375,8 +375,11 @@ class Service:
 
     def handed_over(self, event: HandoverEvent) -> None:
         room = "/".join(event.room)
+        # a member's first rooms are no news; a room changing hands is
+        level = logging.INFO if event.reason in ("assigned", "last assignment") else logging.WARNING
         if event.direction == "in":
-            log.warning(
+            log.log(
+                level,
                 "handover: room %s taken over%s (%s); %d open incident(s) carried on",
                 room,
                 f" from {event.peer}" if event.peer else "",
