@@ -313,7 +313,6 @@ async def test_members_share_rooms_take_over_and_survive_etcd_outage(
 
         # --- an incident in a room of the member we kill -----------------------------------
         victim = plan["dc1/hall-0"]
-        room = "dc1/hall-0"
         moved_rooms = {r for r, m in plan.items() if m == victim}
         models["ups-0-0"].set_utility(False)
         _, firing = await recorder.wait_for(
