@@ -313,7 +313,8 @@ class AlertEngine:
     # --- rooms moving between monitors (dcim.coord) -------------------------------
 
     def release_rooms(self, rooms: set[tuple[str, str]]) -> list[Incident]:
-        """Forget the rooms' incidents here (engine and store) without notifying."""
+        """Forget the rooms' incidents here (engine and store) without notifying; returns
+        them."""
         forgotten = self.engine.release_rooms(rooms)
         self.store.forget([incident.id for incident in forgotten])
         self.flush()

@@ -73,7 +73,10 @@ class HandoverEvent:
 class RoomHost(Protocol):
     """What a member drives: the monitor around it (the service)."""
 
-    async def take_rooms(self, rooms: set[RoomKey], incidents: list[Incident]) -> None: ...
+    async def take_rooms(self, rooms: set[RoomKey], incidents: list[Incident] | None) -> None:
+        """Poll these rooms, carrying on these incidents (None: etcd could not be read,
+        carry on what this monitor itself knew of them)."""
+        ...
 
     async def release_rooms(self, rooms: set[RoomKey]) -> None: ...
 
@@ -213,8 +216,18 @@ class Member:
             elif holder is None:
                 # our owner key went with a lapsed lease: claim it again
                 await self._claim(room)
+        for room, holder in owners.items():
+            if holder == (self.name, self.lease) and room not in self.owned and room not in mine:
+                # a key left by a handover that etcd interrupted: free it now
+                await self.states.flush(room)
+                await self.client.txn(
+                    [value_is(self.keys.owner(room), self.name)], [delete_op(self.keys.owner(room))]
+                )
         for room in sorted(mine - self.owned):
             holder = owners.get(room)
+            if holder == (self.name, self.lease):  # claimed, then etcd failed before we took it
+                await self._take(room, previous.get(room, ""), claimed=True)
+                continue
             if holder is not None:
                 if room not in self._waiting_logged:
                     self._waiting_logged.add(room)
@@ -284,8 +297,8 @@ class Member:
         key = self.keys.owner(room)
         return await self.client.txn([absent(key)], [put_op(key, self.name, self.lease)])
 
-    async def _take(self, room: RoomKey, planned_before: str) -> None:
-        if not await self._claim(room):
+    async def _take(self, room: RoomKey, planned_before: str, *, claimed: bool = False) -> None:
+        if not claimed and not await self._claim(room):
             return  # someone was faster (a stale plan): the next step sorts it out
         self._waiting_logged.discard(room)
         incidents = await self.states.load(room)
@@ -328,6 +341,7 @@ class Member:
     # --- etcd unreachable ------------------------------------------------------------------
 
     def _reachable(self) -> None:
+        self.states.reachable = True
         if self.unreachable_since is None:
             return
         gone_for = self.clock() - self.unreachable_since
@@ -341,6 +355,7 @@ class Member:
             self.lost_paged = False
 
     async def _unreachable(self, exc: Exception) -> None:
+        self.states.reachable = False  # pages are not held for etcd while it is gone
         now = self.clock()
         self.last_error = str(exc)
         if self.unreachable_since is None:
@@ -377,7 +392,7 @@ class Member:
             "coordination: etcd unreachable since start; polling the rooms of our last run: %s",
             ", ".join(sorted(room_name(r) for r in rooms)),
         )
-        await self.host.take_rooms(rooms, [])
+        await self.host.take_rooms(rooms, None)
         self.owned |= rooms
         for room in sorted(rooms):
             self._event(room, "in", "", "last assignment", 0)

@@ -30,6 +30,7 @@ from dcim.alerts.model import Level, Severity
 from dcim.alerts.notify.base import NotifyError
 from dcim.alerts.storms import COORDINATION_LOST_RULE, SHARD_SILENT_RULE
 from dcim.audit import AuditLog
+from dcim.coord.handover import room_of
 from dcim.errors import ConfigError
 from dcim.inventory import Config
 from dcim.ops.metrics import ServiceState, build_registry
@@ -86,6 +87,8 @@ class Service:
         #: Rooms this monitor polls while coordinated (the member decides).
         self.owned_rooms: set[tuple[str, str]] = set()
         self.member: Member | None = None
+        #: Incidents this process's store had at start (etcd has the rooms' incidents).
+        self._known_at_start: list[Incident] = []
         self.config = self._part(config)
         self._load = load
         self._mqtt_client = mqtt_client
@@ -321,7 +324,7 @@ class Service:
         if alerts is not None:
             # what this process's store restored belongs to etcd now: the owner of each
             # room carries its incidents; we take ours back when a room is ours again
-            alerts.release_rooms(set(room_sizes(self.full_config)))
+            self._known_at_start = alerts.release_rooms(set(room_sizes(self.full_config)))
             alerts.on_changed = lambda incidents: member.states.changed(
                 incidents, self.owned_rooms.__contains__
             )
@@ -341,9 +344,13 @@ class Service:
         else:
             self.member.silence_saved(item)
 
-    async def take_rooms(self, rooms: set[tuple[str, str]], incidents: list[Incident]) -> None:
+    async def take_rooms(
+        self, rooms: set[tuple[str, str]], incidents: list[Incident] | None
+    ) -> None:
         monitor = self.monitor
         assert monitor is not None
+        if incidents is None:  # etcd unreachable since start: what our own store had
+            incidents = [i for i in self._known_at_start if room_of(i) in rooms]
         if monitor.alerts is not None:
             monitor.alerts.adopt_rooms(rooms, incidents)
         self.owned_rooms |= rooms

@@ -8,7 +8,8 @@ polls to its own file sink, which is how the test sees who polled what and when.
 Timing is shortened to keep the test lean: leases of 2 s (default 10 s), polls every
 second, "coordination lost" after 3 s of etcd gone (default: the lease), and etcd
 stopped for OUTAGE_S seconds (10 s here; the issue's minute with
-DCIM_TEST_ETCD_OUTAGE_S=60). The measured handover figures are printed (-s shows them).
+DCIM_TEST_ETCD_OUTAGE_S=60). DCIM_TEST_LEASE_S and DCIM_TEST_POLL_S measure other
+settings (e.g. the default 10 s lease). The measured handover figures are printed (-s).
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ pytestmark = pytest.mark.slow
 ROOMS = 4
 UPS_PER_ROOM = 2
 MEMBERS = ("m1", "m2", "m3")
-LEASE_S = 2
-INTERVAL_S = 1.0
+LEASE_S = int(os.environ.get("DCIM_TEST_LEASE_S", "2"))
+INTERVAL_S = float(os.environ.get("DCIM_TEST_POLL_S", "1"))
 LOST_AFTER_S = 3.0
 OUTAGE_S = float(os.environ.get("DCIM_TEST_ETCD_OUTAGE_S", "10"))
 PREFIX = "/dcim-test/"

@@ -32,7 +32,7 @@ class Host:
         self.lost: list[tuple[bool, bool]] = []
         self.silences: dict[str, Silence] = {}
 
-    async def take_rooms(self, rooms: set[RoomKey], incidents: list[Incident]) -> None:
+    async def take_rooms(self, rooms: set[RoomKey], incidents: list[Incident] | None) -> None:
         self.rooms |= rooms
 
     async def release_rooms(self, rooms: set[RoomKey]) -> None:
