@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from dcim.inventory import Config, FileSinkConfig, RoomConfig, SiteConfig
+from dcim.inventory import Config, FileSinkConfig, MqttBrokerConfig, RoomConfig, SiteConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +92,17 @@ def member_config(config: Config, rooms: set[tuple[str, str]], member: str) -> C
     part = rooms_config(config, rooms)
     if config.mqtt is None:
         return part
+    return part.model_copy(update={"mqtt": _own_client_id(config, f"member-{member}")})
+
+
+def _own_client_id(config: Config, suffix: str) -> MqttBrokerConfig:
+    """The MQTT broker settings with the client id made this process's own."""
+    assert config.mqtt is not None
     from collectors.mqtt.client import default_client_id
 
-    suffix = f"member-{member}"
     base = config.mqtt.client_id or default_client_id()
-    if base.endswith(suffix):
-        return part
     client_id = f"{base[: 64 - len(suffix) - 1]}-{suffix}"
-    return part.model_copy(update={"mqtt": config.mqtt.model_copy(update={"client_id": client_id})})
+    return config.mqtt.model_copy(update={"client_id": client_id})
 
 
 def _own_resources(config: Config, shard: Shard) -> dict[str, Any]:
@@ -123,11 +126,7 @@ def _own_resources(config: Config, shard: Shard) -> dict[str, Any]:
             for sink in config.sinks
         ]
     if config.mqtt is not None:
-        from collectors.mqtt.client import default_client_id
-
-        base = config.mqtt.client_id or default_client_id()
-        client_id = f"{base[: 64 - len(suffix) - 1]}-{suffix}"
-        update["mqtt"] = config.mqtt.model_copy(update={"client_id": client_id})
+        update["mqtt"] = _own_client_id(config, suffix)
     if config.traps is not None and config.traps.port:
         update["traps"] = config.traps.model_copy(update={"port": config.traps.port + offset})
     ops = config.monitor.ops
