@@ -5,8 +5,8 @@ three `dcim run --member mN` processes, simulated UPSes over SNMP (two per room,
 rooms), and a webhook receiver standing in for the pager. Each member writes what it
 polls to its own file sink, which is how the test sees who polled what and when.
 
-Timing is shortened to keep the test lean: leases of 2 s (default 10 s), polls every
-second, "coordination lost" after 3 s of etcd gone (default: the lease), and etcd
+Timing is shortened to keep the test lean: leases of 2 s (default 10 s), members
+reading etcd every 0.2 s (default: lease / 5, at most 1 s), polls every second, "coordination lost" after 3 s of etcd gone (default: the lease), and etcd
 stopped for OUTAGE_S seconds (10 s here; the issue's minute with
 DCIM_TEST_ETCD_OUTAGE_S=60). DCIM_TEST_LEASE_S and DCIM_TEST_POLL_S measure other
 settings (e.g. the default 10 s lease). The measured handover figures are printed (-s).
@@ -153,6 +153,7 @@ def write_configs(
             "coordination": {
                 "etcd": {"endpoints": [etcd_url], "lease_s": LEASE_S, "prefix": PREFIX},
                 "lost_after_s": LOST_AFTER_S,
+                "sync_s": 0.2,
             },
         }
         paths[member] = tmp / f"{member}.yaml"
