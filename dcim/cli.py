@@ -91,6 +91,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from collectors.shipped import log_overrides
 
     log_overrides()
+    if args.member and config.coordination is None:
+        return _report_config_error(
+            ConfigError("--member", ["a member name needs a coordination section (etcd)"])
+        )
     if shard is not None and config.coordination is not None:
         return _report_config_error(
             ConfigError(
