@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -21,13 +22,14 @@ def test_defaults_follow_the_lease_and_bad_values_are_refused() -> None:
     assert CoordinationConfig.model_validate(
         {"etcd": {"endpoints": ["http://127.0.0.1:2379"], "lease_s": 2}}
     ).sync_interval_s == pytest.approx(0.4)
-    for bad in (
+    bad_sections: list[dict[str, Any]] = [
         {"etcd": {"endpoints": []}},
         {"etcd": {"endpoints": ["etcd1:2379"]}},  # no scheme
         {"etcd": {"endpoints": ["https://e:2379"], "lease_s": 1}},
         {"etcd": {"endpoints": ["https://e:2379"], "username": "dcim"}},  # no password
         {"etcd": {"endpoints": ["https://e:2379"]}, "member": "a b"},
-    ):
+    ]
+    for bad in bad_sections:
         with pytest.raises(ValidationError):
             CoordinationConfig.model_validate(bad)
 
