@@ -28,6 +28,7 @@ from pydantic import (
 from dcim.alerts.config import AlertsConfig
 from dcim.configfiles import Origin, Sources, read_sources, relative_to
 from dcim.configmodel import Strict
+from dcim.coord.config import CoordinationConfig
 from dcim.errors import ConfigError
 from dcim.reading import TagSet
 from dcim.secret import Secret
@@ -411,6 +412,8 @@ class Config(Strict):
     alerts: AlertsConfig | None = None
     #: The NOC board (off unless configured).
     web: WebConfig | None = None
+    #: Monitors sharing the rooms through etcd, taking over from each other (dcim.coord).
+    coordination: CoordinationConfig | None = None
 
     @model_validator(mode="after")
     def _someone_can_read_the_board(self) -> Config:

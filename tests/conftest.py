@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from etcd_server import Etcd
 from servers import InfluxDB1, VictoriaMetrics, require_binary
 
 # Let `pytest` run from a checkout without installing the package first.
@@ -83,3 +84,13 @@ async def silent_port() -> AsyncIterator[int]:
         w.close()
     server.close()
     await server.wait_closed()
+
+
+@pytest.fixture
+def etcd(tmp_path: Path) -> Iterator[Etcd]:
+    """A private etcd the test may stop() and start() (same ports, same data)."""
+    server = Etcd(tmp_path / "etcd-server")
+    server.workdir.mkdir()
+    server.start()
+    yield server
+    server.stop()
