@@ -8,12 +8,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEBIAN_PACKAGES := influxdb victoria-metrics snmp snmpd snmptrapd mosquitto mosquitto-clients mbpoll \
 	nut-snmp nut-server nut-client prometheus-alertmanager prometheus systemd python3-venv \
-	chromium chromium-driver
+	chromium chromium-driver etcd-server
 # binaries that tell whether the packages above are present
 SERVER_BINARIES := /usr/bin/influxd /usr/bin/victoria-metrics /usr/bin/snmpwalk /usr/sbin/snmpd /usr/sbin/snmptrapd \
 	/usr/sbin/mosquitto /usr/bin/mosquitto_sub /usr/bin/mbpoll /lib/nut/snmp-ups /sbin/upsd \
 	/usr/bin/upsc /usr/bin/prometheus-alertmanager /usr/bin/prometheus /usr/bin/systemd-analyze \
-	/usr/bin/chromium /usr/bin/chromedriver
+	/usr/bin/chromium /usr/bin/chromedriver /usr/bin/etcd
 
 .PHONY: demo test check servers clean dashboards bench i18n sparkplug-proto
 

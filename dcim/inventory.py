@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -30,7 +29,9 @@ from dcim.alerts.config import AlertsConfig
 from dcim.alerts.model import AshraeClass
 from dcim.configfiles import Origin, Sources, read_sources, relative_to
 from dcim.configmodel import Strict
+from dcim.coord.config import CoordinationConfig
 from dcim.errors import ConfigError
+from dcim.reading import TagSet
 from dcim.secret import Secret
 from dcim.tls import TlsConfig as TlsConfig  # noqa: PLC0414 - re-exported for importers
 from dcim.web.config import WebConfig
@@ -413,6 +414,8 @@ class Config(Strict):
     alerts: AlertsConfig | None = None
     #: The NOC board (off unless configured).
     web: WebConfig | None = None
+    #: Monitors sharing the rooms through etcd, taking over from each other (dcim.coord).
+    coordination: CoordinationConfig | None = None
 
     @model_validator(mode="after")
     def _someone_can_read_the_board(self) -> Config:
@@ -496,7 +499,7 @@ def _placed(device: DeviceConfig, site: str, room: str, row: str, rack: str) -> 
     }
     # empty location levels (a room-level UPS has no row or rack) are not tags
     clean = {key: value for key, value in tags.items() if value}
-    return PlacedDevice(device, site, room, row, rack, MappingProxyType(clean))
+    return PlacedDevice(device, site, room, row, rack, TagSet(clean))
 
 
 def iter_devices(config: Config) -> Iterator[PlacedDevice]:

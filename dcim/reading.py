@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
+from typing import NoReturn
 
 from dcim.clock import wall_clock_ns
 
@@ -15,6 +16,39 @@ Value = float | int | bool | str
 MAX_STRING_VALUE = 256
 
 EMPTY_TAGS: Mapping[str, str] = MappingProxyType({})
+
+
+class TagSet(dict[str, str]):
+    """A reading's tags: read-only, and remembering their line-protocol text once encoded.
+
+    Collectors build one per device and per table row and hand the same object out poll
+    after poll, so a sink escapes and sorts each tag set once in its lifetime instead of
+    once per reading. A bounded cache could not hold them all: 5,000 rack PDUs carry
+    about 175,000 of them. Any other mapping still works as tags (the encoder caches it
+    by content).
+    """
+
+    __slots__ = ("encoded",)
+
+    def __init__(self, *args: Mapping[str, str] | Iterable[tuple[str, str]], **kwargs: str) -> None:
+        super().__init__(*args, **kwargs)
+        #: Line-protocol text of these tags (`,k=v... `), set by the first encoder.
+        self.encoded: str | None = None
+
+    def _read_only(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("a reading's tags are read-only")
+
+    __setitem__ = _read_only
+    __delitem__ = _read_only
+    __ior__ = _read_only
+    clear = _read_only
+    pop = _read_only
+    popitem = _read_only
+    setdefault = _read_only
+    update = _read_only
+
+    def __repr__(self) -> str:
+        return f"TagSet({dict.__repr__(self)})"
 
 
 def now_ns() -> int:

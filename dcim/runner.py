@@ -128,6 +128,8 @@ class Monitor:
             if placed.device.mqtt is None:  # MQTT devices push: the stream collector has them
                 self._add_poller(placed)
         self.self_metrics: SelfMetrics | None = None
+        #: More of the monitor's own health for self-metrics (the service adds coordination).
+        self.self_metric_sources: list[Callable[[int], list[Reading]]] = []
         #: Set once every sink, poller, receiver and the alert engine started.
         self.ready = asyncio.Event()
         #: Tasks whose end means the monitor no longer works: name -> task.
@@ -147,12 +149,12 @@ class Monitor:
 
     # --- pollers -------------------------------------------------------------------
 
-    def _add_poller(self, placed: PlacedDevice) -> None:
+    def _add_poller(self, placed: PlacedDevice, spread: float | None = None) -> None:
         poller = DevicePoller(
             self._collectors.build(placed),
             interval_s=placed.device.poll_interval_s,
             emit=self.bus.publish,
-            spread=self.config.monitor.jitter,
+            spread=self.config.monitor.jitter if spread is None else spread,
         )
         self._polled[placed.device.id] = (placed, poller)
         self.pollers.append(poller)
@@ -183,6 +185,7 @@ class Monitor:
             self.bus.publish,
             self.config.monitor.self_metrics_interval_s,
             alert_store_errors=self._alert_store_errors,
+            extra=self.self_metric_sources,
         )
         log.info(
             "monitoring %d devices, writing to %s",
@@ -266,8 +269,10 @@ class Monitor:
 
     # --- reload --------------------------------------------------------------------
 
-    async def apply(self, config: Config) -> ConfigChange:
-        """Take a new (validated) config while running; see the module doc."""
+    async def apply(self, config: Config, *, spread: float | None = None) -> ConfigChange:
+        """Take a new (validated) config while running; see the module doc. `spread`:
+        how far (a fraction of their interval) the first polls of added devices are spread
+        (default `monitor.jitter`; a room taken over from a dead monitor is overdue)."""
         change = ConfigChange(needs_restart=_restart_only_changes(self.config, config))
         wanted = {p.device.id: p for p in iter_devices(config) if p.device.mqtt is None}
         for device_id, (placed, _) in list(self._polled.items()):
@@ -282,7 +287,7 @@ class Monitor:
             if device_id not in self._polled:
                 if device_id not in change.changed:
                     change.added.append(device_id)
-                self._add_poller(placed)
+                self._add_poller(placed, spread)
         old_push = _push_inputs(self.config)
         new_push = _push_inputs(config)
         if old_push != new_push:
@@ -300,6 +305,8 @@ class Monitor:
             change.needs_restart += await self.alerts.reconfigure(config)
         elif config.alerts is not None:
             change.needs_restart.append("alerts (added)")
+        if self.board is not None and (change.added or change.removed or change.changed):
+            self.board.devices_changed(config)
         # what only a restart applies stays as running, so the next reload compares right
         self.config = config.model_copy(
             update={name: getattr(self.config, name) for name in _RESTART_ONLY}

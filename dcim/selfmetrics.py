@@ -32,7 +32,9 @@ class SelfMetrics:
         interval_s: float,
         *,
         alert_store_errors: Callable[[], int | None] | None = None,
+        extra: Sequence[Callable[[int], list[Reading]]] = (),
     ) -> None:
+        self._extra = extra
         self._bus = bus
         self._pollers = pollers
         self._sinks = sinks
@@ -74,6 +76,8 @@ class SelfMetrics:
                     SELF_DEVICE, "dcim.alert_store_errors", errors, None, ts, self._process_tags
                 )
             )
+        for source in self._extra:
+            out.extend(source(ts))
         return out
 
     async def run(self) -> None:

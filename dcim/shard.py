@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from dcim.inventory import Config, FileSinkConfig, RoomConfig, SiteConfig
+from dcim.inventory import Config, FileSinkConfig, MqttBrokerConfig, RoomConfig, SiteConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,24 @@ def _room_size(room: RoomConfig) -> int:
     )
 
 
+def room_sizes(config: Config) -> dict[tuple[str, str], int]:
+    """(site id, room id) -> number of devices, for every room of the inventory."""
+    return {(site.id, room.id): _room_size(room) for site in config.sites for room in site.rooms}
+
+
+def rooms_config(config: Config, rooms: set[tuple[str, str]]) -> Config:
+    """`config` with only these rooms (a site without any keeps no room; with no room at
+    all, the first site stays, empty: the monitor still runs and reports its own health)."""
+    sites: list[SiteConfig] = []
+    for site in config.sites:
+        kept = [room for room in site.rooms if (site.id, room.id) in rooms]
+        if kept:
+            sites.append(site.model_copy(update={"rooms": kept}))
+    if not sites:
+        sites = [config.sites[0].model_copy(update={"rooms": []})]
+    return config.model_copy(update={"sites": sites})
+
+
 def assign_rooms(config: Config, count: int) -> dict[tuple[str, str], int]:
     """(site id, room id) -> 1-based shard, balanced by device count."""
     rooms = [(site.id, room.id, _room_size(room)) for site in config.sites for room in site.rooms]
@@ -63,15 +81,28 @@ def assign_rooms(config: Config, count: int) -> dict[tuple[str, str], int]:
 def shard_config(config: Config, shard: Shard) -> Config:
     """The part of `config` this shard polls, with its own state, client id and ports."""
     assignment = assign_rooms(config, shard.count)
-    sites: list[SiteConfig] = []
-    for site in config.sites:
-        rooms = [room for room in site.rooms if assignment[(site.id, room.id)] == shard.index]
-        if rooms:
-            sites.append(site.model_copy(update={"rooms": rooms}))
-    # a shard with no room still runs (it reports its own health), so keep one empty site
-    if not sites:
-        sites = [config.sites[0].model_copy(update={"rooms": []})]
-    return config.model_copy(update={"sites": sites, **_own_resources(config, shard)})
+    mine = {room for room, index in assignment.items() if index == shard.index}
+    return rooms_config(config, mine).model_copy(update=_own_resources(config, shard))
+
+
+def member_config(config: Config, rooms: set[tuple[str, str]], member: str) -> Config:
+    """The rooms a coordinated member polls now (`dcim.coord`), with its own MQTT client id
+    (members share the broker). Its state directory, ports and file sinks are its own
+    already: one member per machine, each with its own config file or conf.d."""
+    part = rooms_config(config, rooms)
+    if config.mqtt is None:
+        return part
+    return part.model_copy(update={"mqtt": _own_client_id(config, f"member-{member}")})
+
+
+def _own_client_id(config: Config, suffix: str) -> MqttBrokerConfig:
+    """The MQTT broker settings with the client id made this process's own."""
+    assert config.mqtt is not None
+    from dcim.mqttclient import default_client_id
+
+    base = config.mqtt.client_id or default_client_id()
+    client_id = f"{base[: 64 - len(suffix) - 1]}-{suffix}"
+    return config.mqtt.model_copy(update={"client_id": client_id})
 
 
 def _own_resources(config: Config, shard: Shard) -> dict[str, Any]:
@@ -95,11 +126,7 @@ def _own_resources(config: Config, shard: Shard) -> dict[str, Any]:
             for sink in config.sinks
         ]
     if config.mqtt is not None:
-        from dcim.mqttclient import default_client_id
-
-        base = config.mqtt.client_id or default_client_id()
-        client_id = f"{base[: 64 - len(suffix) - 1]}-{suffix}"
-        update["mqtt"] = config.mqtt.model_copy(update={"client_id": client_id})
+        update["mqtt"] = _own_client_id(config, suffix)
     if config.traps is not None and config.traps.port:
         update["traps"] = config.traps.model_copy(update={"port": config.traps.port + offset})
     ops = config.monitor.ops

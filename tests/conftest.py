@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.etcd_server import Etcd
 from tests.support.servers import InfluxDB1, VictoriaMetrics, require_binary
 
 pytest_plugins = ["tests.support.mosquitto_fixtures"]
@@ -78,3 +79,13 @@ async def silent_port() -> AsyncIterator[int]:
         w.close()
     server.close()
     await server.wait_closed()
+
+
+@pytest.fixture
+def etcd(tmp_path: Path) -> Iterator[Etcd]:
+    """A private etcd the test may stop() and start() (same ports, same data)."""
+    server = Etcd(tmp_path / "etcd-server")
+    server.workdir.mkdir()
+    server.start()
+    yield server
+    server.stop()

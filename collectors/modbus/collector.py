@@ -28,7 +28,7 @@ from dcim.errors import CollectError
 from dcim.inventory import ModbusConfig, PlacedDevice
 from dcim.plausible import check_value
 from dcim.ratelimit import LogLimiter, held_back
-from dcim.reading import Reading, now_ns
+from dcim.reading import Reading, TagSet, now_ns
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class ModbusCollector:
         self.values_invalid = 0
 
     def _merged(self, extra: Mapping[str, str]) -> Mapping[str, str]:
-        return MappingProxyType({**self.tags, **extra}) if extra else self.tags
+        return TagSet({**self.tags, **extra}) if extra else self.tags
 
     async def __aenter__(self) -> ModbusCollector:
         return self  # connections belong to the gateway and open on first use

@@ -22,7 +22,7 @@ from collectors.snmp.walk import ColumnWalker
 from dcim.inventory import PlacedDevice, SnmpConfig, SnmpVersion
 from dcim.plausible import ImplausibleValueError, check_value
 from dcim.ratelimit import LogLimiter, held_back
-from dcim.reading import EMPTY_TAGS, Reading, now_ns
+from dcim.reading import EMPTY_TAGS, Reading, TagSet, now_ns
 
 log = logging.getLogger(__name__)
 
@@ -361,7 +361,7 @@ class SnmpCollector:
                 merged[table.label_tag] = label
             merged.update((k, v) for k, v in named.items() if not k.startswith("_"))
             merged.update(output.tags)
-            tags = MappingProxyType(merged)
+            tags = TagSet(merged)
             self._row_tags[key] = tags
         return tags
 
@@ -404,7 +404,7 @@ def _keep_highest(
 
 
 def _merge(base: Mapping[str, str], extra: Mapping[str, str]) -> Mapping[str, str]:
-    return MappingProxyType({**base, **extra}) if extra else base
+    return TagSet({**base, **extra}) if extra else base
 
 
 def _label(raw: SnmpValue | None) -> str:

@@ -19,6 +19,7 @@ from dcim.alerts.model import Incident, Level, Notification, Phase, Severity, Tr
 from dcim.alerts.rules import Rule, compile_rule
 from dcim.alerts.silences import Silence
 from dcim.alerts.storms import (
+    COORDINATION_LOST_RULE,
     DEGRADED_RULE,
     DEVICE_DOWN_KIND,
     NOTIFY_FAILED_RULE,
@@ -148,6 +149,10 @@ class RuleEngine:
         self._compiled: dict[str, tuple[Rule, Evaluator]] = {}
         self._by_metric: dict[str, _Routes] = {}
         self._every: list[_Route] = []
+        #: (metric, device) -> the routes its readings meet, in one lookup per reading:
+        #: those that accepted the device, and those that test every reading (their
+        #: scope looks at row tags such as a sensor's position).
+        self._plans: dict[tuple[str, str], tuple[tuple[_Route, ...], tuple[_Route, ...]]] = {}
         self._timed: list[Evaluator] = []
         self._fact_rules: frozenset[str] = frozenset()
         self._install(rules)
@@ -165,6 +170,8 @@ class RuleEngine:
         self._site_totals: Counter[str] = Counter()
         self._max_interval = self.settings.default_interval_s
         self._devices_changed()
+        #: Rooms (site, room) handed to another monitor: their readings are ignored.
+        self._released: set[tuple[str | None, str | None]] = set()
         for incident in incidents:
             self._restore(incident)
 
@@ -181,8 +188,10 @@ class RuleEngine:
             DEGRADED_RULE.id: self.rules.get(DEGRADED_RULE.id, DEGRADED_RULE),
             NOTIFY_FAILED_RULE.id: NOTIFY_FAILED_RULE,
             SHARD_SILENT_RULE.id: SHARD_SILENT_RULE,
+            COORDINATION_LOST_RULE.id: COORDINATION_LOST_RULE,
         }
         self._by_metric, self._every, self._timed = {}, [], []
+        self._plans = {}
         for rule, evaluator in compiled.values():
             self.rules[rule.id] = RuleInfo.of(rule)
             route = _Route(evaluator)
@@ -248,6 +257,43 @@ class RuleEngine:
         incident.phase, incident.resolved_at = Phase.RESOLVED, now
         self._record("resolved", incident)
 
+    # --- rooms moving between monitors (dcim.coord) ----------------------------
+
+    def release_rooms(self, rooms: set[tuple[str, str]]) -> list[Incident]:
+        """Forget the incidents of rooms another monitor takes over, without a word: no
+        resolve, no transition (the new owner carries them on). Until they are adopted
+        again, readings of these rooms are ignored. Returns the incidents forgotten."""
+        self._released |= rooms
+        forgotten: list[Incident] = []
+        for entry in list(self._entries.values()):
+            incident = entry.incident
+            labels = incident.labels if incident is not None else {}
+            if (labels.get("site"), labels.get("room")) in rooms:
+                self._entries.pop((entry.rule.id, entry.key), None)
+                if incident is not None:
+                    self._by_id.pop(incident.id, None)
+                    self._touched.pop(incident.id, None)
+                    forgotten.append(incident)
+        self._regroup = True
+        return forgotten
+
+    def adopt_rooms(self, rooms: set[tuple[str, str]], incidents: Iterable[Incident]) -> int:
+        """Take rooms over with the incidents their previous owner left (they keep what
+        was announced, so nothing pages twice and every one can still resolve). An
+        incident whose rule and key are already open here stays as it is. Returns the
+        number adopted."""
+        self._released -= rooms
+        adopted = 0
+        for incident in incidents:
+            if incident.dedup_key in self._entries or incident.id in self._by_id:
+                continue
+            self._restore(incident)
+            if incident.id in self._by_id:
+                self._touched[incident.id] = incident  # stored here too, for our restart
+                adopted += 1
+        self._regroup = True
+        return adopted
+
     # --- the Context evaluators see ------------------------------------------
 
     def level(self, rule_id: str, key: str) -> str | None:
@@ -267,13 +313,38 @@ class RuleEngine:
     def observe(self, reading: Reading) -> None:
         if reading.metric.startswith("alert."):
             return  # our own transitions come back through the bus: never proof of life
+        if (
+            self._released
+            and (reading.tags.get("site"), reading.tags.get("room")) in self._released
+        ):
+            return  # a room handed to another member: its last readings are not ours to judge
         now = self.clock()
-        routes = self._by_metric.get(reading.metric)
-        candidates = routes.candidates(reading) if routes is not None else []
-        for route in (*candidates, *self._every):
-            if route.accepts(reading):
+        plan = self._plans.get((reading.metric, reading.device_id))
+        if plan is None:
+            plan = self._plan(reading)
+        accepted, tested = plan
+        for route in accepted:
+            for signal in route.evaluator.observe(reading, now, self):
+                self._apply(route.evaluator.rule.id, signal, now)
+        for route in tested:
+            if route.scope.matches(reading.tags):
                 for signal in route.evaluator.observe(reading, now, self):
                     self._apply(route.evaluator.rule.id, signal, now)
+
+    def _plan(self, reading: Reading) -> tuple[tuple[_Route, ...], tuple[_Route, ...]]:
+        """The routes of a (metric, device): a device's place tags are the same every poll."""
+        routes = self._by_metric.get(reading.metric)
+        candidates = routes.candidates(reading) if routes is not None else []
+        accepted: list[_Route] = []
+        tested: list[_Route] = []
+        for route in (*candidates, *self._every):
+            if route.everything or (route.per_device and route.accepts(reading)):
+                accepted.append(route)
+            elif not route.per_device:
+                tested.append(route)
+        plan = (tuple(accepted), tuple(tested))
+        self._plans[(reading.metric, reading.device_id)] = plan
+        return plan
 
     def tick(self) -> None:
         """Let time pass: delays elapse, silent devices go stale, escalations come due."""

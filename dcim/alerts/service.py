@@ -169,6 +169,10 @@ class AlertEngine:
         sites = sorted({d.tags["site"] for d in devices.values() if "site" in d.tags})
         self.open_now = OpenIncidents(sites)
         self._emit: Emit | None = None
+        #: Told of every incident whose stored state changed (coordination mirrors them).
+        self.on_changed: Callable[[list[Incident]], None] | None = None
+        #: Told of every silence added (Silence) or removed (its id) by an operator.
+        self.on_silence: Callable[[Silence | str], None] | None = None
         self._api: web.AppRunner | None = None
         self.api_port: int | None = None
         #: Changes the store refused (disk full, I/O error), saved with the next flush.
@@ -260,6 +264,8 @@ class AlertEngine:
                 if self._unsaved[0] or self._unsaved[1]:
                     log.warning("alert store %s: saving again", self.store.path)
                 self._unsaved = ([], [])
+        if changed and self.on_changed is not None and not self._unsaved[0]:
+            self.on_changed(changed)
         if routed:
             self.dispatcher.wake()
         if self._emit is not None:
@@ -335,13 +341,46 @@ class AlertEngine:
         silence = Silence(uuid.uuid4().hex[:12], matchers, start, start + duration_s, by, comment)
         self.engine.add_silence(silence)
         self.store.save_silence(silence)
+        if self.on_silence is not None:
+            self.on_silence(silence)
         return silence
 
     def unsilence(self, silence_id: str) -> Silence:
         silence = self.engine.remove_silence(silence_id)
         self.store.delete_silence(silence_id)
+        if self.on_silence is not None:
+            self.on_silence(silence_id)
         self.flush()
         return silence
+
+    # --- rooms moving between monitors (dcim.coord) -------------------------------
+
+    def release_rooms(self, rooms: set[tuple[str, str]]) -> list[Incident]:
+        """Forget the rooms' incidents here (engine and store) without notifying; returns
+        them."""
+        forgotten = self.engine.release_rooms(rooms)
+        self.store.forget([incident.id for incident in forgotten])
+        self.flush()
+        return forgotten
+
+    def adopt_rooms(self, rooms: set[tuple[str, str]], incidents: list[Incident]) -> int:
+        adopted = self.engine.adopt_rooms(rooms, incidents)
+        self.flush()
+        return adopted
+
+    def sync_silences(self, silences: list[Silence], known: set[str]) -> None:
+        """Take the silences another monitor added; drop those removed there (`known`:
+        the ids seen before, so a silence added here and not yet written stays)."""
+        now = self.clock()
+        wanted = {s.id: s for s in silences if s.ends_at > now}
+        for silence_id, silence in wanted.items():
+            if silence_id not in self.engine.silences:
+                self.engine.add_silence(silence)
+                self.store.save_silence(silence)
+        for silence_id in [i for i in self.engine.silences if i in known and i not in wanted]:
+            self.engine.remove_silence(silence_id)
+            self.store.delete_silence(silence_id)
+        self.flush()
 
     def silences(self) -> list[Silence]:
         now = self.clock()

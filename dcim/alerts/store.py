@@ -135,6 +135,11 @@ class AlertStore:
                 [(channel, json.dumps(n.to_json())) for channel, n in outbox],
             )
 
+    def forget(self, incident_ids: Iterable[str]) -> None:
+        """Drop incidents another monitor carries on (their outbox rows stay: what was
+        owed is still delivered)."""
+        self._db.executemany("DELETE FROM incidents WHERE id = ?", [(i,) for i in incident_ids])
+
     def open_incidents(self) -> list[Incident]:
         rows = self._db.execute(
             "SELECT data FROM incidents WHERE phase = ?", (Phase.FIRING.value,)

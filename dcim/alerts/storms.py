@@ -41,6 +41,13 @@ NOTIFY_FAILED_RULE = RuleInfo(
 )
 #: A peer shard of this monitor stopped sending its heartbeat: its rooms go unwatched.
 SHARD_SILENT_RULE = RuleInfo("dcim.shard_silent", "Monitor shard silent", "internal")
+#: Coordinated monitors cannot reach etcd: no room moves until it is back (dcim.coord).
+COORDINATION_LOST_RULE = RuleInfo(
+    "dcim.coordination_lost",
+    "Monitor coordination lost",
+    "internal",
+    runbook="docs/runbooks.md#dcim-coordination-lost",
+)
 DEVICE_DOWN_KIND = "stale"
 
 

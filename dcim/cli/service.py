@@ -34,6 +34,12 @@ def add_parser(sub: Any) -> None:
     run.add_argument(
         "--shard", help="I/N: poll only this process's share of the rooms (N processes in all)"
     )
+    run.add_argument(
+        "--member",
+        type=_member_name,
+        help="this monitor's name among the coordinated members (default: "
+        "coordination.member, else the host name)",
+    )
     run.set_defaults(func=cmd_run)
 
     reload = sub.add_parser(
@@ -120,6 +126,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     from collectors.shipped import log_overrides
 
     log_overrides()
+    if args.member and config.coordination is None:
+        return report_config_error(
+            ConfigError("--member", ["a member name needs a coordination section (etcd)"])
+        )
+    if shard is not None and config.coordination is not None:
+        return report_config_error(
+            ConfigError(
+                "--shard",
+                [
+                    "the config has a coordination section (rooms shared through etcd): "
+                    "run without --shard, or remove coordination for a static split"
+                ],
+            )
+        )
     from dcim.statedir import prepare_state_dir
 
     # before anything writes there (pid file, spool, alert store): one line if it cannot
@@ -133,6 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         load=load_checked,
         collectors=CollectorFactory.for_config,
         mqtt_client=_mqtt_client,
+        member=args.member,
     )
     if shard is not None:
         part = service.config
@@ -156,6 +177,19 @@ def _shard(args: argparse.Namespace) -> Shard | None:
         return Shard.parse(args.shard)
     except ValueError as exc:
         raise ConfigError("--shard", [str(exc)]) from None
+
+
+def _member_name(text: str) -> str:
+    import re
+
+    from dcim.coord.config import MEMBER_PATTERN
+
+    if not re.fullmatch(MEMBER_PATTERN, text):
+        msg = (
+            f"{text!r}: letters, digits, '_', '.', '-' (up to 63), starting with a letter or digit"
+        )
+        raise argparse.ArgumentTypeError(msg)
+    return text
 
 
 def _mqtt_client(broker: MqttBrokerConfig, client_id: str, will: Will) -> Client:

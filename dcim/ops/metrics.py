@@ -23,6 +23,7 @@ from dcim.inventory import iter_devices
 from dcim.poller import DeviceState
 
 if TYPE_CHECKING:
+    from dcim.coord.view import CoordinationView
     from dcim.runner import Monitor
 
 #: Location tags that become labels of the per-device series.
@@ -40,6 +41,8 @@ class ServiceState:
     last_reload_ok_at: float = field(default_factory=time.time)
     #: Peer shard ("2/3") -> seconds since it was last heard of, and whether it counts as up.
     peers: Callable[[], Mapping[str, tuple[float, bool]]] = dict
+    #: Rooms shared through etcd (None when not coordinated).
+    coordination: Callable[[], CoordinationView | None] = lambda: None
 
 
 class MonitorCollector(Collector):
@@ -59,6 +62,7 @@ class MonitorCollector(Collector):
         )
         yield from _reloads(state)
         yield from _peers(state)
+        yield from _coordination(state)
         monitor = self._monitor()
         if monitor is None:
             return
@@ -99,6 +103,34 @@ def _peers(state: ServiceState) -> Iterable[Metric]:
         age.add_metric([peer], ago)
     yield up
     yield age
+
+
+def _coordination(state: ServiceState) -> Iterable[Metric]:
+    view = state.coordination()
+    if view is None:
+        return
+    yield GaugeMetricFamily(
+        "dcim_coordination_up",
+        "1 while etcd answers (0: every room stays where it is)",
+        value=int(view.connected),
+    )
+    yield GaugeMetricFamily(
+        "dcim_coordination_lost", "1 while 'coordination lost' is raised", value=int(view.lost)
+    )
+    yield GaugeMetricFamily(
+        "dcim_coordination_members", "Live members as last read", value=len(view.members)
+    )
+    yield GaugeMetricFamily(
+        "dcim_coordination_rooms", "Rooms this member polls", value=len(view.rooms)
+    )
+    handovers = CounterMetricFamily(
+        "dcim_coordination_handovers",
+        "Rooms taken over (in) and given away (out), by reason",
+        labels=["direction", "reason"],
+    )
+    for (direction, reason), count in sorted(view.handovers.items()):
+        handovers.add_metric([direction, reason], count)
+    yield handovers
 
 
 def _devices(monitor: Monitor) -> Iterable[Metric]:

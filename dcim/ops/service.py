@@ -28,18 +28,25 @@ from typing import TYPE_CHECKING, Any
 
 from dcim.alerts.model import Level, Severity
 from dcim.alerts.notify.base import NotifyError
-from dcim.alerts.storms import SHARD_SILENT_RULE
+from dcim.alerts.storms import COORDINATION_LOST_RULE, SHARD_SILENT_RULE
 from dcim.audit import AuditLog
+from dcim.coord.handover import room_of
 from dcim.errors import ConfigError
 from dcim.inventory import Config
 from dcim.ops.metrics import ServiceState, build_registry
 from dcim.ops.sdnotify import ServiceNotifier, watchdog_interval_s
-from dcim.shard import Shard, assign_rooms, shard_config
+from dcim.reading import Reading, now_ns
+from dcim.selfmetrics import SELF_DEVICE
+from dcim.shard import Shard, assign_rooms, member_config, room_sizes, shard_config
 
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from dcim.alerts.model import Incident
+    from dcim.alerts.silences import Silence
     from dcim.collector import MakeCollectors
+    from dcim.coord.member import HandoverEvent, Member
+    from dcim.coord.view import CoordinationView
     from dcim.ops.heartbeat import ClientFactory, ShardHeartbeat
     from dcim.runner import Monitor
 
@@ -51,6 +58,8 @@ AUDIT_FILE = "audit.jsonl"
 SELF_ACTOR = "dcim"
 #: How often the supervision loop checks the pipeline when systemd sets no watchdog.
 CHECK_INTERVAL_S = 5.0
+#: First polls of a room taken over come within this fraction of the poll interval.
+TAKEOVER_SPREAD = 0.1
 
 Loader = Callable[[Path], Config]
 
@@ -65,10 +74,23 @@ class Service:
         collectors: MakeCollectors,
         shard: Shard | None = None,
         mqtt_client: ClientFactory | None = None,
+        member: str | None = None,
     ) -> None:
         self.path = path
         self.full_config = config
         self.shard = shard
+        #: Coordinated through etcd (`coordination:`, and no static --shard).
+        self.coordinated = config.coordination is not None and shard is None
+        self.member_name = ""
+        if config.coordination is not None:
+            from dcim.coord.member import default_member_name
+
+            self.member_name = member or config.coordination.member or default_member_name()
+        #: Rooms this monitor polls while coordinated (the member decides).
+        self.owned_rooms: set[tuple[str, str]] = set()
+        self.member: Member | None = None
+        #: Incidents this process's store had at start (etcd has the rooms' incidents).
+        self._known_at_start: list[Incident] = []
         self.config = self._part(config)
         self._load = load
         self._collectors = collectors
@@ -85,7 +107,11 @@ class Service:
         self._unhealthy_logged = False
 
     def _part(self, config: Config) -> Config:
-        return shard_config(config, self.shard) if self.shard is not None else config
+        if self.shard is not None:
+            return shard_config(config, self.shard)
+        if self.coordinated:
+            return member_config(config, self.owned_rooms, self.member_name)
+        return config
 
     # --- probes ----------------------------------------------------------------------
 
@@ -104,6 +130,8 @@ class Service:
         monitor = self.monitor
         devices = len(monitor.pollers) if monitor is not None else 0
         shard = f"shard {self.state.shard}: " if self.state.shard else ""
+        if self.coordinated:
+            shard = f"member {self.member_name}: "
         return f"{shard}polling {devices} device(s)"
 
     # --- running ---------------------------------------------------------------------
@@ -123,6 +151,8 @@ class Service:
         helpers: list[asyncio.Task[None]] = []
         try:
             self.monitor = monitor = Monitor(self.config, collectors=self._collectors(self.config))
+            if self.coordinated:
+                self.member = self._build_member(monitor)
             ops_runner = await self._start_ops()
             monitor_task = asyncio.create_task(monitor.run(stop), name="monitor")
             await _first(monitor.ready.wait(), monitor_task)
@@ -139,6 +169,8 @@ class Service:
             self.heartbeat = self._build_heartbeat()
             if self.heartbeat is not None:
                 helpers.append(asyncio.create_task(self.heartbeat.run(), name="heartbeat"))
+            if self.member is not None:
+                helpers.append(asyncio.create_task(self.member.run(), name="coordination"))
             await _first(stop.wait(), monitor_task)
             self.state.ready = False
             self.notifier.stopping()
@@ -146,7 +178,12 @@ class Service:
                 await self.heartbeat.stop()
             await _cancel(helpers)
             await monitor_task
+            if self.member is not None:  # pollers stopped: now the others may take our rooms
+                await self.member.stop()
+                self.member = None
         finally:
+            if self.member is not None:
+                await self.member.client.aclose()
             self.state.ready = False
             await _cancel(helpers)
             if ops_runner is not None:
@@ -272,6 +309,153 @@ class Service:
                 SHARD_SILENT_RULE.id, f"shard={name}", level, labels, summary
             )
 
+    # --- rooms shared with other monitors through etcd ----------------------------------
+
+    def _build_member(self, monitor: Monitor) -> Member:
+        from dcim.coord.member import Member
+
+        settings = self.full_config.coordination
+        assert settings is not None
+        member = Member(
+            settings,
+            self.member_name,
+            room_sizes(self.full_config),
+            self,
+            self.config.monitor.state_dir,
+        )
+        alerts = monitor.alerts
+        if alerts is not None:
+            # what this process's store restored belongs to etcd now: the owner of each
+            # room carries its incidents; we take ours back when a room is ours again
+            self._known_at_start = alerts.release_rooms(set(room_sizes(self.full_config)))
+            alerts.on_changed = lambda incidents: member.states.changed(
+                incidents, self.owned_rooms.__contains__
+            )
+            alerts.dispatcher.before_send = lambda n: member.states.settled(n.incident_id)
+            alerts.on_silence = self._silence_changed
+        monitor.self_metric_sources.append(self._coordination_readings)
+        if monitor.board is not None:
+            monitor.board.coordination = self.coordination_view
+        self.state.coordination = self.coordination_view
+        return member
+
+    def _silence_changed(self, item: Silence | str) -> None:
+        if self.member is None:
+            return
+        if isinstance(item, str):
+            self.member.silence_removed(item)
+        else:
+            self.member.silence_saved(item)
+
+    async def take_rooms(
+        self, rooms: set[tuple[str, str]], incidents: list[Incident] | None
+    ) -> None:
+        monitor = self.monitor
+        assert monitor is not None
+        if incidents is None:  # etcd unreachable since start: what our own store had
+            incidents = [i for i in self._known_at_start if room_of(i) in rooms]
+        if monitor.alerts is not None:
+            monitor.alerts.adopt_rooms(rooms, incidents)
+        self.owned_rooms |= rooms
+        # the room went unpolled while it changed hands: its first polls come soon
+        await monitor.apply(self._part(self.full_config), spread=TAKEOVER_SPREAD)
+        self.config = monitor.config
+
+    async def release_rooms(self, rooms: set[tuple[str, str]]) -> None:
+        monitor = self.monitor
+        assert monitor is not None
+        if monitor.alerts is not None:
+            monitor.alerts.release_rooms(rooms)
+        self.owned_rooms -= rooms
+        await monitor.apply(self._part(self.full_config))
+        self.config = monitor.config
+
+    def coordination_changed(self, lost: bool, why: str, page: bool) -> None:
+        monitor = self.monitor
+        if not page or monitor is None or monitor.alerts is None:
+            return
+        level = Level("lost", Severity.CRITICAL) if lost else None
+        summary = (
+            f"Monitor coordination lost: {why}" if lost else f"Monitor coordination back: {why}"
+        )
+        labels = {"member": self.member_name}
+        monitor.alerts.set_condition(
+            COORDINATION_LOST_RULE.id, "coordination", level, labels, summary
+        )
+
+    def handed_over(self, event: HandoverEvent) -> None:
+        room = "/".join(event.room)
+        # a member's first rooms are no news; a room changing hands is
+        level = logging.INFO if event.reason in ("assigned", "last assignment") else logging.WARNING
+        if event.direction == "in":
+            log.log(
+                level,
+                "handover: room %s taken over%s (%s); %d open incident(s) carried on",
+                room,
+                f" from {event.peer}" if event.peer else "",
+                event.reason,
+                event.incidents,
+            )
+        else:
+            log.warning(
+                "handover: room %s handed%s (%s)",
+                room,
+                f" to {event.peer}" if event.peer else "",
+                event.reason,
+            )
+        monitor = self.monitor
+        if monitor is not None:
+            monitor.bus.publish(self._coordination_readings(now_ns()))
+
+    def silences_from_etcd(self, silences: list[Silence], known: set[str]) -> None:
+        monitor = self.monitor
+        if monitor is not None and monitor.alerts is not None:
+            monitor.alerts.sync_silences(silences, known)
+
+    def coordination_view(self) -> CoordinationView | None:
+        from dcim.coord.view import CoordinationView, HandoverView
+
+        member = self.member
+        if member is None:
+            return None
+        return CoordinationView(
+            member=member.name,
+            members=list(member.members),
+            rooms=sorted("/".join(r) for r in self.owned_rooms),
+            connected=member.connected,
+            lost=member.lost,
+            lost_since=(
+                time.time() - (member.clock() - member.unreachable_since)
+                if member.lost and member.unreachable_since is not None
+                else None
+            ),
+            error=member.last_error,
+            handovers=dict(member.handovers),
+            recent=[
+                HandoverView(e.at, "/".join(e.room), e.direction, e.peer, e.reason, e.incidents)
+                for e in member.events
+            ],
+        )
+
+    def _coordination_readings(self, ts: int) -> list[Reading]:
+        view = self.coordination_view()
+        if view is None:
+            return []
+        tags = {"instance": socket.gethostname(), "member": view.member}
+        out = [
+            Reading(SELF_DEVICE, "dcim.coordination_up", int(view.connected), None, ts, tags),
+            Reading(SELF_DEVICE, "dcim.rooms_owned", len(view.rooms), None, ts, tags),
+            Reading(SELF_DEVICE, "dcim.members", len(view.members), None, ts, tags),
+        ]
+        for direction in ("in", "out"):
+            count = sum(n for (d, _), n in view.handovers.items() if d == direction)
+            out.append(
+                Reading(
+                    SELF_DEVICE, "dcim.handovers", count, None, ts, {**tags, "direction": direction}
+                )
+            )
+        return out
+
     # --- reload ------------------------------------------------------------------------
 
     async def _reloads(self) -> None:
@@ -299,6 +483,8 @@ class Service:
         finally:
             self.notifier.ready(self._status())
         self.full_config, self.config = full, monitor.config
+        if self.member is not None:
+            self.member.rooms = room_sizes(full)
         self.state.reloads["applied"] += 1
         self.state.last_reload_ok, self.state.last_reload_ok_at = True, time.time()
         log.info("config reloaded from %s (%s): %s", self.path, source, change.describe())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
-from dcim.reading import Reading, Value
+from dcim.reading import Reading, TagSet, Value
 from dcim.vocabulary import Vocabulary, load_vocabulary
 
 _ESCAPE_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"})
@@ -76,10 +76,17 @@ class LineEncoder:
     def line(self, r: Reading) -> str | None:
         """One line without newline; None when influxdb-client would emit nothing."""
         series = self._series.get(r.metric) or self._series_of(r.metric)
-        key = tuple(r.tags.items())
-        tags = self._tags.get(key)
+        tag_set = r.tags
+        tags = getattr(tag_set, "encoded", None)
         if tags is None:
-            tags = self._tags_of(key, r.tags)
+            if type(tag_set) is TagSet:
+                # escaped once for the tag set's lifetime (collectors reuse them every poll)
+                tags = tag_set.encoded = escape_tags(tag_set)
+            else:
+                key = tuple(tag_set.items())
+                tags = self._tags.get(key)
+                if tags is None:
+                    tags = self._tags_of(key, tag_set)
         value = format_value(r.value)
         if value is None:
             return None

@@ -187,6 +187,25 @@ class LiveState:
         self.transitions: deque[AlertTransition] = deque(maxlen=RECENT_TRANSITIONS)
         self.observed = 0
 
+    def devices_changed(self, config: Config, history: HistorySettings | None = None) -> None:
+        """The inventory changed (a reload, rooms moving between monitors): keep what is
+        known of the devices that stay, start the new ones empty, drop the others."""
+        settings = history or HistorySettings()
+        placed = list(iter_devices(config))
+        share = int(settings.max_mb * 1024 * 1024 / max(1, len(placed)))
+        devices: dict[str, DeviceLive] = {}
+        for p in placed:
+            known = self.devices.get(p.device.id)
+            if known is not None and known.placed == p:
+                devices[p.device.id] = known
+            else:
+                devices[p.device.id] = DeviceLive(
+                    p, DeviceHistory(p.device.poll_interval_s, settings.span_s, share)
+                )
+        self.devices = devices
+        self._base = {p.device.id: p.tags for p in placed}
+        self.version += 1
+
     # --- input -------------------------------------------------------------------
 
     async def consume(self, queue: asyncio.Queue[Reading]) -> None:

@@ -118,6 +118,7 @@ class PageData:
             "now": self.board.clock(),
             "zone": self.board.zone,
             "note": self.board.note,
+            "coordination": self.board.coordination(),
         }
 
     async def context(self, page: Page, fragment: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import json
 import logging
 import ssl
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -45,6 +46,7 @@ from dcim.web.thermal import InletBands, engine_bands
 if TYPE_CHECKING:
     from dcim.alerts.model import Incident
     from dcim.alerts.service import AlertEngine
+    from dcim.coord.view import CoordinationView
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,8 @@ class Board:
         self.clock: Clock = clock or (alerts.clock if alerts else time.time)
         #: One line the banner shows (the demo says what it is playing).
         self.note = note
+        #: Rooms shared with other monitors through etcd: who polls what, handovers.
+        self.coordination: Callable[[], CoordinationView | None] = lambda: None
         self.live = LiveState(config, self.web.history)
         self.overview = OverviewBuilder(config, engine_bands(config.alerts))
         self.auth = Authenticator(
@@ -168,6 +172,15 @@ class Board:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    def devices_changed(self, config: Config) -> None:
+        """Show the rooms and devices of a changed config (reload, rooms moved)."""
+        self.config = config
+        self.live.devices_changed(config, self.web.history)
+        self.overview = OverviewBuilder(config, engine_bands(config.alerts))
+        self._zones = {site.id: site.timezone for site in config.sites}
+        self._rooms = {(s.id, r.id): r.ashrae_class for s in config.sites for r in s.rooms}
+        self.actions += 1
 
     # --- what the pages read -------------------------------------------------------
 

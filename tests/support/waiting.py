@@ -12,25 +12,36 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TypeVar, cast, overload
 
 T = TypeVar("T")
 
 
+@overload
 async def eventually(
-    check: Callable[[], bool | Awaitable[bool]],
+    check: Callable[[], Awaitable[T]], within_s: float, what: str, *, interval_s: float = ...
+) -> T: ...
+
+
+@overload
+async def eventually(
+    check: Callable[[], T], within_s: float, what: str, *, interval_s: float = ...
+) -> T: ...
+
+
+async def eventually(
+    check: Callable[[], T | Awaitable[T]],
     within_s: float,
     what: str,
     *,
     interval_s: float = 0.1,
-) -> float:
-    """Await `check()` until it is true; the seconds it took.
+) -> T:
+    """Await `check()` until it is truthy; what it returned then.
 
     TimeoutError naming `what` after `within_s`. The default pace suits state held by
     another process (a server's stored data) without loading the machine; in-process
     state can be polled faster (`interval_s`).
     """
-    started = time.monotonic()
     try:
         async with asyncio.timeout(within_s):
             while True:
@@ -38,7 +49,7 @@ async def eventually(
                 if inspect.isawaitable(outcome):
                     outcome = await outcome
                 if outcome:
-                    return time.monotonic() - started
+                    return cast("T", outcome)
                 await asyncio.sleep(interval_s)
     except TimeoutError:
         raise TimeoutError(f"timed out after {within_s:g}s waiting for {what}") from None

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from fnmatch import fnmatchcase
 
 from dcim.alerts.config import RetryPolicy, Route
@@ -50,6 +50,10 @@ class Dispatcher:
         self.delivered = 0
         #: Hook for latency measurement: called right after a notification left.
         self.on_delivered: Callable[[str, Notification], None] | None = None
+        #: Awaited before each send (coordinated monitors: the incident's state reaches
+        #: etcd before its page leaves, so a member that dies right after paging has
+        #: left what the next owner needs to not page again).
+        self.before_send: Callable[[Notification], Awaitable[object]] | None = None
         self._tasks: dict[str, list[asyncio.Task[None]]] = {}
         self._started = False
         #: Rows sent whose delivery the store could not record yet: never sent twice.
@@ -199,6 +203,8 @@ class Dispatcher:
                 continue
             store_delay.reset()
             for seq, notification in batch:
+                if self.before_send is not None:
+                    await self.before_send(notification)
                 while True:
                     try:
                         await notifier.send(notification)

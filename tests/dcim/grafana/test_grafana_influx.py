@@ -66,6 +66,8 @@ pytestmark = pytest.mark.slow
 #: Empty: the PDU profiles map the breaker and inlet ratings and the site has a point
 #: smoke detector, so every hall panel is proven on simulator data.
 PENDING: dict[str, tuple[str, str]] = {}
+#: Panels that have no data while the utility is out: a meter reads no frequency then.
+OUTAGE_ONLY = {"device: METER: Frequency"}
 #: Panels a profile of the hall reads where the device has the part, but no simulated
 #: device of the hall serves: panel -> why. Such a panel shows NO DATA on the demo hall.
 NOT_SIMULATED: dict[str, str] = {
@@ -223,8 +225,7 @@ def hall(influxdb1: InfluxDB1, tmp_path_factory: pytest.TempPathFactory) -> Hall
         findings = await asyncio.to_thread(check, live, dashboards, choices)
         seen["live"] = findings
         # a meter reads no frequency with the utility gone: checked again once it is back
-        outage_only = {"device: METER: Frequency"}
-        waiting = {p for p, (metric, _) in PENDING.items()} | outage_only | set(NOT_SIMULATED)
+        waiting = {p for p, (metric, _) in PENDING.items()} | OUTAGE_ONLY | set(NOT_SIMULATED)
         return set(findings.empty) <= waiting and bool(findings.active_alerts)
 
     async def done() -> bool:
@@ -251,10 +252,12 @@ def hall(influxdb1: InfluxDB1, tmp_path_factory: pytest.TempPathFactory) -> Hall
             and seen["traps"] >= {"on_battery", "alarm_removed"}
             and profiles >= {profile_of[d] for d in expected}
         )
-        if over:
-            # utility back: what only a live feed shows (a meter's frequency) is in now
-            seen["after"] = await asyncio.to_thread(check, live, dashboards, choices)
-        return over
+        if not over:
+            return False
+        # utility back: what only a live feed shows (a meter's frequency) comes with the
+        # meter's next poll after the restore, which may be a poll interval away
+        seen["after"] = after = await asyncio.to_thread(check, live, dashboards, choices)
+        return not set(after.empty) & OUTAGE_ONLY
 
     expected = polled_devices()
     profile_of = {p.device.id: p.device.profile for p in iter_devices(site_config())}

@@ -140,3 +140,22 @@ def test_random_readings_match_point(
 ) -> None:
     r = reading(metric, value, tags, ts_ns)
     assert LineEncoder(VOCAB).encode(r) == reference(r)
+
+
+def test_tag_sets_encode_like_plain_mappings_and_only_once() -> None:
+    from dcim.reading import TagSet
+
+    encoder = LineEncoder()
+    plain = {"site": "par 1", "device": "pdu,a", "outlet": "3", "label": "x=y"}
+    tags = TagSet(plain)
+    first = Reading("pdu,a", "pdu.outlet_current_a", 1.25, "A", 1_700_000_000_000_000_000, tags)
+    same = Reading("pdu,a", "pdu.outlet_current_a", 1.5, "A", 1_700_000_030_000_000_000, tags)
+    as_dict = Reading("pdu,a", "pdu.outlet_current_a", 1.25, "A", first.ts_ns, plain)
+    assert encoder.encode(first) == encoder.encode(as_dict)
+    assert tags.encoded is not None  # escaped and sorted once, kept with the tag set
+    kept = tags.encoded
+    encoder.encode(same)
+    assert tags.encoded is kept
+    with pytest.raises(TypeError):
+        tags["site"] = "elsewhere"
+    assert dict(tags) == plain

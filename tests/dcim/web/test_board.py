@@ -337,3 +337,31 @@ async def test_longer_history_is_read_from_influxdb(influxdb1: InfluxDB1, influx
     assert key == ("sensor.temp_c", (("label", "env-a01 Inlet"), ("position", "inlet")))
     values = [v for _, v in history[key]]
     assert 20.0 <= min(values) < max(values) <= 25.9
+
+
+async def test_the_banner_shows_the_member_its_rooms_handovers_and_coordination_lost(
+    running: Running,
+) -> None:
+    from dcim.coord.view import CoordinationView, HandoverView
+
+    now = time.time()
+    view = CoordinationView(
+        member="m2",
+        members=["m1", "m2"],
+        rooms=["dc1/hall-a"],
+        connected=False,
+        lost=True,
+        lost_since=now - 30,
+        error="etcd unreachable",
+        handovers={("in", "member gone"): 1},
+        recent=[HandoverView(now - 60, "dc1/hall-a", "in", "m3", "member gone", 2)],
+    )
+    running.board.coordination = lambda: view
+    async with _session() as session:
+        assert await _login(session, running.url, "op", PASSWORD) == 303
+        async with session.get(running.url + "/") as response:
+            page = await response.text()
+    assert 'data-member="m2" data-handovers="1"' in page
+    assert "Member m2 of m1, m2; polling dc1/hall-a." in page
+    assert "Room dc1/hall-a taken over from m3" in page
+    assert "Coordination through etcd lost since" in page

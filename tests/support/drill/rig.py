@@ -226,7 +226,9 @@ class Rig:
                 raise AssertionError(f"the monitor died: {self.monitor.log()[-3000:]}")
             return check_now()
 
-        return await eventually(lambda: alive_and(check), within_s, f"drill: {what}")
+        started = time.monotonic()
+        await eventually(lambda: alive_and(check), within_s, f"drill: {what}")
+        return time.monotonic() - started
 
     def self_metric(self, metric_field: str, since_ms: int = 0, **tags: str) -> list[float]:
         """Values of one dcim_self field (self-metrics, device health) since an instant."""
