@@ -139,7 +139,7 @@ class Rig:
                     update_s=UPDATE_S,
                 )
                 monitor = self.monitor = Monitor(
-                    config, alerts=alert_engine(config, served, clock.now)
+                    config, alerts=alert_engine(config, served, clock.now, clock.speed)
                 )
                 running = asyncio.create_task(monitor.run(self._stop))
                 while (
