@@ -142,7 +142,7 @@ class Rig:
                 monitor = self.monitor = Monitor(
                     config,
                     collectors=CollectorFactory.for_config(config),
-                    alerts=alert_engine(config, served, clock.now),
+                    alerts=alert_engine(config, served, clock.now, clock.speed),
                 )
                 running = asyncio.create_task(monitor.run(self._stop))
                 while (

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -129,7 +130,7 @@ def monitor_config(
     return Config.model_validate(data)
 
 
-def alert_engine(monitor: Config, site: Config, clock: Any) -> AlertEngine:
+def alert_engine(monitor: Config, site: Config, clock: Any, speed: float) -> AlertEngine:
     """The default packs on simulated time; devices' intervals as the site file gives them."""
     assert monitor.alerts is not None
     # the rooms' classes as the site says, the default class as the monitor's alerts do
@@ -143,23 +144,36 @@ def alert_engine(monitor: Config, site: Config, clock: Any) -> AlertEngine:
         store.with_name(store.name + "-shm"),
     ):
         leftover.unlink(missing_ok=True)
-    return SimTimeAlertEngine(
+    engine = SimTimeAlertEngine(
         settings, load_rules(settings), devices, monitor.monitor.state_dir, clock=clock
     )
+    engine.speed = speed
+    return engine
 
 
 class SimTimeAlertEngine(AlertEngine):
-    """Sees every reading stamped with simulated time (rate rules compare timestamps)."""
+    """Sees every reading stamped with simulated time (rate rules compare timestamps).
+
+    A reading's wall time maps onto simulated time by one fixed affine map, so the
+    readings of one poll keep one timestamp (the sensor-health rules count a poll as
+    one report by its timestamp: stamping each reading as it passed made every reading
+    a report of its own and raised "probe stopped reporting" all over the hall).
+    """
+
+    #: Simulated seconds per wall second.
+    speed: float = 1.0
 
     async def run(self, source: asyncio.Queue[Reading], emit: Emit) -> None:
         restamped: asyncio.Queue[Reading] = asyncio.Queue(maxsize=source.maxsize)
+        wall0, sim0 = time.time_ns(), int(self.clock() * 1e9)
+        speed = self.speed
 
         async def pump() -> None:
             while True:
                 reading = await source.get()
-                now_ns = int(self.clock() * 1e9)
-                with contextlib.suppress(asyncio.QueueFull):
-                    restamped.put_nowait(dataclasses.replace(reading, ts_ns=now_ns))
+                sim_ns = sim0 + int((reading.ts_ns - wall0) * speed)
+                # waiting here fills the bus queue, which counts what it drops
+                await restamped.put(dataclasses.replace(reading, ts_ns=sim_ns))
 
         task = asyncio.create_task(pump())
         try:

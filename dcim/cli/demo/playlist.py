@@ -16,8 +16,12 @@ from dcim.clock import SimClock
 from simulators.hall.model import HallModel
 from simulators.scenario import Scenario, ScenarioPlayer, Step, load_scenario
 
-#: Played in this order: the first is short, so an incident fires and resolves early.
+#: Played in this order: the first is short, so an incident fires and resolves early
+#: (the demo hall's generator takes the load within a minute of a plain utility loss, too
+#: soon for a page: the outage whose generator fails to start keeps both UPS on battery
+#: for four minutes, then the utility returns and the pages resolve).
 DEFAULT_PLAYLIST = (
+    "generator-fail-to-start",
     "utility-outage",
     "crac-failure",
     "vesda-smoke",

@@ -177,7 +177,7 @@ async def run_demo(args: argparse.Namespace) -> int:
                 web_port=args.port if args.view == "board" else None,
                 credentials=credentials,
             )
-            engine = alert_engine(config, served, clock.now)
+            engine = alert_engine(config, served, clock.now, clock.speed)
             monitor = Monitor(config, collectors=CollectorFactory.for_config(config), alerts=engine)
             return await _run(
                 args,
