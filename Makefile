@@ -1,6 +1,6 @@
 # make demo   - set up and run the monitor on simulated devices (no server needed)
 # make test   - set up, install the real servers the tests use, lint, type-check, test
-# make check  - lint and type-check only
+# make check  - lint, type-check and check the import direction only
 # make i18n   - re-extract the board's messages and merge them into every catalog
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -39,6 +39,7 @@ check: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: $(BIN)/.installed servers check
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -1,38 +1,139 @@
-"""Explicit map from protocol to collector factory (no import-time registration)."""
+"""The protocols the monitor speaks, as data: protocol name -> its adapter.
+
+A device names its protocol by its inventory section (`snmp:`, `modbus:`,
+`mqtt:`); `PROTOCOLS` maps that name to what the monitor needs of it: how to
+load the device's profile (whose `kind` must be the device's), and for a
+polled protocol how to build its collector. Pushed data (MQTT messages, SNMP
+traps) arrives through receivers (`RECEIVERS`), one per inventory. A new
+protocol is one adapter in `PROTOCOLS` (and a receiver if it pushes).
+Protocol libraries are imported only when a device needs them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel
 
-from collectors.profile import load_snmp_profile
-from collectors.snmp.client import SnmpEngineHost
+from collectors.snmp.client import SnmpHost
 from collectors.snmp.collector import SnmpCollector
-from collectors.snmp.fastclient import FastSnmpHost
 from collectors.snmp.plan import SnmpPlan, plan_profile
+from collectors.snmp.profile import load_snmp_profile
 from collectors.snmp.security import WeakSecurityReporter
 from dcim.collector import Collector, StreamCollector
 from dcim.errors import ConfigError, ProfileError
-from dcim.inventory import Config, ModbusConfig, PlacedDevice, iter_devices
+from dcim.inventory import Config, DeviceConfig, ModbusConfig, PlacedDevice, iter_devices
 
 if TYPE_CHECKING:
     from collectors.modbus.client import ModbusGateway
     from collectors.modbus.plan import ModbusPlan
 
 
-class CollectorFactory:
-    """Builds collectors and owns what they share: one SNMP engine, compiled plans."""
+class Profile(Protocol):
+    """What every protocol's profile (SNMP profile, register map, topic map) has."""
 
-    def __init__(self, *, max_in_flight: int = 100, fast_snmp: bool = True) -> None:
+    @property
+    def kind(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolAdapter:
+    """One protocol: its profile loader, and (polled protocols) its collector builder."""
+
+    name: str
+    load_profile: Callable[[str], Profile]
+    #: None for a protocol whose devices push (their receiver has them).
+    build: Callable[[CollectorFactory, PlacedDevice], Collector] | None = None
+
+
+def _load_snmp(name: str) -> Profile:
+    return load_snmp_profile(name)
+
+
+def _load_modbus(name: str) -> Profile:
+    from collectors.modbus.profile import load_modbus_profile
+
+    return load_modbus_profile(name)
+
+
+def _load_topic_map(name: str) -> Profile:
+    from collectors.mqtt.topicmap import load_topic_map
+
+    return load_topic_map(name)
+
+
+def _build_snmp(factory: CollectorFactory, placed: PlacedDevice) -> Collector:
+    snmp = placed.device.snmp
+    assert snmp is not None  # the adapter is chosen by the section
+    return SnmpCollector(placed, factory.snmp_plan(placed.device.profile), factory.snmp_host, snmp)
+
+
+def _build_modbus(factory: CollectorFactory, placed: PlacedDevice) -> Collector:
+    from collectors.modbus.collector import ModbusCollector
+
+    modbus = placed.device.modbus
+    assert modbus is not None
+    plan = factory.modbus_plan(placed.device.profile, modbus.max_gap)
+    return ModbusCollector(placed, plan, factory.modbus_gateway(modbus), modbus)
+
+
+#: Protocol name (the device's inventory section) -> adapter.
+PROTOCOLS: Mapping[str, ProtocolAdapter] = MappingProxyType(
+    {
+        "snmp": ProtocolAdapter("snmp", _load_snmp, _build_snmp),
+        "modbus": ProtocolAdapter("modbus", _load_modbus, _build_modbus),
+        "mqtt": ProtocolAdapter("mqtt", _load_topic_map),
+    }
+)
+
+
+def protocol_of(device: DeviceConfig) -> ProtocolAdapter:
+    """The adapter of the device's protocol section."""
+    for name, adapter in PROTOCOLS.items():
+        if getattr(device, name, None) is not None:
+            return adapter
+    raise ConfigError(device.id, ["no supported protocol section"])
+
+
+def _trap_receiver(config: Config, devices: list[PlacedDevice]) -> StreamCollector | None:
+    if config.traps is None:
+        return None
+    from collectors.snmp.traps import TrapReceiver
+
+    return TrapReceiver(config.traps, devices)
+
+
+def _mqtt_receiver(config: Config, devices: list[PlacedDevice]) -> StreamCollector | None:
+    if config.mqtt is None or not any(p.device.mqtt for p in devices):
+        return None
+    from collectors.mqtt.collector import MqttCollector
+
+    zones = {site.id: site.timezone for site in config.sites}
+    return MqttCollector(config.mqtt, devices, timezones=zones)
+
+
+#: Receivers of pushed data, each built when the inventory needs it.
+RECEIVERS: tuple[Callable[[Config, list[PlacedDevice]], StreamCollector | None], ...] = (
+    _trap_receiver,
+    _mqtt_receiver,
+)
+
+
+class CollectorFactory:
+    """Builds collectors and owns what they share: the SNMP sockets, compiled plans."""
+
+    @classmethod
+    def for_config(cls, config: Config) -> CollectorFactory:
+        """The factory of a monitor running `config` (`dcim.collector.MakeCollectors`)."""
+        return cls(max_in_flight=config.monitor.max_in_flight)
+
+    def __init__(self, *, max_in_flight: int = 100) -> None:
         self._weak_security = WeakSecurityReporter()
         self._max_in_flight = max_in_flight
-        self._snmp_host: SnmpEngineHost | None = None
-        # SNMP through the lean codec (collectors/snmp/fastclient.py, fastv3session.py);
-        # pysnmp only when fast_snmp is off (the benchmark's baseline)
-        self._fast_snmp = fast_snmp
-        self._fast_host: FastSnmpHost | None = None
+        self._snmp_host: SnmpHost | None = None
         self._snmp_plans: dict[str, SnmpPlan] = {}
         # one gateway (connections, request pacing) per host:port, shared by its unit ids
         self._modbus_gateways: dict[tuple[str, int, str], ModbusGateway] = {}
@@ -40,25 +141,23 @@ class CollectorFactory:
 
     def build(self, placed: PlacedDevice) -> Collector:
         device = placed.device
+        adapter = protocol_of(device)
+        if adapter.build is None:
+            raise ConfigError(device.id, [f"{adapter.name} devices push; nothing polls them"])
         if device.snmp is not None:
             self._weak_security.report(device.id, device.snmp)
-            host: SnmpEngineHost
-            if self._fast_snmp:
-                if self._fast_host is None:
-                    self._fast_host = FastSnmpHost(self._max_in_flight)
-                host = self._fast_host
-            else:
-                if self._snmp_host is None:
-                    self._snmp_host = SnmpEngineHost(self._max_in_flight)
-                host = self._snmp_host
-            return SnmpCollector(placed, self.snmp_plan(device.profile), host, device.snmp)
-        if device.modbus is not None:
-            from collectors.modbus.collector import ModbusCollector
+        return adapter.build(self, placed)
 
-            plan = self.modbus_plan(device.profile, device.modbus.max_gap)
-            gateway = self.modbus_gateway(device.modbus)
-            return ModbusCollector(placed, plan, gateway, device.modbus)
-        raise ConfigError(device.id, ["no supported protocol section"])
+    def streams(self, config: Config) -> list[StreamCollector]:
+        """Collectors that receive pushed data (SNMP traps, MQTT) for this inventory."""
+        return build_streams(config)
+
+    @property
+    def snmp_host(self) -> SnmpHost:
+        """The SNMP client every SNMP device of this factory shares (made on first use)."""
+        if self._snmp_host is None:
+            self._snmp_host = SnmpHost(self._max_in_flight)
+        return self._snmp_host
 
     def modbus_plan(self, profile: str, max_gap: int) -> ModbusPlan:
         """The request plan of a register map, built once per (profile, max_gap)."""
@@ -87,29 +186,12 @@ class CollectorFactory:
         return plan
 
     def close(self) -> None:
-        if self._fast_host is not None:
-            self._fast_host.close()
-            self._fast_host = None
         if self._snmp_host is not None:
             self._snmp_host.close()
             self._snmp_host = None
         for gateway in self._modbus_gateways.values():
             gateway.close()
         self._modbus_gateways.clear()
-
-
-def _profile_kind(placed: PlacedDevice) -> str:
-    """The device kind the device's profile (register map, topic map) is written for."""
-    device = placed.device
-    if device.modbus is not None:
-        from collectors.modbus.profile import load_modbus_profile
-
-        return load_modbus_profile(device.profile).kind
-    if device.mqtt is not None:
-        from collectors.mqtt.topicmap import load_topic_map
-
-        return load_topic_map(device.profile).kind
-    return load_snmp_profile(device.profile).kind
 
 
 def check_profiles(
@@ -125,7 +207,7 @@ def check_profiles(
         origin = (origins or {}).get(device.id)
         suffix = f" ({origin})" if origin is not None else ""
         try:
-            kind = _profile_kind(placed)
+            kind = protocol_of(device).load_profile(device.profile).kind
         except ProfileError as exc:
             problems.append(f"device {device.id}: profile: {exc}{suffix}")
             continue
@@ -139,33 +221,16 @@ def check_profiles(
 
 def build_streams(config: Config) -> list[StreamCollector]:
     """Collectors that receive pushed data (SNMP traps, MQTT) for this inventory."""
-    streams: list[StreamCollector] = []
     devices = list(iter_devices(config))
-    if config.traps is not None:
-        from collectors.snmp.traps import TrapReceiver
-
-        streams.append(TrapReceiver(config.traps, devices))
-    if config.mqtt is not None and any(p.device.mqtt for p in devices):
-        from collectors.mqtt.collector import MqttCollector
-
-        zones = {site.id: site.timezone for site in config.sites}
-        streams.append(MqttCollector(config.mqtt, devices, timezones=zones))
-    return streams
+    built = (receiver(config, devices) for receiver in RECEIVERS)
+    return [stream for stream in built if stream is not None]
 
 
 def _profile_of(placed: PlacedDevice) -> object | None:
     """The device's loaded profile (register map, topic map, SNMP profile); None if broken."""
     device = placed.device
     try:
-        if device.modbus is not None:
-            from collectors.modbus.profile import load_modbus_profile
-
-            return load_modbus_profile(device.profile)
-        if device.mqtt is not None:
-            from collectors.mqtt.topicmap import load_topic_map
-
-            return load_topic_map(device.profile)
-        return load_snmp_profile(device.profile)
+        return protocol_of(device).load_profile(device.profile)
     except ProfileError:
         return None  # `dcim validate` reports it
 

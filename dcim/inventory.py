@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from dcim.alerts.config import AlertsConfig
+from dcim.alerts.model import AshraeClass
 from dcim.configfiles import Origin, Sources, read_sources, relative_to
 from dcim.configmodel import Strict
 from dcim.coord.config import CoordinationConfig
@@ -265,9 +266,10 @@ class RowConfig(Strict):
 
 class RoomConfig(Strict):
     id: Ident
-    #: ASHRAE TC 9.9 class of the room's IT equipment: the board colours rack inlets
-    #: against it (default: the class of the thermal rule pack the alerts load).
-    ashrae_class: Literal["A1", "A2", "A3", "A4"] | None = None
+    #: ASHRAE TC 9.9 class of the room's IT equipment: the thermal rules judge its inlets
+    #: by that class's envelope, the board and dashboards colour them alike (default:
+    #: `alerts.ashrae_class`, else A1).
+    ashrae_class: AshraeClass | None = None
     rows: list[RowConfig] = Field(default_factory=list)
     devices: list[DeviceConfig] = Field(default_factory=list)
 

@@ -95,6 +95,7 @@ def setup_logging(level: str = "INFO", log_format: LogFormat = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(build_formatter(log_format, journald=under_journald(sys.stderr)))
     logging.basicConfig(level=getattr(logging, level, logging.INFO), handlers=[handler], force=True)
-    # pysnmp and aiohttp are chatty at INFO about internals operators cannot act on
-    for noisy in ("pysnmp", "asyncio", "aiohttp"):
+    # chatty at INFO about internals operators cannot act on (the trap receiver
+    # quiets its own SNMP engine's logger the same way)
+    for noisy in ("asyncio", "aiohttp"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import NoReturn
+
+from dcim.clock import wall_clock_ns
 
 Value = float | int | bool | str
 
@@ -51,8 +52,8 @@ class TagSet(dict[str, str]):
 
 
 def now_ns() -> int:
-    """Wall-clock time in nanoseconds since the epoch (UTC by definition)."""
-    return time.time_ns()
+    """Wall-clock time in nanoseconds since the epoch: what readings are stamped with."""
+    return wall_clock_ns()
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from dcim.backoff import Backoff
 from dcim.bus import Bus, Subscription
-from dcim.collector import StreamCollector
+from dcim.collector import Collectors, StreamCollector
 from dcim.inventory import Config, PlacedDevice, iter_devices
 from dcim.poller import DevicePoller
 from dcim.reading import Reading
@@ -78,13 +79,15 @@ class Monitor:
         self,
         config: Config,
         *,
+        collectors: Collectors,
         alerts: AlertEngine | None = None,
         board_note: str = "",
     ) -> None:
-        """`alerts`: an engine built by the caller (the demo runs one on simulated time);
-        by default one is built from `config.alerts`. `board_note`: a line the board shows."""
-        from collectors.registry import CollectorFactory, build_streams
-
+        """`collectors` builds the pollers' collectors and the push receivers (the
+        application passes `collectors.registry.CollectorFactory`); the monitor closes
+        it when it stops. `alerts`: an engine built by the caller (the demo runs one on
+        simulated time); by default one is built from `config.alerts`. `board_note`: a
+        line the board shows."""
         self.config = config
         self.bus = Bus()
         self.sinks: dict[str, SinkRunner] = {}
@@ -104,9 +107,8 @@ class Monitor:
             )
             self.sinks[sink_config.name] = sink
             self._sink_feeds.append((sink, subscription))
-        self._factory = CollectorFactory(max_in_flight=monitor.max_in_flight)
-        self._build_streams = build_streams
-        self.streams: list[StreamCollector] = build_streams(config)
+        self._collectors = collectors
+        self.streams: list[StreamCollector] = collectors.streams(config)
         self._stream_tasks: list[asyncio.Task[None]] = []
         self.alerts: AlertEngine | None = alerts
         if self.alerts is None and config.alerts is not None:
@@ -149,7 +151,7 @@ class Monitor:
 
     def _add_poller(self, placed: PlacedDevice, spread: float | None = None) -> None:
         poller = DevicePoller(
-            self._factory.build(placed),
+            self._collectors.build(placed),
             interval_s=placed.device.poll_interval_s,
             emit=self.bus.publish,
             spread=self.config.monitor.jitter if spread is None else spread,
@@ -233,7 +235,7 @@ class Monitor:
                 except Exception:
                     log.exception("sink %s: error while flushing at shutdown", name)
             await _cancel(sink_tasks)
-            self._factory.close()
+            self._collectors.close()
 
     def _alert_store_errors(self) -> int | None:
         alerts = self.alerts
@@ -313,7 +315,7 @@ class Monitor:
 
     async def _restart_streams(self, config: Config) -> None:
         await _cancel(self._stream_tasks)
-        self.streams = self._build_streams(config)
+        self.streams = self._collectors.streams(config)
         if self._started:
             self._start_streams()
 
@@ -334,7 +336,7 @@ def _restart_only_changes(old: Config, new: Config) -> list[str]:
 
 async def _run_stream(stream: StreamCollector, emit: Callable[[Sequence[Reading]], None]) -> None:
     """Run a push collector; if it fails, say so and start it again (pollers run on)."""
-    delay, longest = STREAM_RESTART_S
+    backoff = Backoff(*STREAM_RESTART_S)
     while True:
         try:
             await stream.run(emit)
@@ -345,12 +347,13 @@ async def _run_stream(stream: StreamCollector, emit: Callable[[Sequence[Reading]
                 "%s stopped with an error; starting it again in %.0f s (polled devices "
                 "are unaffected)",
                 type(stream).__name__,
-                delay,
+                backoff.delay,
             )
         else:
-            log.error("%s returned; starting it again in %.0f s", type(stream).__name__, delay)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, longest)
+            log.error(
+                "%s returned; starting it again in %.0f s", type(stream).__name__, backoff.delay
+            )
+        await asyncio.sleep(backoff.next_delay())
 
 
 def _dropped_of(subscription: Subscription) -> Callable[[], int]:

@@ -98,7 +98,7 @@ def member_config(config: Config, rooms: set[tuple[str, str]], member: str) -> C
 def _own_client_id(config: Config, suffix: str) -> MqttBrokerConfig:
     """The MQTT broker settings with the client id made this process's own."""
     assert config.mqtt is not None
-    from collectors.mqtt.client import default_client_id
+    from dcim.mqttclient import default_client_id
 
     base = config.mqtt.client_id or default_client_id()
     client_id = f"{base[: 64 - len(suffix) - 1]}-{suffix}"

@@ -8,7 +8,7 @@ Example::
         sim.set_utility(False, "ups2")
 """
 
-from simulators.clock import SimClock
+from dcim.clock import SimClock
 from simulators.runner import UpsSimulator, UpsSpec, fleet, main
 from simulators.snmp_agent import SnmpAgent, V3User, serve
 from simulators.ups import UpsModel, UpsState

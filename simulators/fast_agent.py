@@ -45,7 +45,7 @@ from pysnmp.proto.rfc1902 import Integer32, ObjectIdentifier, OctetString, TimeT
 
 from collectors.snmp import fastcodec as fc
 from collectors.snmp import fastv3 as fv3
-from collectors.snmp.client import Absent
+from collectors.snmp.types import Absent
 from simulators.fast_v3 import UsmEngine, UsmUser, V3Request, new_engine_id, request_oids
 from simulators.mib import MibDevice, Missing, Oid, OidTable, TableBuilder
 from simulators.mibs.apc_rpdu2 import (
@@ -613,7 +613,7 @@ def fleet(count: int) -> list[FleetDevice]:
 
 def fleet_devices(devices: Sequence[FleetDevice]) -> dict[str, MibDevice]:
     """The simulated devices of a fleet, by community."""
-    from simulators.clock import SimClock
+    from dcim.clock import SimClock
     from simulators.ups import UpsModel
     from simulators.ups_mib import UpsDevice
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 from collectors.snmp import fastcodec as fc
 from collectors.snmp import fastv3 as fv3
-from collectors.snmp.fastcodec import CodecError, Oid
+from collectors.snmp.fastcodec import CodecError
+from collectors.snmp.types import Oid
 from collectors.snmp.usmcrypto import UsmCryptoError, UsmKeys, local_keys
 
 #: RFC 3414 3.2.7 a: a request further than this from the engine's time is refused.

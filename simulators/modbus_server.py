@@ -34,6 +34,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from collectors.modbus.decode import EncodeError
 from collectors.modbus.plan import MAX_BITS, MAX_REGISTERS, PlannedField, plan_profile
 from collectors.modbus.profile import BIT_FUNCTIONS, load_modbus_profile
+from dcim.clock import Clock
 from dcim.reading import Value
 from simulators.source import ValueSource
 
@@ -273,7 +274,7 @@ async def serve(
 class _DemoDevice:
     """Values that drift on a slow sine with a little noise, from wall-clock time."""
 
-    def __init__(self, device_id: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, device_id: str, clock: Clock = time.monotonic) -> None:
         self._id = device_id
         self._clock = clock
         self._t0 = clock()
@@ -351,7 +352,7 @@ class DemoUps(_DemoDevice):
 class DemoMeter(_DemoDevice):
     """The facility meter: about 150 kW at the incomer, 100 kW of it IT (PUE ~1.5)."""
 
-    def __init__(self, device_id: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, device_id: str, clock: Clock = time.monotonic) -> None:
         super().__init__(device_id, clock)
         self._energy = {"facility": 1_250_000.0, "it": 830_000.0}
         self._last = clock()

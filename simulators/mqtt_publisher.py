@@ -35,6 +35,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import SecretStr
 
+from dcim.backoff import Backoff
 from dcim.cancel import raise_if_cancelling
 from dcim.inventory import TlsConfig
 from dcim.reading import Value
@@ -257,13 +258,13 @@ class SensorPublisher:
 
     async def connect_and_send(self) -> None:
         will = aiomqtt.Will(self.sensor.status_topic, b"offline", qos=1, retain=True)
-        delay = 0.1
+        backoff = Backoff(0.1, self.reconnect_max_s)
         while True:
             client = self.target.client(self.client_id, will)
             try:
                 async with client:
                     self.stats.connects += 1
-                    delay = 0.1
+                    backoff.reset()
                     await client.publish(self.sensor.status_topic, b"online", qos=1, retain=True)
                     raise_if_cancelling()
                     try:
@@ -277,9 +278,9 @@ class SensorPublisher:
                         raise
             except aiomqtt.MqttError as exc:
                 raise_if_cancelling(exc)  # a stop aiomqtt turned into an error
+                delay = backoff.next_delay()
                 log.info("sensor %s: broker: %s; retry in %.1f s", self.client_id, exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self.reconnect_max_s)
 
     async def _drain_forever(self, client: aiomqtt.Client) -> None:
         v5 = self.target.protocol == "5"

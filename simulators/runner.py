@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
-from simulators.clock import SimClock
+from dcim.clock import SimClock
 from simulators.snmp_agent import SnmpAgent, V3User
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dcim.clock import SimClock
 from dcim.errors import DcimError
 from dcim.yamlsource import YamlSourceError, line_of, load_yaml_with_lines
-from simulators.clock import SimClock
 from simulators.hall.model import HallModel, SensorFault
 from simulators.hall.topology import Topology
 

@@ -24,9 +24,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from collectors.modbus.profile import load_modbus_profile
+from dcim.clock import SimClock
 from dcim.errors import ProfileError
 from dcim.inventory import Config, PlacedDevice, SnmpV3Config, SnmpVersion, load_config
-from simulators.clock import SimClock
 from simulators.fast_agent import FastAgent
 from simulators.hall.model import HallModel
 from simulators.hall.topology import Topology, TopologyError, build_topology

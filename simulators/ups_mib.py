@@ -17,7 +17,7 @@ from pysnmp.proto.rfc1902 import (
     OctetString,
 )
 
-from simulators.clock import SimClock
+from dcim.clock import SimClock
 from simulators.mib import Oid, OidTable, TableBuilder
 from simulators.mibs.smi import WRAP_32, int32, ticks
 from simulators.mibs.system import fill_system

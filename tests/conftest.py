@@ -4,21 +4,16 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from etcd_server import Etcd
-from servers import InfluxDB1, VictoriaMetrics, require_binary
 
-# Let `pytest` run from a checkout without installing the package first.
-_ROOT = str(Path(__file__).resolve().parent.parent)
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+from tests.support.etcd_server import Etcd
+from tests.support.servers import InfluxDB1, VictoriaMetrics, require_binary
 
-pytest_plugins = ["mosquitto_fixtures"]
+pytest_plugins = ["tests.support.mosquitto_fixtures"]
 
 
 @pytest.fixture(scope="session")

@@ -125,7 +125,7 @@ async def run_poll(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`dcim modbus preview|poll` options (wired into dcim/cli.py)."""
+    """`dcim modbus preview|poll` options (wired into dcim/cli/modbus.py)."""
     modbus = sub.add_parser("modbus", help="Modbus tools: preview a register block, poll a map")
     actions = modbus.add_subparsers(dest="modbus_command", required=True)
     preview = actions.add_parser("preview", help="print registers decoded in every type and order")

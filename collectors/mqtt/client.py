@@ -24,54 +24,23 @@ import asyncio
 import hashlib
 import inspect
 import logging
-import random
-import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
 import aiomqtt
-import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from dcim.backoff import Backoff
 from dcim.cancel import raise_if_cancelling
-from dcim.errors import ConfigError
 from dcim.inventory import MqttBrokerConfig
-from dcim.tls import client_context
+from dcim.mqttclient import default_client_id, make_client
 
 log = logging.getLogger(__name__)
 
 #: SUBSCRIBE packets carry at most this many filters (keeps each packet small).
 FILTERS_PER_SUBSCRIBE = 100
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
-    host: str
-    port: int
-    tls: bool
-
-
-def parse_broker_url(url: str) -> BrokerAddress:
-    """`mqtt://host[:1883]` or `mqtts://host[:8883]`; ConfigError names what is wrong."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ConfigError(url, ["broker url must look like mqtt://host:port or mqtts://host:port"])
-    tls = parts.scheme == "mqtts"
-    try:
-        port = parts.port or (8883 if tls else 1883)
-    except ValueError:
-        raise ConfigError(url, ["broker url has an invalid port"]) from None
-    return BrokerAddress(unquote(parts.hostname), port, tls)
-
-
-def default_client_id() -> str:
-    """Stable across restarts on one host, so the broker finds our session again."""
-    return f"dcim-{socket.gethostname()}"[:64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,58 +81,6 @@ def _as_message(message: aiomqtt.Message) -> InMessage:
     )
 
 
-class Backoff:
-    """Exponential delays with +-20 % jitter, so many monitors do not reconnect in step."""
-
-    def __init__(self, first_s: float, max_s: float) -> None:
-        self.first_s = first_s
-        self.max_s = max(max_s, first_s)
-        self._next = first_s
-
-    def next_delay(self) -> float:
-        delay = self._next
-        self._next = min(self._next * 2, self.max_s)
-        return delay * random.uniform(0.8, 1.2)
-
-    def reset(self) -> None:
-        self._next = self.first_s
-
-
-def make_client(
-    broker: MqttBrokerConfig,
-    *,
-    client_id: str,
-    persistent: bool = True,
-    will: aiomqtt.Will | None = None,
-) -> aiomqtt.Client:
-    """An aiomqtt client for the broker config (not yet connected)."""
-    address = parse_broker_url(broker.url)
-    v5 = broker.protocol == "5"
-    properties: Properties | None = None
-    if v5:
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = broker.session_expiry_s if persistent else 0
-    use_tls = address.tls or broker.tls is not None
-    password = broker.password.get_secret_value() if broker.password else None
-    return aiomqtt.Client(
-        address.host,
-        address.port,
-        username=broker.username,
-        password=password,
-        identifier=client_id,
-        protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
-        # 3.1.1: clean_session; 5: clean_start plus the session expiry above
-        clean_session=None if v5 else not persistent,
-        clean_start=(not persistent) if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-        properties=properties,
-        keepalive=broker.keepalive_s,
-        will=will,
-        tls_context=client_context(broker.tls) if use_tls else None,
-        tls_insecure=bool(broker.tls and broker.tls.insecure_skip_verify) if use_tls else None,
-        timeout=10.0,
-    )
-
-
 class MqttSubscriber:
     """Keeps one subscribing connection alive; counts connects for tests and self-metrics."""
 
@@ -181,7 +98,7 @@ class MqttSubscriber:
         self.connects = 0
         self.connected = False
         self._on_state = on_state
-        self._backoff = Backoff(broker.reconnect_min_s, broker.reconnect_max_s)
+        self._backoff = Backoff(broker.reconnect_min_s, broker.reconnect_max_s, jitter=0.2)
         self._where = f"MQTT broker {broker.url}"
         self._client: aiomqtt.Client | None = None
         #: Awaited before QoS 1 messages are acknowledged (None: paho acks on receipt).

@@ -25,7 +25,7 @@ from datetime import UTC, tzinfo
 from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from collectors.mqtt.client import InMessage, MqttSubscriber, parse_broker_url
+from collectors.mqtt.client import InMessage, MqttSubscriber
 from collectors.mqtt.decode import FieldError, decode_availability
 from collectors.mqtt.hadiscovery import HaDiscovery
 from collectors.mqtt.routing import EMPTY, Miss, Router
@@ -33,6 +33,7 @@ from collectors.mqtt.sparkplug.session import SparkplugSessions
 from collectors.mqtt.topicmap import TopicMap, load_topic_map
 from dcim.errors import ConfigError
 from dcim.inventory import MqttBrokerConfig, PlacedDevice
+from dcim.mqttclient import parse_broker_url
 from dcim.reading import Reading
 
 log = logging.getLogger(__name__)

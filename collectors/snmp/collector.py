@@ -5,19 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
 
-from collectors.snmp.client import (
+from collectors.snmp.decode import DecodeError, DivisorKind, divisor_of, selector_key
+from collectors.snmp.plan import Output, RollupPlan, SnmpPlan, TablePlan
+from collectors.snmp.types import (
     Absent,
-    SnmpEngineHost,
-    SnmpSession,
+    Oid,
+    Session,
+    SessionHost,
     SnmpStatusError,
     SnmpValue,
     VarBind,
-    build_object_names,
+    oid_text,
 )
-from collectors.snmp.decode import DecodeError, DivisorKind, divisor_of, selector_key
-from collectors.snmp.plan import Oid, Output, RollupPlan, SnmpPlan, TablePlan, oid_text
 from collectors.snmp.walk import ColumnWalker
 from dcim.inventory import PlacedDevice, SnmpConfig, SnmpVersion
 from dcim.plausible import ImplausibleValueError, check_value
@@ -33,20 +33,19 @@ class SnmpCollector:
     """One device: GETs for scalars, GETBULK walks for tables, decoded to readings."""
 
     def __init__(
-        self, placed: PlacedDevice, plan: SnmpPlan, host: SnmpEngineHost, config: SnmpConfig
+        self, placed: PlacedDevice, plan: SnmpPlan, host: SessionHost, config: SnmpConfig
     ) -> None:
         self.device_id = placed.device.id
         self.tags = placed.tags
         self._plan = plan
         self._host = host
         self._config = config
-        self._session: SnmpSession | None = None
+        self._session: Session | None = None
         self._walker = ColumnWalker(
             self.device_id,
             max_repetitions=config.max_repetitions,
             use_getnext=config.version is SnmpVersion.V1,
         )
-        self._get_var_binds = [build_object_names(batch) for batch in plan.get_batches]
         self._row_tags: dict[tuple[str, Oid, str, int], Mapping[str, str]] = {}
         self._label_tags: dict[tuple[str, str], Mapping[str, str]] = {}
         self._scalar_tags: dict[int, Mapping[str, str]] = {}
@@ -109,8 +108,8 @@ class SnmpCollector:
         if self._precedences is not None and sources is None:
             sources = []
         values: dict[Oid, SnmpValue] = {}
-        for var_binds in self._get_var_binds:
-            for vb in await self._get(session, var_binds):
+        for batch in self._plan.get_batches:
+            for vb in await self._get(session, batch):
                 values[vb.oid] = vb.value
         plan = self._plan
         # per °F switch of the plan: does its scalar say °F this poll?
@@ -153,9 +152,9 @@ class SnmpCollector:
             return _keep_highest(readings, sources, self._precedences, superseded)
         return readings
 
-    async def _get(self, session: SnmpSession, var_binds: list[tuple[Any, Any]]) -> list[VarBind]:
+    async def _get(self, session: Session, oids: tuple[Oid, ...]) -> list[VarBind]:
         """GET; under SNMPv1 a noSuchName drops that OID and retries the rest."""
-        remaining = list(var_binds)
+        remaining = oids
         while remaining:
             try:
                 return await session.get(remaining)
@@ -164,7 +163,7 @@ class SnmpCollector:
                     raise
                 if not 1 <= exc.index <= len(remaining):
                     raise
-                del remaining[exc.index - 1]
+                remaining = remaining[: exc.index - 1] + remaining[exc.index :]
         return []
 
     def _emit(

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from collectors.profile import Conversion, SnmpField
-from collectors.snmp.client import SnmpValue
+from collectors.snmp.profile import Conversion, SnmpField
+from collectors.snmp.types import SnmpValue
 from dcim.reading import MAX_STRING_VALUE, Value
 
 

@@ -3,7 +3,7 @@
 A management card often answers several MIBs at once (a UPS card with probes,
 a Liebert card with UPS-MIB and lgpEnvironmental, a PDU with old and new
 tables), so a device gets every profile that applies, and its readings are
-merged one per quantity (`collectors.profile.compose_profiles`). The choice
+merged one per quantity (`collectors.snmp.profile.compose_profiles`). The choice
 generalises by MIB, never by a device's values:
 
 - a vendor profile applies when its `probe_oids` answer and the device is
@@ -32,18 +32,20 @@ from types import MappingProxyType
 
 import yaml
 
-from collectors.profile import PROFILE_JOINER, SnmpProfile, compose_profiles, load_snmp_profile
 from collectors.shipped import available_profiles
-from collectors.snmp.client import (
-    Absent,
-    SnmpEngineHost,
-    SnmpSession,
-    SnmpStatusError,
-    build_object_names,
-)
+from collectors.snmp.client import SnmpHost
 from collectors.snmp.collector import SnmpCollector
-from collectors.snmp.fastclient import FastSnmpHost
-from collectors.snmp.plan import oid_text, parse_oid, plan_profile
+from collectors.snmp.plan import plan_profile
+from collectors.snmp.profile import PROFILE_JOINER, SnmpProfile, compose_profiles, load_snmp_profile
+from collectors.snmp.types import (
+    Absent,
+    Session,
+    SessionHost,
+    SnmpStatusError,
+    VarBind,
+    oid_text,
+    parse_oid,
+)
 from dcim.inventory import DeviceConfig, PlacedDevice, SnmpConfig
 
 SYS_DESCR = "1.3.6.1.2.1.1.1.0"
@@ -136,22 +138,23 @@ def _descr_matches(sys_descr: str, patterns: list[str]) -> str | None:
     return None
 
 
-async def _answering_subtrees(session: SnmpSession, probes: list[str]) -> set[str]:
+async def _answering_subtrees(session: Session, probes: list[str]) -> set[str]:
     """The probe OIDs under which the device has at least one object."""
     answered: set[str] = set()
     unique = sorted(set(probes))
     for start in range(0, len(unique), PROBE_BATCH):
         batch = unique[start : start + PROBE_BATCH]
+        answers: list[VarBind | None]
         try:
-            answers = await session.get_next(build_object_names(batch))
+            answers = [*await session.get_next([parse_oid(probe) for probe in batch])]
         except SnmpStatusError:
             # SNMPv1 answers noSuchName for the whole PDU at the end of the MIB: ask one by one
             answers = []
             for probe in batch:
                 try:
-                    answers.extend(await session.get_next(build_object_names([probe])))
+                    answers.extend(await session.get_next([parse_oid(probe)]))
                 except SnmpStatusError:
-                    answers.append(None)  # type: ignore[arg-type]
+                    answers.append(None)
         for probe, vb in zip(batch, answers, strict=False):
             if vb is None or isinstance(vb.value, Absent):
                 continue
@@ -276,20 +279,22 @@ def known_subtrees(profiles: list[SnmpProfile], sys_object_id: str) -> dict[str,
 async def discover(
     config: SnmpConfig,
     *,
-    host: SnmpEngineHost | None = None,
+    host: SessionHost | None = None,
     profiles: list[SnmpProfile] | None = None,
     poll: bool = True,
 ) -> Discovery:
     """Identify the device at `config`, choose its profiles and (with `poll`) count its parts.
 
-    Runs on the production client (the same `FastSnmpHost` the monitor polls with)
+    Runs on the production client (the same `SnmpHost` the monitor polls with)
     unless a host is given.
     """
     own_host = host is None
-    engine = host or FastSnmpHost()
+    engine = host or SnmpHost()
     try:
         session = await engine.session(config.host, config)
-        ident = await session.get(build_object_names([SYS_DESCR, SYS_OBJECT_ID, SYS_NAME]))
+        ident = await session.get(
+            [parse_oid(SYS_DESCR), parse_oid(SYS_OBJECT_ID), parse_oid(SYS_NAME)]
+        )
         values = {oid_text(vb.oid): vb.value for vb in ident}
         sys_object_id = _text(values.get(SYS_OBJECT_ID, Absent.NO_SUCH_OBJECT)).lstrip(".")
         sys_descr = _text(values.get(SYS_DESCR, Absent.NO_SUCH_OBJECT))
@@ -341,7 +346,7 @@ def unknown_device_report(found: Discovery) -> str:
 
 
 async def _count_parts(
-    engine: SnmpEngineHost, config: SnmpConfig, profiles: list[SnmpProfile]
+    engine: SessionHost, config: SnmpConfig, profiles: list[SnmpProfile]
 ) -> tuple[dict[str, int], int]:
     profile = compose_profiles(profiles)
     device = DeviceConfig.model_validate(

@@ -1,18 +1,18 @@
 """A lean BER codec for SNMPv1/v2c messages: GET, GETNEXT, GETBULK and their responses.
 
-pysnmp/pyasn1 build and parse a message as a tree of ASN.1 objects, about 3 ms
-of CPU per poll; a poller only needs a handful of fixed shapes. Requests are
+A general ASN.1 library builds and parses a message as a tree of objects, about
+3 ms of CPU per poll; a poller only needs a handful of fixed shapes. Requests are
 prebuilt once per var-bind list (`RequestTemplate`): only the 4-byte
 request-id changes, and it is kept in 0x00800000..0x7FFFFFFF so its minimal
 BER encoding always has exactly four content octets and can be spliced in.
 Responses are parsed with a flat cursor over the bytes; OIDs that come back
-every poll are decoded once (`_OID_CACHE`). Values become the same plain
-Python types `collectors.snmp.client.to_python` gives (int, bytes, dotted str
-for OIDs and IP addresses, `Absent` for the v2 exception values).
+every poll are decoded once (`_OID_CACHE`). Values become plain Python
+(`collectors.snmp.types.SnmpValue`: int, bytes, dotted str for OIDs and IP
+addresses, `Absent` for the v2 exception values).
 
 The agent side (`simulators.fast_agent`) decodes requests and encodes
-responses with the same calls; pysnmp is the oracle in the tests. SNMPv3
-(`collectors.snmp.fastv3`) wraps the PDU-level pieces here (`pdu_template`,
+responses with the same calls; an independent SNMP stack is the oracle in the
+tests. SNMPv3 (`collectors.snmp.fastv3`) wraps the PDU-level pieces here (`pdu_template`,
 `encode_pdu`, `decode_pdu`) in its scoped PDUs.
 """
 
@@ -22,9 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from collectors.snmp.client import Absent, SnmpValue, VarBind
-
-Oid = tuple[int, ...]
+from collectors.snmp.types import Absent, Oid, SnmpValue, TypedVarBind, VarBind
 
 # PDU tags (context-specific, constructed)
 GET = 0xA0
@@ -141,7 +139,7 @@ def request_varbind(oid: Oid) -> bytes:
 
 
 def encode_value(value: Any) -> bytes:
-    """The TLV of a var-bind value: pysnmp/pyasn1 SMI objects or plain Python.
+    """The TLV of a var-bind value: pyasn1 SMI objects (the simulators' MIBs) or plain Python.
 
     pyasn1 objects carry their tag (`tagSet`), so every SMI type keeps its
     own (Counter32, Gauge32, TimeTicks, IpAddress, Opaque...). Plain `int`
@@ -333,7 +331,7 @@ def _oid(content: bytes) -> Oid:
 
 
 def _value(tag: int, content: bytes) -> SnmpValue:
-    """Plain Python value of one var-bind value, as `client.to_python` converts it."""
+    """Plain Python value of one var-bind value (`SnmpValue`)."""
     if tag in _INTEGER_TAGS:
         if not content:
             raise CodecError("empty INTEGER")
@@ -394,16 +392,6 @@ def decode_varbinds(data: bytes, pos: int, end: int) -> list[VarBind]:
     except IndexError:
         raise CodecError("truncated var-bind list") from None
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class TypedVarBind:
-    """A var-bind with its wire type (`dcim walk` records it): tag, content octets, value."""
-
-    oid: Oid
-    tag: int
-    content: bytes
-    value: SnmpValue
 
 
 def decode_typed_varbinds(data: bytes, pos: int, end: int) -> list[TypedVarBind]:

@@ -22,7 +22,8 @@ import hmac
 from dataclasses import dataclass
 
 from collectors.snmp import fastcodec as fc
-from collectors.snmp.fastcodec import CodecError, Oid
+from collectors.snmp.fastcodec import CodecError
+from collectors.snmp.types import Oid
 from collectors.snmp.usmcrypto import UsmCryptoError, UsmKeys
 
 VERSION_3 = 3
@@ -42,7 +43,7 @@ WRONG_DIGESTS: Oid = (*USM_STATS, 5, 0)
 DECRYPTION_ERRORS: Oid = (*USM_STATS, 6, 0)
 UNKNOWN_CONTEXTS: Oid = (1, 3, 6, 1, 6, 3, 12, 1, 5, 0)
 
-#: REPORT var-bind OID -> the `SnmpSecurityError` reason the pysnmp path gives.
+#: REPORT var-bind OID -> the `SnmpSecurityError` reason it becomes.
 REPORT_REASONS: dict[Oid, str] = {
     UNSUPPORTED_SEC_LEVELS: "security_level",
     NOT_IN_TIME_WINDOWS: "time_window",

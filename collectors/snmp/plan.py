@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from collectors.profile import (
+from collectors.snmp.decode import CompiledField, Converter, DivisorKind, compile_converter
+from collectors.snmp.profile import (
     Condition,
     Conversion,
     Rollup,
@@ -21,23 +22,13 @@ from collectors.profile import (
     SnmpTable,
     SwitchedColumn,
 )
-from collectors.snmp.decode import CompiledField, Converter, DivisorKind, compile_converter
+from collectors.snmp.types import Oid, oid_text, parse_oid
 from dcim.reading import EMPTY_TAGS
 from dcim.vocabulary import load_vocabulary
 
 #: Var-binds per GET. 40 keeps a response of typical values well under one
 #: Ethernet frame (1472 bytes of UDP payload), so no fragmentation or tooBig.
 MAX_VARBINDS_PER_GET = 40
-
-Oid = tuple[int, ...]
-
-
-def parse_oid(text: str) -> Oid:
-    return tuple(int(part) for part in text.strip(".").split("."))
-
-
-def oid_text(oid: Oid) -> str:
-    return ".".join(str(part) for part in oid)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,10 +15,14 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 
 from collectors.snmp import fastcodec as fc
-from collectors.snmp.client import SnmpStatusError, build_object_names
-from collectors.snmp.fastclient import FastSnmpSession
-from collectors.snmp.fastv3session import FastV3Session
-from collectors.snmp.plan import Oid, oid_text, parse_oid
+from collectors.snmp.types import (
+    Oid,
+    RecordingSession,
+    SnmpStatusError,
+    TypedVarBind,
+    oid_text,
+    parse_oid,
+)
 from dcim.errors import DeviceProtocolError, DeviceTimeoutError
 
 log = logging.getLogger(__name__)
@@ -31,10 +35,8 @@ START_REPETITIONS = 25
 _NUMBER_TAGS = frozenset({fc.INTEGER, fc.COUNTER32, fc.GAUGE32, fc.TIME_TICKS, fc.COUNTER64})
 _EXCEPTION_TAGS = frozenset({fc.NO_SUCH_OBJECT, fc.NO_SUCH_INSTANCE, fc.END_OF_MIB_VIEW})
 
-Session = FastSnmpSession | FastV3Session
 
-
-def snmprec_line(vb: fc.TypedVarBind) -> str | None:
+def snmprec_line(vb: TypedVarBind) -> str | None:
     """One snmprec line for a var-bind (None for the v2 exception values)."""
     oid = oid_text(vb.oid)
     tag = vb.tag
@@ -64,11 +66,11 @@ def _plain(content: bytes) -> bool:
 
 
 async def walk(
-    session: Session,
+    session: RecordingSession,
     subtrees: Sequence[str] = DEFAULT_SUBTREES,
     *,
     max_repetitions: int = START_REPETITIONS,
-) -> AsyncIterator[fc.TypedVarBind]:
+) -> AsyncIterator[TypedVarBind]:
     """Every object under `subtrees`, in OID order per subtree."""
     for subtree in subtrees:
         root = parse_oid(subtree)
@@ -77,13 +79,13 @@ async def walk(
 
 
 async def _walk_subtree(
-    session: Session, root: Oid, max_repetitions: int
-) -> AsyncIterator[fc.TypedVarBind]:
+    session: RecordingSession, root: Oid, max_repetitions: int
+) -> AsyncIterator[TypedVarBind]:
     cursor = root
     repetitions = max_repetitions
     while True:
         try:
-            answers = await session.get_bulk_typed(build_object_names([cursor]), repetitions)
+            answers = await session.get_bulk_typed([cursor], repetitions)
         except (SnmpStatusError, DeviceTimeoutError) as exc:
             too_big = isinstance(exc, SnmpStatusError) and exc.status == 1
             timed_out = isinstance(exc, DeviceTimeoutError)

@@ -29,17 +29,20 @@ from typing import Any
 import yaml
 from pyasn1.codec.ber import decoder
 from pyasn1.error import PyAsn1Error
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pyasn1.type import univ
+from pydantic import Field, ValidationError
 from pysnmp.carrier.asyncio.dgram import udp, udp6
 from pysnmp.entity import config as snmp_config
 from pysnmp.entity.engine import SnmpEngine
 from pysnmp.entity.rfc3413 import ntfrcv
+from pysnmp.hlapi.v3arch.asyncio import auth as hlauth
+from pysnmp.proto import rfc1902, rfc1905
 from pysnmp.proto.api import v2c
 from pysnmp.proto.mpmod.rfc3412 import SNMPv3Message
 from pysnmp.proto.secmod.rfc3414.service import UsmSecurityParameters
 
-from collectors.snmp.client import Absent, to_python
-from collectors.snmp.security import AUTH_PROTOCOLS, PRIV_PROTOCOLS
+from collectors.snmp.types import Absent, Oid, SnmpValue
+from dcim.configmodel import Strict
 from dcim.errors import ProfileError
 from dcim.inventory import PlacedDevice, SnmpTrapConfig, SnmpV3Config
 from dcim.plausible import ImplausibleValueError, check_value
@@ -47,8 +50,9 @@ from dcim.reading import Reading, now_ns
 from dcim.vocabulary import load_vocabulary
 
 log = logging.getLogger(__name__)
+# pysnmp is chatty at INFO about internals operators cannot act on
+logging.getLogger("pysnmp").setLevel(logging.WARNING)
 
-Oid = tuple[int, ...]
 SNMP_TRAP_OID = (1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)
 #: Longest tag value taken from a trap; device text is not a place for essays.
 MAX_TAG_CHARS = 128
@@ -56,6 +60,53 @@ MAX_TAG_CHARS = 128
 MAX_LOGGED_DROPS = 1000
 #: Engine ids learned per sender address (a card reset may change it once or twice).
 MAX_ENGINES_PER_ADDRESS = 4
+
+
+# --- pysnmp: the receiver's engine --------------------------------------------------
+# The trap receiver is the one part on pysnmp: it is the authoritative engine for
+# informs and learns each sender's engine for traps (USM, RFC 3414), which the poll
+# path's lean codec (a command generator) has no need for.
+
+#: `SnmpV3Config` protocol names (net-snmp's) -> pysnmp's protocol ids.
+AUTH_PROTOCOLS: dict[str, Any] = {
+    "none": hlauth.USM_AUTH_NONE,
+    "md5": hlauth.USM_AUTH_HMAC96_MD5,
+    "sha": hlauth.USM_AUTH_HMAC96_SHA,
+    "sha224": hlauth.USM_AUTH_HMAC128_SHA224,
+    "sha256": hlauth.USM_AUTH_HMAC192_SHA256,
+    "sha384": hlauth.USM_AUTH_HMAC256_SHA384,
+    "sha512": hlauth.USM_AUTH_HMAC384_SHA512,
+}
+PRIV_PROTOCOLS: dict[str, Any] = {
+    "none": hlauth.USM_PRIV_NONE,
+    "des": hlauth.USM_PRIV_CBC56_DES,
+    "3des": hlauth.USM_PRIV_CBC168_3DES,
+    "aes": hlauth.USM_PRIV_CFB128_AES,
+    "aes128": hlauth.USM_PRIV_CFB128_AES,
+    "aes192": hlauth.USM_PRIV_CFB192_AES_BLUMENTHAL,
+    "aes256": hlauth.USM_PRIV_CFB256_AES_BLUMENTHAL,
+    "aes192c": hlauth.USM_PRIV_CFB192_AES,
+    "aes256c": hlauth.USM_PRIV_CFB256_AES,
+}
+
+
+def to_python(value: Any) -> SnmpValue:
+    """One pyasn1 var-bind value as the poll path gives it (`SnmpValue`)."""
+    if isinstance(value, rfc1905.NoSuchInstance):
+        return Absent.NO_SUCH_INSTANCE
+    if isinstance(value, rfc1905.NoSuchObject):
+        return Absent.NO_SUCH_OBJECT
+    if isinstance(value, rfc1905.EndOfMibView):
+        return Absent.END_OF_MIB_VIEW
+    if isinstance(value, rfc1902.IpAddress):
+        return ".".join(str(octet) for octet in value.asOctets())
+    if isinstance(value, univ.OctetString):
+        return bytes(value.asOctets())
+    if isinstance(value, univ.ObjectIdentifier):
+        return ".".join(str(part) for part in value)
+    if isinstance(value, univ.Integer):
+        return int(value)
+    return Absent.NO_SUCH_OBJECT  # NULL or a type no profile can use
 
 
 # --- configuration -----------------------------------------------------------------
@@ -68,8 +119,7 @@ TrapReceiverConfig = SnmpTrapConfig
 # --- the trap map (data) ---------------------------------------------------------
 
 
-class _VarbindSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _VarbindSpec(Strict):
     oid: str = Field(pattern=r"^[0-9]+(\.[0-9]+)+$")
     metric: str | None = None
     scale: float = 1.0
@@ -77,8 +127,7 @@ class _VarbindSpec(BaseModel):
     lookup: str | None = None
 
 
-class _TrapSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _TrapSpec(Strict):
     oid: str = Field(pattern=r"^[0-9]+(\.[0-9]+)+$")
     name: str
     event: str
@@ -86,8 +135,7 @@ class _TrapSpec(BaseModel):
     varbinds: list[_VarbindSpec] = Field(default_factory=list)
 
 
-class _TrapFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _TrapFile(Strict):
     mib: str
     traps: list[_TrapSpec]
     common_varbinds: list[_VarbindSpec] = Field(default_factory=list)

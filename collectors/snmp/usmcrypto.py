@@ -10,8 +10,8 @@ Digests are HMACs truncated per protocol (RFC 3414: MD5, SHA-1 to 12 octets;
 RFC 7860: SHA-224 16, SHA-256 24, SHA-384 32, SHA-512 48). Privacy is AES in
 CFB mode (RFC 3826, IV = boots | time | 64-bit salt), DES-CBC (RFC 3414 8)
 and 3DES-EDE-CBC (draft-reeder-snmpv3-usm-3desede). AES-192/256 keys are
-longer than some hashes; the config names choose the extension as
-`collectors.snmp.security` maps them to pysnmp: `aes192`/`aes256` append
+longer than some hashes; the config names choose the extension as net-snmp
+names them (`collectors.snmp.security`): `aes192`/`aes256` append
 H(key) (draft-blumenthal-aes-usm), `aes192c`/`aes256c` and `3des` append the
 localized password key of the key so far (draft-reeder, Cisco's AES).
 

@@ -12,13 +12,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from collectors.snmp.client import Absent, SnmpSession, SnmpStatusError, SnmpValue, VarBind
-from collectors.snmp.client import build_object_names as _names
+from collectors.snmp.types import Absent, Oid, Session, SnmpStatusError, SnmpValue, VarBind
 from dcim.errors import DeviceProtocolError, DeviceTimeoutError
 
 log = logging.getLogger(__name__)
-
-Oid = tuple[int, ...]
 
 #: Upper bound of request rounds per walk: a runaway agent that never ends its
 #: table cannot keep a poll going forever.
@@ -36,7 +33,7 @@ class ColumnWalker:
         self.use_getnext = use_getnext
 
     async def walk(
-        self, session: SnmpSession, columns: Sequence[Oid], *, answered: bool = False
+        self, session: Session, columns: Sequence[Oid], *, answered: bool = False
     ) -> dict[Oid, dict[Oid, SnmpValue]]:
         """Every (index -> value) of each column, walked side by side.
 
@@ -49,7 +46,7 @@ class ColumnWalker:
             active = [i for i, cursor in enumerate(cursors) if cursor is not None]
             if not active:
                 return found
-            request = _names([cursors[i] for i in active])  # type: ignore[misc]
+            request = [cursor for cursor in cursors if cursor is not None]
             try:
                 answers = await self._request(session, request)
             except (DeviceTimeoutError, SnmpStatusError) as exc:
@@ -61,9 +58,7 @@ class ColumnWalker:
         msg = f"table walk did not end after {MAX_TABLE_ROUNDS} rounds"
         raise DeviceProtocolError(self.device_id, msg)
 
-    async def _request(
-        self, session: SnmpSession, request: list[tuple[object, object]]
-    ) -> list[VarBind]:
+    async def _request(self, session: Session, request: list[Oid]) -> list[VarBind]:
         if self.use_getnext:
             return await session.get_next(request)
         return await session.get_bulk(request, self.max_repetitions)

@@ -6,9 +6,11 @@ No import of `dcim.inventory` here: the inventory imports this module.
 from __future__ import annotations
 
 import ipaddress
+import logging
+import re
 from pathlib import Path
 from string import Formatter
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -19,17 +21,19 @@ from pydantic import (
     model_validator,
 )
 
-from dcim.alerts.model import Severity
+from dcim.alerts.model import DEFAULT_ASHRAE_CLASS, AshraeClass, Severity
 from dcim.alerts.scope import Scope
 from dcim.configmodel import Strict
 from dcim.secret import Secret
 from dcim.tls import TlsConfig
 
+log = logging.getLogger(__name__)
+
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$")]
 
 #: Shipped packs loaded when the config names none (dcim/alerts/rules/*.yaml).
 DEFAULT_PACKS = [
-    "thermal-ashrae-a1",
+    "thermal-ashrae",
     "cooling",
     "power",
     "ups",
@@ -465,8 +469,16 @@ class AlertLinks(Strict):
     runbooks: dict[str, HttpUrl] = Field(default_factory=dict)
 
 
+#: Pack names before the four ASHRAE class packs became one: `thermal-ashrae-a2` is
+#: `thermal-ashrae` with `ashrae_class: A2`.
+_CLASS_PACK = re.compile(r"^thermal-ashrae-(a[1-4])$")
+
+
 class AlertsConfig(Strict):
     packs: list[str] = Field(default_factory=lambda: list(DEFAULT_PACKS))
+    #: The ASHRAE class of rooms whose inventory entry names none (the thermal pack's
+    #: levels for each room follow its own `ashrae_class` first).
+    ashrae_class: AshraeClass = DEFAULT_ASHRAE_CLASS
     rule_files: list[Path] = Field(default_factory=list)
     #: Default: the longest poll interval (the first full poll round).
     startup_grace_s: float | None = Field(default=None, ge=0)
@@ -481,6 +493,41 @@ class AlertsConfig(Strict):
     api: ApiSettings | None = None
     db_file: str = "alerts.sqlite3"
     links: AlertLinks = AlertLinks()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _class_packs(cls, data: Any) -> Any:
+        """`packs: [thermal-ashrae-a2]` (one pack per class, before) keeps working: it is
+        the pack `thermal-ashrae` with `ashrae_class: A2`; a warning says so."""
+        if not isinstance(data, dict) or not isinstance(data.get("packs"), list):
+            return data
+        packs, classes = [], []
+        for name in data["packs"]:
+            old = _CLASS_PACK.match(name) if isinstance(name, str) else None
+            if old is None:
+                packs.append(name)
+                continue
+            classes.append(old.group(1).upper())
+            if "thermal-ashrae" not in packs:
+                packs.append("thermal-ashrae")
+        if not classes:
+            return data
+        if len(set(classes)) > 1:
+            msg = (
+                f"packs: {', '.join(f'thermal-ashrae-{c.lower()}' for c in classes)} are one "
+                "pack now (thermal-ashrae): give the class of each room with its "
+                "ashrae_class, and the default with alerts.ashrae_class"
+            )
+            raise ValueError(msg)
+        chosen = data.get("ashrae_class", classes[0])
+        log.warning(
+            "alerts.packs: thermal-ashrae-%s is now the pack thermal-ashrae with "
+            "alerts.ashrae_class: %s (each room's own ashrae_class comes first); "
+            "write it so to silence this warning",
+            classes[0].lower(),
+            chosen,
+        )
+        return {**data, "packs": packs, "ashrae_class": chosen}
 
     @model_validator(mode="after")
     def _routes_name_channels(self) -> AlertsConfig:

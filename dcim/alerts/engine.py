@@ -10,7 +10,7 @@ import copy
 import re
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 
@@ -29,9 +29,8 @@ from dcim.alerts.storms import (
     sites_degraded,
 )
 from dcim.alerts.tracker import Entry, FlapPolicy, RuleInfo, advance, set_raw
+from dcim.clock import Clock
 from dcim.reading import Reading
-
-Clock = Callable[[], float]
 
 
 @dataclass(frozen=True, slots=True)

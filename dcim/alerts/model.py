@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
 
 from dcim.reading import Value
+
+#: ASHRAE TC 9.9 thermal class of a room's IT equipment [H1] (inventory `ashrae_class`).
+AshraeClass = Literal["A1", "A2", "A3", "A4"]
+#: The class of a room whose inventory entry names none, unless `alerts.ashrae_class` says.
+DEFAULT_ASHRAE_CLASS: AshraeClass = "A1"
 
 
 class Severity(StrEnum):

@@ -20,7 +20,7 @@ from dcim.alerts.kinds.aggregate import (
     RatioEvaluator,
     RatioRule,
 )
-from dcim.alerts.kinds.base import Evaluator, Strict
+from dcim.alerts.kinds.base import Evaluator
 from dcim.alerts.kinds.correlation import (
     FireRiskEvaluator,
     FireRiskRule,
@@ -47,6 +47,7 @@ from dcim.alerts.kinds.standby import (
 )
 from dcim.alerts.kinds.state import EventEvaluator, EventRule, StateEvaluator, StateRule
 from dcim.alerts.kinds.threshold import ThresholdEvaluator, ThresholdRule
+from dcim.configmodel import Strict
 from dcim.errors import DcimError
 from dcim.yamlsource import YamlSourceError, format_path, line_of, load_yaml_with_lines
 

@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import Field, field_validator
 
+from dcim.configmodel import Strict
 from dcim.reading import Reading
 
 LOCATION_TAGS = ("site", "room", "row", "rack", "device")
@@ -30,10 +31,8 @@ def _as_list(value: object) -> object:
     return value
 
 
-class Scope(BaseModel):
+class Scope(Strict):
     """Glob patterns per location level, device kind and any tag; all given must match."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     site: Patterns | None = None
     room: Patterns | None = None
@@ -41,7 +40,7 @@ class Scope(BaseModel):
     rack: Patterns | None = None
     device: Patterns | None = None
     kind: Patterns | None = None
-    tags: dict[str, Patterns] = {}
+    tags: dict[str, Patterns] = Field(default_factory=dict)
 
     @field_validator("site", "room", "row", "rack", "device", "kind", mode="before")
     @classmethod

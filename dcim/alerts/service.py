@@ -22,12 +22,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dcim.alerts.clock import wall_clock
 from dcim.alerts.config import AlertLinks, AlertsConfig, Channel
-from dcim.alerts.engine import Clock, EngineSettings, RuleEngine
+from dcim.alerts.engine import EngineSettings, RuleEngine
 from dcim.alerts.events import transition_readings
 from dcim.alerts.kinds.base import DeviceInfo
-from dcim.alerts.model import Incident, Level, Notification, Severity
+from dcim.alerts.model import DEFAULT_ASHRAE_CLASS, Incident, Level, Notification, Severity
 from dcim.alerts.notify.base import Notifier
 from dcim.alerts.notify.dispatch import Dispatcher
 from dcim.alerts.rules import Rule, load_pack, load_rule_file, merge_rules
@@ -37,6 +36,7 @@ from dcim.alerts.store import AlertStore
 from dcim.alerts.storms import NOTIFY_FAILED_RULE
 from dcim.alerts.tracker import FlapPolicy
 from dcim.audit import DEFAULT_AUDIT_FILE, AuditLog
+from dcim.clock import Clock, wall_clock
 from dcim.reading import Reading
 
 if TYPE_CHECKING:
@@ -94,6 +94,21 @@ def build_notifier(channel: Channel, links: AlertLinks | None = None) -> Notifie
     from dcim.alerts.notify.alertmanager import AlertmanagerNotifier
 
     return AlertmanagerNotifier(channel, links)
+
+
+def device_infos(config: Config) -> dict[str, DeviceInfo]:
+    """What the engine knows of each inventory device: tags, interval, its room's class."""
+    from dcim.inventory import iter_devices
+
+    alerts = getattr(config, "alerts", None)
+    default = alerts.ashrae_class if alerts is not None else DEFAULT_ASHRAE_CLASS
+    classes = {(s.id, r.id): r.ashrae_class or default for s in config.sites for r in s.rooms}
+    return {
+        placed.device.id: DeviceInfo(
+            placed.tags, placed.device.poll_interval_s, classes.get((placed.site, placed.room))
+        )
+        for placed in iter_devices(config)
+    }
 
 
 def load_rules(settings: AlertsConfig) -> list[Rule]:
@@ -170,13 +185,8 @@ class AlertEngine:
         cls, config: Config, state_dir: Path | None = None, *, clock: Clock = wall_clock
     ) -> AlertEngine:
         """Rules, devices and channels from the monitor config (`alerts:` may be absent)."""
-        from dcim.inventory import iter_devices
-
         settings = getattr(config, "alerts", None) or AlertsConfig()
-        devices = {
-            placed.device.id: DeviceInfo(placed.tags, placed.device.poll_interval_s)
-            for placed in iter_devices(config)
-        }
+        devices = device_infos(config)
         directory = state_dir if state_dir is not None else config.monitor.state_dir
         audit_file = config.monitor.audit_file or directory / DEFAULT_AUDIT_FILE
         return cls(
@@ -280,13 +290,8 @@ class AlertEngine:
         are kept; a channel whose settings did not change keeps its connection and
         its queue. Returns the settings that only a restart applies (changed anyway).
         """
-        from dcim.inventory import iter_devices
-
         settings = config.alerts or AlertsConfig()
-        devices = {
-            placed.device.id: DeviceInfo(placed.tags, placed.device.poll_interval_s)
-            for placed in iter_devices(config)
-        }
+        devices = device_infos(config)
         self.engine.reconfigure(load_rules(settings), devices)
         notifiers = dict(self.dispatcher.notifiers)
         wanted = {c.name: c for c in settings.channels}

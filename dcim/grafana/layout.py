@@ -47,10 +47,3 @@ def load_inventory(path: Path) -> Config:
     # an https URL) that no placeholder can fake
     data.pop("alerts", None)
     return parse_config(yaml.safe_dump(_without_secret_refs(data), sort_keys=False), str(path))
-
-
-def demo_inventory() -> Config:
-    """The inventory `dcim demo` polls: the simulators' demo site file."""
-    from dcim.demo import demo_inventory as inventory
-
-    return inventory()

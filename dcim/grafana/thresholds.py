@@ -7,8 +7,9 @@ high_warning, red from high_critical); a state rule's states become the colours
 of their values. Colour says severity and nothing else: critical red, warning
 orange, every value no rule objects to green.
 
-Rules are matched per room with their scope, so a room whose site rule file puts
-it on another ASHRAE class (a rule scoped to `room: hall-2`) gets that class's
+Rules are matched per room with their scope and judge it at its ASHRAE class (the
+room's `ashrae_class`, else `alerts.ashrae_class`), so a room of another class, or
+one a site rule file scoped to it (`room: hall-2`) judges otherwise, gets its own
 colours: `classes()` groups the rooms of a site by the steps that apply to them.
 """
 
@@ -71,9 +72,17 @@ class RuleColours:
     """What the loaded rules say about each metric, at one site."""
 
     def __init__(self, config: Config, site: str, rooms: Sequence[str]) -> None:
-        self.rules: list[Rule] = load_rules(config.alerts or AlertsConfig())
+        alerts = config.alerts or AlertsConfig()
+        self.rules: list[Rule] = load_rules(alerts)
         self.site = site
         self.rooms = tuple(rooms)
+        #: Each room's ASHRAE class: what its thermal levels follow.
+        self.room_classes = {
+            room.id: room.ashrae_class or alerts.ashrae_class
+            for s in config.sites
+            if s.id == site
+            for room in s.rooms
+        }
 
     def _threshold_rule(self, metric: str, tags: Mapping[str, str]) -> ThresholdRule | None:
         found = [
@@ -94,7 +103,8 @@ class RuleColours:
         for room in self.rooms:
             where = {"site": self.site, "room": room, "kind": kind, **tags}
             rule = self._threshold_rule(metric, where)
-            key = (rule.id, steps_of(rule.levels)) if rule else ("", OK_ONLY)
+            levels = rule.levels_for(self.room_classes.get(room)) if rule else None
+            key = (rule.id, steps_of(levels)) if rule and levels else ("", OK_ONLY)
             groups.setdefault(key, []).append(room)
         return [RoomClass(tuple(rooms), rule, steps) for (rule, steps), rooms in groups.items()]
 

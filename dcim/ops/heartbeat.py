@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING
 
 import aiomqtt
 
+from dcim.backoff import Backoff
 from dcim.cancel import raise_if_cancelling
+from dcim.clock import Clock
 
 if TYPE_CHECKING:
     from dcim.inventory import HeartbeatConfig, MqttBrokerConfig
@@ -65,7 +67,7 @@ class ShardHeartbeat:
         connect: ClientFactory,
         healthy: Callable[[], bool],
         on_peer: OnPeer,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.shard = shard
         self.settings = settings
@@ -103,15 +105,15 @@ class ShardHeartbeat:
 
     async def run(self) -> None:
         watch = asyncio.create_task(self._watch(), name="heartbeat watch")
-        delay = 1.0
+        backoff = Backoff(1.0, 30.0)
         try:
             while not self._stopping:
                 try:
                     await self._session()
-                    delay = 1.0
+                    backoff.reset()
                 except aiomqtt.MqttError as exc:
                     raise_if_cancelling(exc)
-                    if self.connected or delay == 1.0:
+                    if self.connected or not backoff.failing:
                         log.warning(
                             "shard heartbeat: broker %s unreachable (%s); peers are not judged "
                             "until it is back",
@@ -119,8 +121,7 @@ class ShardHeartbeat:
                             exc,
                         )
                     self._disconnected()
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 30.0)
+                    await asyncio.sleep(backoff.next_delay())
         finally:
             watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):

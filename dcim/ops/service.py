@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
     from dcim.alerts.model import Incident
     from dcim.alerts.silences import Silence
+    from dcim.collector import MakeCollectors
     from dcim.coord.member import HandoverEvent, Member
     from dcim.coord.view import CoordinationView
     from dcim.ops.heartbeat import ClientFactory, ShardHeartbeat
@@ -70,6 +71,7 @@ class Service:
         config: Config,
         *,
         load: Loader,
+        collectors: MakeCollectors,
         shard: Shard | None = None,
         mqtt_client: ClientFactory | None = None,
         member: str | None = None,
@@ -91,6 +93,7 @@ class Service:
         self._known_at_start: list[Incident] = []
         self.config = self._part(config)
         self._load = load
+        self._collectors = collectors
         self._mqtt_client = mqtt_client
         self.state = ServiceState(shard=f"{shard.index}/{shard.count}" if shard else "")
         self.notifier = ServiceNotifier()
@@ -147,7 +150,7 @@ class Service:
         ops_runner: web.AppRunner | None = None
         helpers: list[asyncio.Task[None]] = []
         try:
-            self.monitor = monitor = Monitor(self.config)
+            self.monitor = monitor = Monitor(self.config, collectors=self._collectors(self.config))
             if self.coordinated:
                 self.member = self._build_member(monitor)
             ops_runner = await self._start_ops()

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dcim.backoff import Backoff
 from dcim.errors import SinkRejectedError, SinkUnavailableError
 from dcim.reading import Reading
 from dcim.sinks.influx import Writer
@@ -292,15 +293,14 @@ class SinkWorker:
             log.error("sink %s: replay stopped", self.name, exc_info=task.exception())
 
     async def _replay_loop(self) -> None:
-        delay = self._retry_initial_s
+        delay = Backoff(self._retry_initial_s, self._retry_max_s)
         backoff = self._down  # wait before the first try only if the sink is known down
         while True:
             try:
                 batch = self._store.peek()
             except Exception:  # a store bug must not end replay: say so, retry later
                 log.exception("sink %s: cannot read the spool", self.name)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._retry_max_s)
+                await asyncio.sleep(delay.next_delay())
                 continue
             if batch is None:
                 self._mark_up()
@@ -309,20 +309,20 @@ class SinkWorker:
                 continue
             if backoff:
                 # only after a failure: replay must outpace new batches once the sink is back
-                await self._wait_retry(delay)
+                await self._wait_retry(delay.delay)
             backoff = True
             try:
                 await self._writer.write(batch.body)
             except SinkUnavailableError as exc:
                 self._mark_down(str(exc))
-                delay = min(delay * 2, self._retry_max_s)
+                delay.grow()
                 continue
             except SinkRejectedError as exc:
                 self._rejected(exc, batch.lines)
             except Exception as exc:
                 log.exception("sink %s: unexpected write error", self.name)
                 self._mark_down(f"{type(exc).__name__}: {exc}")
-                delay = min(delay * 2, self._retry_max_s)
+                delay.grow()
                 continue
             else:
                 self._written += batch.lines
@@ -330,7 +330,7 @@ class SinkWorker:
             self._advance()  # a batch held in memory may be the last one: safe now
             self._replayed[0] += 1
             self._replayed[1] += batch.lines
-            delay = self._retry_initial_s
+            delay.reset()
             backoff = False
 
     async def _wait_retry(self, delay: float) -> None:

@@ -13,12 +13,12 @@ import asyncio
 import hmac
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import bcrypt
 from pydantic import SecretStr
 
+from dcim.clock import Clock
 from dcim.web.config import WebUser
 
 #: The user name that logs in with the alert API's token.
@@ -63,7 +63,7 @@ class Authenticator:
         users: list[WebUser],
         token: SecretStr | None,
         ttl_s: float,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
     ) -> None:
         self._users = {user.name: user for user in users}
         self._token = token

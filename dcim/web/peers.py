@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
+from dcim.clock import Clock
 from dcim.tls import client_context
 from dcim.web.config import WebConfig, WebPeer
 from dcim.web.incidents import IncidentView
@@ -56,7 +56,7 @@ class Peers:
     """Reads every configured peer in the background; `status` is what the board shows."""
 
     web: WebConfig
-    clock: Callable[[], float] = time.time
+    clock: Clock = time.time
     status: dict[str, PeerStatus] = field(default_factory=dict)
     version: int = 0
 

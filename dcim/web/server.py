@@ -30,6 +30,7 @@ from aiohttp import web
 from markupsafe import Markup
 
 from dcim.audit import AuditLog
+from dcim.clock import Clock
 from dcim.i18n import LANGUAGES, pick_language, translations
 from dcim.inventory import Config, InfluxSinkConfig
 from dcim.reading import Reading
@@ -83,7 +84,7 @@ class Board:
         *,
         alerts: AlertEngine | None = None,
         audit: AuditLog | None = None,
-        clock: Callable[[], float] | None = None,
+        clock: Clock | None = None,
         note: str = "",
     ) -> None:
         from dcim.web.live import LiveState
@@ -96,7 +97,7 @@ class Board:
         self.queue = queue
         self.alerts = alerts
         self.audit = audit or AuditLog(config.monitor.state_dir / "audit.jsonl")
-        self.clock: Callable[[], float] = clock or (alerts.clock if alerts else time.time)
+        self.clock: Clock = clock or (alerts.clock if alerts else time.time)
         #: One line the banner shows (the demo says what it is playing).
         self.note = note
         #: Rooms shared with other monitors through etcd: who polls what, handovers.

@@ -1,9 +1,10 @@
-"""Rack inlet bands per room: the ASHRAE class's levels, read from the shipped rule packs.
+"""Rack inlet bands per room: the ASHRAE class's levels, read from the shipped rule pack.
 
 The board colours a rack by its worst inlet temperature against the same four
-levels the alert rule `ashrae.inlet_temp` uses: the room's `ashrae_class` picks the
-pack `thermal-ashrae-<class>`; a room without one gets the rule the alert engine
-runs (a site rule file may have changed it), else class A1.
+levels the alert rule `ashrae.inlet_temp` uses: the room's `ashrae_class` picks
+that class's levels in the pack `thermal-ashrae`; a room without one gets the
+rule the alert engine runs (a site rule file may have changed it) at the
+default class (`alerts.ashrae_class`, else A1).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from dcim.alerts.config import AlertsConfig
-from dcim.alerts.kinds.base import LevelSpec, LevelValue
+from dcim.alerts.kinds.base import Levels, LevelSpec, LevelValue
 from dcim.alerts.kinds.threshold import ThresholdRule
+from dcim.alerts.model import DEFAULT_ASHRAE_CLASS
 from dcim.alerts.rules import Rule, load_pack, merge_rules
 
 INLET_RULE = "ashrae.inlet_temp"
-DEFAULT_CLASS = "A1"
+THERMAL_PACK = "thermal-ashrae"
 
 
 class Band(StrEnum):
@@ -53,8 +55,7 @@ class InletBands:
     high_critical: float | None
 
     @classmethod
-    def of(cls, name: str, rule: ThresholdRule) -> InletBands:
-        levels = rule.levels
+    def of(cls, name: str, levels: Levels) -> InletBands:
         return cls(
             name,
             _number(levels.low_critical),
@@ -86,20 +87,20 @@ def _inlet_rule(rules: list[Rule]) -> ThresholdRule | None:
 
 def class_bands(ashrae_class: str) -> InletBands:
     """The levels of the shipped pack for `ashrae_class` (A1..A4)."""
-    rule = _inlet_rule(load_pack(f"thermal-ashrae-{ashrae_class.lower()}"))
-    if rule is None:  # a shipped pack always has it; a test guards that
-        msg = f"pack thermal-ashrae-{ashrae_class.lower()} has no {INLET_RULE} rule"
+    rule = _inlet_rule(load_pack(THERMAL_PACK))
+    if rule is None:  # the shipped pack always has it; a test guards that
+        msg = f"pack {THERMAL_PACK} has no {INLET_RULE} rule"
         raise LookupError(msg)
-    return InletBands.of(ashrae_class, rule)
+    return InletBands.of(ashrae_class, rule.levels_for(ashrae_class))
 
 
 def engine_bands(alerts: AlertsConfig | None) -> InletBands:
-    """The inlet levels the alert engine runs with this config (A1's without alerts)."""
+    """The inlet levels the alert engine runs with this config for a room of the
+    default class (A1's without alerts)."""
     if alerts is None:
-        return class_bands(DEFAULT_CLASS)
+        return class_bands(DEFAULT_ASHRAE_CLASS)
     from dcim.alerts.service import load_rules
 
-    packs = [p for p in alerts.packs if p.startswith("thermal-ashrae-")]
-    name = packs[-1].removeprefix("thermal-ashrae-").upper() if packs else DEFAULT_CLASS
+    name = alerts.ashrae_class
     rule = _inlet_rule(merge_rules([load_rules(alerts)]))
-    return InletBands.of(name, rule) if rule is not None else class_bands(name)
+    return InletBands.of(name, rule.levels_for(name)) if rule is not None else class_bands(name)

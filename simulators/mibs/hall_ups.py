@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from simulators.clock import SimClock
+from dcim.clock import SimClock
 from simulators.hall.model import HallModel
 from simulators.mib import OidTable
 from simulators.mibs.base import DeviceSilentError

@@ -11,8 +11,8 @@ from types import MappingProxyType
 
 import pytest
 
-from collectors.profile import SnmpField
 from collectors.snmp.decode import DecodeError, compile_converter
+from collectors.snmp.profile import SnmpField
 from collectors.snmp.traps import TrapReceiver, load_trap_catalog, trap_readings
 from dcim.inventory import SnmpTrapConfig
 from dcim.plausible import ImplausibleValueError, check_value

@@ -11,11 +11,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from smallfs import small_fs
 
 from dcim.cli import build_parser, main
 from dcim.errors import ConfigError
 from dcim.inventory import parse_config
+from tests.support.smallfs import small_fs
 
 SITE = textwrap.dedent(
     """\

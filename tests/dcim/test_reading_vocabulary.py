@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from collectors.profile import load_snmp_profile, parse_snmp_profile
 from collectors.shipped import available_profiles
+from collectors.snmp.profile import load_snmp_profile, parse_snmp_profile
 from dcim.errors import ProfileError
 from dcim.reading import Reading
 from dcim.vocabulary import load_vocabulary

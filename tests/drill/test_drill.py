@@ -23,23 +23,23 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from drill_parts import (
+
+from dcim.clock import SimClock
+from simulators.snmp_agent import SnmpAgent, serve
+from simulators.ups import UpsModel
+from simulators.ups_mib import UpsDevice
+from tests.support.drill.parts import (
     Publisher,
     RogueProxy,
     Webhook,
     on_battery_trap,
     send_datagrams,
 )
-from drill_points import Key
-from drill_rig import DB, Rig, Row, now_ms
-from mosquitto_server import Mosquitto, binary_or_skip
-from servers import InfluxDB1, free_port, missing, require_binary
-from smallfs import SmallFs, small_fs
-
-from simulators.clock import SimClock
-from simulators.snmp_agent import SnmpAgent, serve
-from simulators.ups import UpsModel
-from simulators.ups_mib import UpsDevice
+from tests.support.drill.points import Key
+from tests.support.drill.rig import DB, Rig, Row, now_ms
+from tests.support.mosquitto_server import Mosquitto, binary_or_skip
+from tests.support.servers import InfluxDB1, free_port, missing, require_binary
+from tests.support.smallfs import SmallFs, small_fs
 
 pytestmark = [pytest.mark.drill, pytest.mark.asyncio(loop_scope="module")]
 

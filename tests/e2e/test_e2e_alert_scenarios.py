@@ -34,11 +34,11 @@ from dcim.alerts.kinds.base import DeviceInfo
 from dcim.alerts.model import Incident, Notification, Phase, Severity
 from dcim.alerts.notify.base import Notifier
 from dcim.alerts.service import AlertEngine, load_rules
+from dcim.clock import ManualClock, SimClock
 from dcim.errors import ProfileError
 from dcim.inventory import Config, iter_devices, parse_config
 from dcim.poller import DevicePoller
 from dcim.reading import Reading
-from simulators.clock import SimClock
 from simulators.mib import OidTable
 from simulators.scenario import ScenarioPlayer, load_scenario
 from simulators.site import Site
@@ -156,16 +156,6 @@ PENDING: list[Pending] = []
 # --- the rig -----------------------------------------------------------------------------
 
 
-class ManualTime:
-    """The wall clock the simulated clock reads: moved by hand, one poll round at a time."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 class OutboxOnly:
     """A channel that is never started: what it would send stays in the store's outbox."""
 
@@ -231,7 +221,7 @@ def _cached_snapshots(site: Site) -> None:
 class Rig:
     """The site, its collectors and the alert engine on one simulated clock."""
 
-    def __init__(self, site: Site, config: Config, time: ManualTime, state_dir: Path) -> None:
+    def __init__(self, site: Site, config: Config, time: ManualClock, state_dir: Path) -> None:
         self.site = site
         self.config = config
         self.time = time
@@ -300,7 +290,7 @@ class Rig:
     async def run_for(self, seconds: float) -> None:
         end = self.clock.now() + seconds
         while self.clock.now() + 1e-6 < end:
-            self.time.t += self.interval_s
+            self.time.now += self.interval_s
             await self.poll_round()
 
     def _observe(self) -> None:
@@ -347,7 +337,7 @@ def _inventory(data: dict[str, Any], snmp: tuple[str, int], modbus: dict[str, in
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     data = yaml.safe_load(SITE_FILE.read_text(encoding="utf-8"))
-    time = ManualTime()
+    time = ManualClock(0.0)
     site = Site(
         parse_config(yaml.safe_dump(data), str(SITE_FILE)),
         clock=SimClock(start_s=START_S, now_fn=time),

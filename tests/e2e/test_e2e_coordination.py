@@ -29,13 +29,14 @@ import aiohttp
 import pytest
 import yaml
 from aiohttp import web
-from etcd_server import Etcd
-from servers import free_port
 
-from simulators.clock import SimClock
+from dcim.clock import SimClock
 from simulators.snmp_agent import SnmpAgent, serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice
+from tests.support.etcd_server import Etcd
+from tests.support.servers import free_port
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 ROOMS = 4
@@ -252,18 +253,6 @@ async def start_member(config: Path, member: str, log: Path) -> asyncio.subproce
     )
 
 
-async def until(check: Any, within_s: float, what: str) -> Any:
-    """Poll a check of files/etcd (other processes' state) until it returns a truthy value."""
-    deadline = time.monotonic() + within_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {within_s:.0f} s waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 async def scrape(port: int) -> str:
     async with (
         aiohttp.ClientSession() as session,
@@ -296,14 +285,14 @@ async def test_members_share_rooms_take_over_and_survive_etcd_outage(
     all_devices = {d for r in range(ROOMS) for d in device_ids(r)}
     try:
         # --- every room polled by exactly one member -------------------------------------
-        await until(
+        await eventually(
             lambda: len(owners(etcd)) == ROOMS and len(set(owners(etcd).values())) == 3,
             60,
             "every room owned, by all three members",
         )
         plan = owners(etcd)
         settled = time.time()
-        await until(
+        await eventually(
             lambda: set(pollers_since(tmp_path, settled + 2 * INTERVAL_S)) == all_devices,
             30,
             "every device polled after the plan settled",
@@ -335,7 +324,8 @@ async def test_members_share_rooms_take_over_and_survive_etcd_outage(
             found = {d: polled.get(d, set()) - {victim} for d in moved}
             return found if all(found.values()) else None
 
-        takers = await until(taken, LEASE_S + INTERVAL_S + 30, "the victim's rooms taken over")
+        takers = await eventually(taken, LEASE_S + INTERVAL_S + 30, "the victim's rooms taken over")
+        assert takers is not None  # what the wait returned: who polls the moved devices
         assert all(len(members) == 1 for members in takers.values()), takers
         polls = read_polls(tmp_path)
         handover_s = max(
@@ -360,9 +350,9 @@ async def test_members_share_rooms_take_over_and_survive_etcd_outage(
         # --- the victim comes back and takes its share back --------------------------------
         restarted_at = time.time()
         procs[victim] = await start_member(configs[victim], victim, logs[victim])
-        await until(lambda: owners(etcd) == plan, 60, "the plan before the kill, again")
+        await eventually(lambda: owners(etcd) == plan, 60, "the plan before the kill, again")
         back = time.time()
-        await until(
+        await eventually(
             lambda: all(
                 pollers_since(tmp_path, back + INTERVAL_S).get(d) == {victim}
                 for r in moved_rooms

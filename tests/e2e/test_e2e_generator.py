@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
+from dcim.clock import SimClock
 from dcim.inventory import parse_config
-from simulators.clock import SimClock
 from simulators.site import Site
 
 # the alert-scenario rig, shared (imported by module path: mypy sees the file once)
-_base: Any = importlib.import_module("e2e.test_e2e_alert_scenarios")
+_base: Any = importlib.import_module("tests.e2e.test_e2e_alert_scenarios")
 CRITICAL, WARNING, SEED, SITE_FILE, START_S = (
     _base.CRITICAL,
     _base.WARNING,
@@ -31,7 +31,7 @@ CRITICAL, WARNING, SEED, SITE_FILE, START_S = (
     _base.SITE_FILE,
     _base.START_S,
 )
-Expect, ManualTime, Rig = _base.Expect, _base.ManualTime, _base.Rig
+Expect, ManualClock, Rig = _base.Expect, _base.ManualClock, _base.Rig
 _cached_snapshots, _describe, _inventory = (
     _base._cached_snapshots,
     _base._describe,
@@ -83,7 +83,7 @@ EXPECTED: dict[str, tuple[Any, ...]] = {
 async def rig(tmp_path: Path) -> AsyncIterator[Any]:
     data = yaml.safe_load(SITE_FILE.read_text(encoding="utf-8"))
     data["sites"][0]["rooms"][0]["devices"].append(GENERATOR)
-    time = ManualTime()
+    time = ManualClock(0.0)
     site = Site(
         parse_config(yaml.safe_dump(data), str(SITE_FILE)),
         clock=SimClock(start_s=START_S, now_fn=time),

@@ -16,14 +16,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from servers import InfluxDB1, VictoriaMetrics, eventually
 
+from collectors.registry import CollectorFactory
+from dcim.clock import SimClock
 from dcim.inventory import parse_config
 from dcim.runner import Monitor
-from simulators.clock import SimClock
 from simulators.snmp_agent import SnmpAgent, serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice
+from tests.support.servers import InfluxDB1, VictoriaMetrics
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -180,7 +182,7 @@ async def test_v2_write_path_into_victoria_metrics(
           flush_interval_s: 0.2
         """
     config = parse_config(site_yaml(agent.port, sinks, tmp_path / "state"))
-    monitor = Monitor(config)
+    monitor = Monitor(config, collectors=CollectorFactory.for_config(config))
     stop = asyncio.Event()
     task = asyncio.create_task(monitor.run(stop))
 
@@ -221,7 +223,7 @@ async def test_influxdb_outage_loses_nothing_and_duplicates_nothing(
           flush_interval_s: 0.2
         """
     config = parse_config(site_yaml(agent.port, sinks, tmp_path / "state", interval=0.3))
-    monitor = Monitor(config)
+    monitor = Monitor(config, collectors=CollectorFactory.for_config(config))
     stop = asyncio.Event()
     task = asyncio.create_task(monitor.run(stop))
     influx = monitor.sinks["influxdb"]

@@ -20,13 +20,14 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from servers import eventually, free_port, http
 
 from dcim.alerts.client import call
-from simulators.clock import SimClock
+from dcim.clock import SimClock
 from simulators.snmp_agent import SnmpAgent, serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice
+from tests.support.servers import free_port, http
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 TOKEN = "reload-test-token-0123456789"  # noqa: S105 - a test's own API token

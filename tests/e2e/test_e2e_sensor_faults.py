@@ -25,9 +25,9 @@ from dcim.alerts.engine import EngineSettings, RuleEngine
 from dcim.alerts.kinds.base import DeviceInfo
 from dcim.alerts.model import Notification, Phase
 from dcim.alerts.service import load_rules
+from dcim.clock import ManualClock, SimClock
 from dcim.inventory import iter_devices, load_config
 from dcim.reading import Reading
-from simulators.clock import SimClock
 from simulators.scenario import ScenarioPlayer, load_scenario
 from simulators.site import Site
 
@@ -43,18 +43,10 @@ INLET = f"device={PROBE}/position=inlet"
 METRICS = ("sensor.temp_c", "sensor.humidity_pct", "sensor.dew_point_c", "sensor.status")
 
 
-class ManualTime:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 @dataclass
 class Hall:
     site: Site
-    time: ManualTime
+    time: ManualClock
     engine: RuleEngine
     probes: list[str]
     players: list[ScenarioPlayer] = field(default_factory=list)
@@ -96,7 +88,7 @@ class Hall:
     def run_for(self, seconds: float) -> None:
         end = self.now() + seconds
         while self.now() + 1e-6 < end:
-            self.time.t += POLL_S
+            self.time.now += POLL_S
             self.report()
 
     def site_tags(self, probe: str) -> dict[str, str]:
@@ -108,7 +100,7 @@ class Hall:
 @pytest.fixture
 def hall() -> Hall:
     config = load_config(SITE_FILE)
-    time = ManualTime()
+    time = ManualClock(0.0)
     site = Site(config, clock=SimClock(start_s=START_S, now_fn=time), seed=SEED)
     devices = {placed.device.id: DeviceInfo(placed.tags, POLL_S) for placed in iter_devices(config)}
     probes = sorted(

@@ -23,12 +23,12 @@ import aiomqtt
 import pytest
 import yaml
 from aiohttp import web
-from mosquitto_server import Mosquitto
 
-from simulators.clock import SimClock
+from dcim.clock import SimClock
 from simulators.snmp_agent import SnmpAgent, serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice
+from tests.support.mosquitto_server import Mosquitto
 
 pytestmark = pytest.mark.slow
 TOPIC = "test/heartbeat"

@@ -7,11 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from servers import eventually
-from snmpd import send_trap, snmptrap_args
 
+from collectors.registry import CollectorFactory
 from dcim.inventory import parse_config
 from dcim.runner import Monitor
+from tests.support.snmpd import send_trap, snmptrap_args
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +39,7 @@ sinks:
   - {{type: file, path: {out}, flush_interval_s: 0.1}}
 """
     )
-    monitor = Monitor(config)
+    monitor = Monitor(config, collectors=CollectorFactory.for_config(config))
     receiver = monitor.streams[0]
     port = (await receiver.start())[1]  # type: ignore[attr-defined]
     stop = asyncio.Event()

@@ -26,15 +26,15 @@ from types import MappingProxyType
 import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
-from snmpsim_server import PEER_DATA, Snmpsim, start_snmpsim
 
-from collectors.profile import load_snmp_profile
+from collectors.snmp.client import SnmpHost
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.discovery import discover
-from collectors.snmp.fastclient import FastSnmpHost
 from collectors.snmp.plan import plan_profile
+from collectors.snmp.profile import load_snmp_profile
 from dcim.inventory import DeviceConfig, PlacedDevice
 from dcim.reading import Reading
+from tests.support.snmpsim_server import PEER_DATA, Snmpsim, start_snmpsim
 
 CAPTURES = Path(__file__).parent / "captures"
 
@@ -164,7 +164,7 @@ async def poll_capture(
         {"id": name, "kind": spec.kind, "profile": profile, "snmp": config.model_dump()}
     )
     placed = PlacedDevice(device, "lab", "", "", "", MappingProxyType({"device": name}))
-    host = FastSnmpHost()
+    host = SnmpHost()
     try:
         collector = SnmpCollector(placed, plan_profile(spec), host, config)
         async with collector:

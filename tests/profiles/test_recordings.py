@@ -20,15 +20,15 @@ from types import MappingProxyType
 import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
-from snmpsim_server import Snmpsim, start_snmpsim
 
-from collectors.profile import load_snmp_profile
+from collectors.snmp.client import SnmpHost
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.discovery import discover
-from collectors.snmp.fastclient import FastSnmpHost
 from collectors.snmp.plan import plan_profile
+from collectors.snmp.profile import load_snmp_profile
 from dcim.inventory import DeviceConfig, PlacedDevice
 from dcim.reading import Reading, Value
+from tests.support.snmpsim_server import Snmpsim, start_snmpsim
 
 RECORDINGS = Path(__file__).parent / "recordings"
 NAMES = sorted(path.stem for path in RECORDINGS.glob("*.snmprec"))
@@ -58,7 +58,7 @@ async def _poll(server: Snmpsim, name: str, profile: str) -> list[Reading]:
         {"id": name, "kind": spec.kind, "profile": profile, "snmp": config.model_dump()}
     )
     placed = PlacedDevice(device, "lab", "", "", "", MappingProxyType({"device": name}))
-    host = FastSnmpHost()
+    host = SnmpHost()
     try:
         async with SnmpCollector(placed, plan_profile(spec), host, config) as collector:
             return await collector.poll()

@@ -19,12 +19,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from snmpd import Snmpd, UsmUser, require_binary
 
-from simulators.clock import SimClock
+from dcim.clock import SimClock
 from simulators.snmp_agent import SnmpAgent, serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice
+from tests.support.snmpd import Snmpd, UsmUser, require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_UPS = ROOT / "collectors" / "profiles" / "snmp" / "ups-mib-rfc1628.yaml"
@@ -263,7 +263,7 @@ def _forget_site_paths() -> Iterator[None]:
 
 
 def test_the_worked_example_in_docs_lints_clean(tmp_path: Path) -> None:
-    from dcim.profiletool import lint_file
+    from dcim.cli.profile import lint_file
 
     text = (ROOT / "docs" / "profiles.md").read_text()
     start = text.index("# snmp/acme-envirobox.yaml")

@@ -21,18 +21,17 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 import pytest
-from manual_time import ManualTime
-from snmpsim_server import Snmpsim, start_snmpsim
 
-from collectors.profile import load_snmp_profile
+from collectors.snmp.client import SnmpHost
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.discovery import discover
-from collectors.snmp.fastclient import FastSnmpHost
 from collectors.snmp.plan import plan_profile
+from collectors.snmp.profile import load_snmp_profile
 from collectors.snmp.record import snmprec_line, walk
+from dcim.clock import ManualClock, SimClock
 from dcim.inventory import DeviceConfig, PlacedDevice, SnmpConfig, iter_devices, load_config
-from simulators.clock import SimClock
 from simulators.site import Site
+from tests.support.snmpsim_server import Snmpsim, start_snmpsim
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE_FILE = ROOT / "simulators" / "sites" / "small-site.yaml"
@@ -64,7 +63,7 @@ class Recorded:
 
 async def record(config: SnmpConfig, sys_object_id: str) -> list[str]:
     """Walk one device through the production client: its snmprec lines."""
-    host = FastSnmpHost()
+    host = SnmpHost()
     lines: list[str] = []
     try:
         session = await host.session("walk", config)
@@ -82,7 +81,7 @@ async def record(config: SnmpConfig, sys_object_id: str) -> list[str]:
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
     """The site serving from its own loop in a thread (the tests' loops come and go)."""
-    time = ManualTime()
+    time = ManualClock(0.0)
     folder = tmp_path_factory.mktemp("recordings")
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="site", daemon=True)
@@ -128,7 +127,7 @@ async def poll(device_id: str, profile: str, config: SnmpConfig) -> dict[Key, ob
         {"id": device_id, "kind": spec.kind, "profile": profile, "snmp": config.model_dump()}
     )
     placed = PlacedDevice(device, "lab", "", "", "", MappingProxyType({"device": device_id}))
-    host = FastSnmpHost()
+    host = SnmpHost()
     try:
         async with SnmpCollector(placed, plan_profile(spec), host, config) as collector:
             readings = await collector.poll()

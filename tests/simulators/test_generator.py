@@ -11,14 +11,13 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
-from manual_time import T0, ManualTime
 
 from collectors.modbus.client import ModbusGateway
 from collectors.modbus.collector import ModbusCollector
 from collectors.modbus.plan import plan_profile
 from collectors.modbus.profile import load_modbus_profile
+from dcim.clock import ManualClock, SimClock
 from dcim.inventory import DeviceConfig, ModbusConfig, PlacedDevice, load_config
-from simulators.clock import SimClock
 from simulators.hall.generator import CRANK_ATTEMPTS, CRANK_S, GeneratorSet, GenState
 from simulators.scenario import ScenarioPlayer, load_scenario
 from simulators.site import Site
@@ -99,14 +98,14 @@ async def poll(site: Site, device: str) -> dict[str, object]:
 
 
 async def test_demo_site_serves_its_generator_over_modbus_through_an_outage() -> None:
-    time = ManualTime()
+    time = ManualClock(0.0)
     site = Site(load_config(SITES / "demo-site.yaml"), clock=SimClock(now_fn=time), seed=3)
     await site.start(port=0)
     try:
         player = ScenarioPlayer(site.model, load_scenario("generator-fuel-low"), site.clock.now())
 
         def at(seconds: float) -> None:
-            time.t = T0 + seconds
+            time.now = seconds
             player.advance(site.clock.now())
 
         at(45)

@@ -25,16 +25,15 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
 import pytest
-from manual_time import T0, ManualTime
 
 from collectors.modbus.profile import load_modbus_profile
-from collectors.profile import SnmpProfile, load_snmp_profile, parse_snmp_profile
 from collectors.registry import CollectorFactory
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.plan import plan_profile
+from collectors.snmp.profile import SnmpProfile, load_snmp_profile, parse_snmp_profile
+from dcim.clock import ManualClock, SimClock
 from dcim.inventory import PlacedDevice, iter_devices, load_config
 from dcim.reading import Reading, Value
-from simulators.clock import SimClock
 from simulators.hall.thermal import relative_humidity_pct
 from simulators.mibs.raritan_pdu2 import DIGITS as RARITAN_DIGITS
 from simulators.scenario import ScenarioPlayer, load_scenario
@@ -153,7 +152,7 @@ def matches(got: Value, want: Value, step: float) -> bool:
 @dataclasses.dataclass
 class Hall:
     site: Site
-    time: ManualTime
+    time: ManualClock
     devices: list[PlacedDevice]
     factory: CollectorFactory
 
@@ -163,7 +162,7 @@ class Hall:
         Give only the players with steps still due: each one brings the model up
         to `seconds` after its steps.
         """
-        self.time.t = T0 + seconds
+        self.time.now = seconds
         for player in players:
             player.advance(self.site.clock.now())
         self.site.sync()
@@ -195,7 +194,7 @@ def _served_at(site: Site, placed: PlacedDevice) -> PlacedDevice:
 
 @pytest.fixture
 async def hall() -> AsyncIterator[Hall]:
-    time = ManualTime()
+    time = ManualClock(0.0)
     site = Site(load_config(SITE_FILE), clock=SimClock(now_fn=time), seed=7)
     await site.start("127.0.0.1", 0)
     factory = CollectorFactory()

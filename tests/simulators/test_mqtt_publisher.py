@@ -7,7 +7,6 @@ import contextlib
 import json
 
 import pytest
-from mosquitto_server import Mosquitto, binary_or_skip
 
 from simulators.mqtt_publisher import (
     MqttSensor,
@@ -18,6 +17,7 @@ from simulators.mqtt_publisher import (
     sensor_payload,
     standalone_sensors,
 )
+from tests.support.mosquitto_server import Mosquitto, binary_or_skip
 
 
 def test_payloads_follow_the_value_source() -> None:

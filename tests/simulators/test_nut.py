@@ -15,12 +15,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from manual_time import ManualTime
-from servers import eventually, free_port, missing
 
+from dcim.clock import ManualClock, SimClock
 from dcim.inventory import load_config
-from simulators.clock import SimClock
 from simulators.site import Site
+from tests.support.servers import free_port, missing
+from tests.support.waiting import eventually
 
 SITE = Path(__file__).resolve().parents[2] / "simulators" / "sites" / "small-site.yaml"
 NUT_DIR = Path("/lib/nut")
@@ -43,9 +43,9 @@ async def start(*argv: str, env: dict[str, str], log: Path) -> asyncio.subproces
 
 
 @pytest.fixture
-async def nut(tmp_path: Path) -> AsyncIterator[tuple[Site, ManualTime, str, Path]]:
+async def nut(tmp_path: Path) -> AsyncIterator[tuple[Site, ManualClock, str, Path]]:
     driver, upsd, _upsc = nut_binaries()
-    time = ManualTime()
+    time = ManualClock(0.0)
     site = Site(load_config(SITE), clock=SimClock(now_fn=time), seed=2)
     await site.start(port=0)
     host, port, community = site.address_of("ups-a")
@@ -95,7 +95,7 @@ async def ups_status(target: str) -> str:
 
 
 async def test_upsc_shows_on_battery_during_outage_and_online_after(
-    nut: tuple[Site, ManualTime, str, Path],
+    nut: tuple[Site, ManualClock, str, Path],
 ) -> None:
     site, time, target, workdir = nut
     seen: list[str] = []
@@ -108,11 +108,11 @@ async def test_upsc_shows_on_battery_during_outage_and_online_after(
     try:
         await eventually(lambda: status_is("OL"), 30, "upsc to show OL")
         site.model.set_utility(False)
-        time.t += 60
+        time.now += 60
         site.sync()
         await eventually(lambda: status_is("OB"), 30, "upsc to show OB during the outage")
         site.model.set_utility(True)
-        time.t += 60
+        time.now += 60
         site.sync()
         await eventually(lambda: status_is("OL"), 30, "upsc to show OL after the outage")
     except TimeoutError:

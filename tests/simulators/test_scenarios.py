@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from manual_time import ManualTime
-from servers import eventually, require_binary
 
+from dcim.clock import ManualClock, SimClock
 from dcim.inventory import load_config
-from simulators.clock import SimClock
 from simulators.hall.model import PROBE_NOISE_C
 from simulators.scenario import ScenarioError, ScenarioPlayer, load_scenario, parse_scenario
 from simulators.site import Site
+from tests.support.servers import require_binary
+from tests.support.waiting import eventually
 
 SITES = Path(__file__).resolve().parents[2] / "simulators" / "sites"
 SCENARIOS = Path(__file__).resolve().parents[2] / "simulators" / "scenarios"
@@ -33,14 +33,14 @@ def need(binary: str) -> str:
 @dataclass
 class Rig:
     site: Site
-    time: ManualTime
+    time: ManualClock
 
     def play(self, name: str) -> ScenarioPlayer:
         return ScenarioPlayer(self.site.model, load_scenario(name), self.site.clock.now())
 
     def at(self, player: ScenarioPlayer, seconds: float) -> None:
         """Move simulated time to `seconds` after the scenario started."""
-        self.time.t = 1000.0 + seconds
+        self.time.now = seconds
         player.advance(self.site.clock.now())
 
     async def get(self, device: str, oid: str) -> str:
@@ -75,7 +75,7 @@ class Rig:
 @pytest.fixture
 async def rig() -> AsyncIterator[Rig]:
     need("snmpget")
-    time = ManualTime()
+    time = ManualClock(0.0)
     site = Site(load_config(SITES / "small-site.yaml"), clock=SimClock(now_fn=time), seed=3)
     await site.start(port=0)
     try:
@@ -249,7 +249,7 @@ async def test_branch_overload_trips_the_breaker_and_traps(rig: Rig, traps: Trap
 
 async def test_raritan_breaker_trip_shows_as_open_protector(rig: Rig) -> None:
     rig.site.model.overload_branch("pdu-hall-1-A01-b", 2, 4500)
-    rig.time.t += 180
+    rig.time.now += 180
     rig.site.sync()
     assert await rig.get("pdu-hall-1-A01-b", RARITAN_OCP_TRIP_STATE.format(2)) == "0"  # open
     assert await rig.get("pdu-hall-1-A01-b", RARITAN_OCP_TRIP_STATE.format(1)) == "1"

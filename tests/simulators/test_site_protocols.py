@@ -23,17 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from manual_time import T0, ManualTime
-from mosquitto_server import Mosquitto, binary_or_skip
-from servers import require_binary
 
 from collectors.modbus.profile import ModbusField, load_modbus_profile
+from dcim.clock import ManualClock, SimClock
 from dcim.inventory import load_config
 from dcim.reading import Value
-from simulators.clock import SimClock
 from simulators.scenario import ScenarioPlayer, load_scenario, parse_scenario
 from simulators.site import Site
 from simulators.source import ValueSource
+from tests.support.mosquitto_server import Mosquitto, binary_or_skip
+from tests.support.servers import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 SITES = ROOT / "simulators" / "sites"
@@ -60,11 +59,11 @@ async def run(*argv: str) -> tuple[int, str]:
 @dataclass
 class Rig:
     site: Site
-    time: ManualTime
+    time: ManualClock
 
     def at(self, player: ScenarioPlayer, seconds: float) -> None:
         """Move simulated time to `seconds` after the scenario started."""
-        self.time.t = T0 + seconds
+        self.time.now = seconds
         player.advance(self.site.clock.now())
 
     def play(self, text: str) -> ScenarioPlayer:
@@ -100,7 +99,7 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def small_site(mqtt_url: str | None = None) -> AsyncIterator[Rig]:
-    time = ManualTime()
+    time = ManualClock(0.0)
     site = Site(load_config(SITES / "small-site.yaml"), clock=SimClock(now_fn=time), seed=3)
     await site.start(port=0, mqtt_url=mqtt_url, mqtt_interval_s=0.2)
     try:
@@ -265,7 +264,7 @@ async def test_site_describes_snmp_modbus_and_unpublished_mqtt(rig: Rig) -> None
     ("device", "profile"), [("meter-1", "sim-power-meter"), ("crac-hall-1-2", "sim-crac")]
 )
 async def test_mbpoll_reads_the_documented_registers(rig: Rig, device: str, profile: str) -> None:
-    rig.time.t = T0 + 3600  # an hour on: energy counters are no longer zero
+    rig.time.now = 3600  # an hour on: energy counters are no longer zero
     checked = await check_profile(rig, device, profile)
     assert checked >= 15
 
@@ -381,7 +380,7 @@ async def test_a_silent_modbus_unit_fails_as_a_gateway_target(rig: Rig) -> None:
 
 
 async def test_demo_site_ups_over_modbus_and_snmp_on_battery_together(mosquitto: Mosquitto) -> None:
-    time = ManualTime()
+    time = ManualClock(0.0)
     site = Site(load_config(SITES / "demo-site.yaml"), clock=SimClock(now_fn=time), seed=3)
     await site.start(port=0, mqtt_url=mosquitto.url, mqtt_interval_s=0.5)
     rig = Rig(site, time)

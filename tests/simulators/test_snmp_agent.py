@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from manual_time import ManualTime
 from pysnmp.hlapi.v3arch.asyncio import (
     CommunityData,
     ContextData,
@@ -26,8 +25,8 @@ from pysnmp.hlapi.v3arch.asyncio import (
     get_cmd,
 )
 
+from dcim.clock import ManualClock, SimClock
 from simulators.cli import run_simulate
-from simulators.clock import SimClock
 from simulators.runner import UpsSimulator, UpsSpec, fleet, main
 from simulators.snmp_agent import V3User, serve
 from simulators.ups import UpsModel
@@ -44,13 +43,13 @@ FLAGS = ["-On", "-Oq", "-Ot", "-Oe", "-t", "1", "-r", "0", "-m", ""]
 @dataclass
 class Rig:
     sim: UpsSimulator
-    time: ManualTime
+    time: ManualClock
     target: str
 
 
 @pytest.fixture
 async def rig() -> AsyncIterator[Rig]:
-    time = ManualTime()
+    time = ManualClock(0.0)
     specs = [
         UpsSpec("ups1", 3000, 2700, lines=1, seed=1),
         UpsSpec("ups2", 10000, 9000, lines=3, seed=2),
@@ -222,7 +221,7 @@ async def test_v3_authpriv_sha256_aes_walk_per_context(rig: Rig) -> None:
 
 async def test_utility_failure_shows_in_the_walk(rig: Rig) -> None:
     rig.sim.set_utility(False, "ups2")
-    rig.time.t += 300  # five simulated minutes on battery
+    rig.time.now += 300  # five simulated minutes on battery
     _, out, _ = await run("snmpwalk", "-v2c", "-c", "ups2", *FLAGS, rig.target, UPS)
     values, _ = parse(out)
     assert values[f"{UPS}.1.4.1.0"] == "5"  # battery
@@ -240,7 +239,7 @@ async def test_utility_failure_shows_in_the_walk(rig: Rig) -> None:
     _, out, _ = await run("snmpget", "-v2c", "-c", "ups1", *FLAGS, rig.target, f"{UPS}.1.4.1.0")
     assert out.split()[1] == "3"
     rig.sim.set_utility(True, "ups2")
-    rig.time.t += 1
+    rig.time.now += 1
     _, out, _ = await run(
         "snmpget", "-v2c", "-c", "ups2", *FLAGS, rig.target, f"{UPS}.1.4.1.0", f"{UPS}.1.6.1.0"
     )

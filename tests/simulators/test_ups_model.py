@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from simulators.clock import SimClock
+from dcim.clock import SimClock
 from simulators.ups import AlarmKind, BatteryStatus, OutputSource, UpsModel, UpsState
 
 

@@ -23,16 +23,15 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
-from manual_time import T0, ManualTime
 
-from collectors.profile import SnmpProfile, load_snmp_profile
-from collectors.snmp.client import SnmpEngineHost
+from collectors.snmp.client import SnmpHost
 from collectors.snmp.collector import SnmpCollector
 from collectors.snmp.discovery import discover
 from collectors.snmp.plan import plan_profile
+from collectors.snmp.profile import SnmpProfile, load_snmp_profile
+from dcim.clock import ManualClock, SimClock
 from dcim.inventory import DeviceConfig, PlacedDevice, iter_devices, load_config
 from dcim.reading import Reading, Value
-from simulators.clock import SimClock
 from simulators.hall.topology import TopologyError
 from simulators.mibs.apc_ups import ApcUpsDevice
 from simulators.mibs.liebert_ups import LiebertUpsDevice
@@ -108,12 +107,12 @@ VENDOR: dict[str, Expect] = {"apc-ups": _apc, "liebert-ups": _liebert}
 @dataclasses.dataclass
 class Lab:
     site: Site
-    time: ManualTime
+    time: ManualClock
     devices: dict[str, PlacedDevice]
-    engine: SnmpEngineHost
+    engine: SnmpHost
 
     def at(self, seconds: float) -> None:
-        self.time.t = T0 + seconds
+        self.time.now = seconds
         self.site.sync()
 
     async def poll(self, device_id: str) -> list[Reading]:
@@ -153,10 +152,10 @@ def _served_at(site: Site, placed: PlacedDevice) -> PlacedDevice:
 
 @pytest.fixture
 async def lab() -> AsyncIterator[Lab]:
-    time = ManualTime()
+    time = ManualClock(0.0)
     site = Site(load_config(SITE_FILE), clock=SimClock(now_fn=time), seed=11)
     await site.start("127.0.0.1", 0)
-    engine = SnmpEngineHost()
+    engine = SnmpHost()
     try:
         devices = {p.device.id: _served_at(site, p) for p in iter_devices(site.config)}
         yield Lab(site, time, devices, engine)
@@ -323,7 +322,7 @@ def _placed(device_id: str, profile: str, port: int) -> PlacedDevice:
 
 
 async def test_single_phase_views_until_the_battery_is_flat() -> None:
-    time = ManualTime()
+    time = ManualClock(0.0)
     clock = SimClock(now_fn=time)
     models = {
         name: UpsModel(3000, 2700, 230, seed=5, start_s=clock.now(), base_load=0.9)
@@ -334,7 +333,7 @@ async def test_single_phase_views_until_the_battery_is_flat() -> None:
         LiebertUpsDevice("ups-liebert", models["ups-liebert"], clock),
     ]
     agent = await serve(devices)
-    engine = SnmpEngineHost()
+    engine = SnmpHost()
     try:
 
         async def poll(name: str) -> list[Reading]:
@@ -358,7 +357,7 @@ async def test_single_phase_views_until_the_battery_is_flat() -> None:
 
         for model in models.values():
             model.set_utility(False)
-        time.t = T0 + 4 * 3600  # far beyond any runtime at 90 % load
+        time.now = 4 * 3600  # far beyond any runtime at 90 % load
         apc, liebert = await poll("ups-apc"), await poll("ups-liebert")
         for model in models.values():
             model.advance_to(clock.now())

@@ -10,16 +10,18 @@ from pydantic import Field
 from dcim.alerts.kinds.base import (
     Aggregation,
     Bands,
+    ClassBands,
+    ClassLevels,
     Context,
     Evaluator,
     Levels,
     RuleBase,
     Signal,
-    Strict,
     fmt,
     number,
 )
 from dcim.alerts.scope import group_key, labels_of, row_suffix, series_key
+from dcim.configmodel import Strict
 from dcim.reading import Reading
 
 #: Places to group by, and `feed` (the A/B power path a device is on: an inventory tag).
@@ -65,14 +67,14 @@ def placed_labels(reading: Reading, levels: list[GroupLevel]) -> dict[str, str]:
     return labels
 
 
-class AggregateRule(RuleBase):
-    """`fn` of the latest `metric` of every series in a group (e.g. max inlet temp per row)."""
+class AggregateRule(RuleBase, ClassLevels):
+    """`fn` of the latest `metric` of every series in a group (e.g. max inlet temp per row).
+    `levels_by_class`: other levels for a group in a room of an ASHRAE class."""
 
     kind: Literal["aggregate"]
     metric: str
     fn: Aggregation
     group_by: list[GroupLevel] = Field(min_length=1)
-    levels: Levels
     hysteresis: float = Field(default=0.0, ge=0)
     max_age_s: float = Field(default=300.0, gt=0)
     min_members: int = Field(default=1, ge=1)
@@ -83,7 +85,7 @@ class AggregateEvaluator(Evaluator):
         super().__init__(rule)
         self.spec = rule
         self.metrics = frozenset({rule.metric})
-        self.bands = Bands(rule.levels, rule, rule.hysteresis)
+        self.bands = ClassBands(rule, rule, rule.hysteresis)
         self._latest = _Latest(rule.max_age_s)
 
     def observe(self, reading: Reading, now: float, ctx: Context) -> list[Signal]:
@@ -97,11 +99,12 @@ class AggregateEvaluator(Evaluator):
         if len(members) < self.spec.min_members:
             return []
         result = aggregate(self.spec.fn, members.values())
-        band = self.bands.evaluate(result, ctx.level(self.spec.id, group))
+        bands = self.bands.of(reading.device_id, ctx)  # a group is in one room: its class
+        band = bands.evaluate(result, ctx.level(self.spec.id, group))
         where = f"{self.spec.fn} {reading.metric} of {group} ({len(members)} series)"
         text = f"{self.spec.title}: {where} {fmt(result, reading.unit)}"
         if band is not None:
-            text += f" {self.bands.describe(band)}"
+            text += f" {bands.describe(band)}"
         group_labels = _group_labels(labels, self.spec.group_by)
         return [Signal(group, band.level if band else None, group_labels, result, text)]
 

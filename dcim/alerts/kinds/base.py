@@ -9,18 +9,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from dcim.alerts.model import Level, Severity
+from dcim.alerts.model import AshraeClass, Level, Severity
 from dcim.alerts.scope import LABEL_TAGS, ROW_TAGS, Place, Scope
+from dcim.configmodel import Strict
 from dcim.reading import Reading, Value
 
 RULE_ID_PATTERN = r"^[a-z0-9][a-z0-9_.:-]{0,80}$"
 Seconds = Annotated[float, Field(ge=0)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def check_runbook(value: str) -> str:
@@ -148,6 +145,41 @@ class Levels(Strict):
         return self
 
 
+class ClassLevels(Strict):
+    """Levels that depend on the ASHRAE class of the device's room.
+
+    `levels_by_class` gives a class's own levels; `levels` judges a device of any
+    other class, or one the inventory does not place in a room.
+    """
+
+    levels: Levels
+    levels_by_class: dict[AshraeClass, Levels] = Field(default_factory=dict)
+
+    def levels_for(self, ashrae_class: str | None) -> Levels:
+        """The levels that judge a device in a room of `ashrae_class`."""
+        for name, levels in self.levels_by_class.items():
+            if name == ashrae_class:
+                return levels
+        return self.levels
+
+
+class ClassBands:
+    """`Bands` for each class a rule names, chosen per reading by its device's room."""
+
+    def __init__(self, rule: ClassLevels, base: RuleBase, hysteresis: float) -> None:
+        self.default = Bands(rule.levels, base, hysteresis)
+        self._by_class = {
+            name: Bands(levels, base, hysteresis) for name, levels in rule.levels_by_class.items()
+        }
+
+    def of(self, device: str, ctx: Context) -> Bands:
+        if not self._by_class:
+            return self.default
+        info = ctx.devices.get(device)
+        chosen = self._by_class.get(info.ashrae_class) if info and info.ashrae_class else None
+        return chosen or self.default
+
+
 def _value(spec: LevelValue) -> float:
     return spec.value if isinstance(spec, LevelSpec) else float(spec)
 
@@ -231,6 +263,8 @@ class DeviceInfo:
 
     tags: Mapping[str, str]
     interval_s: float
+    #: The ASHRAE class of its room (the room's, else `alerts.ashrae_class`).
+    ashrae_class: AshraeClass | None = None
 
 
 class Context(Protocol):

@@ -19,6 +19,8 @@ from dcim.alerts.model import Notification
 from dcim.alerts.notify.base import Notifier, NotifyError
 from dcim.alerts.store import AlertStore
 from dcim.alerts.storms import NOTIFY_FAILED_RULE
+from dcim.backoff import Backoff
+from dcim.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ class Dispatcher:
         routes: Sequence[Route],
         retry: RetryPolicy,
         on_health: ChannelHealth,
-        clock: Callable[[], float],
+        clock: Clock,
     ) -> None:
         self.store = store
         self.notifiers = dict(notifiers)
@@ -173,7 +175,8 @@ class Dispatcher:
     async def _worker(self, name: str) -> None:
         notifier, wake = self.notifiers[name], self._wake[name]
         failures = 0
-        store_delay = self.retry.initial_s
+        store_delay = Backoff(self.retry.initial_s, self.retry.max_s)
+        sending = Backoff(self.retry.initial_s, self.retry.max_s)
         while True:
             # a few at a time, most urgent first: a page that lands behind a backlog
             # waits for at most this many sends, not for the whole backlog
@@ -188,19 +191,17 @@ class Dispatcher:
                 # nothing is lost, the rows stay in the outbox; retry with backoff
                 self.store_errors += 1
                 log.error("channel %s: cannot read the alert outbox: %s", name, exc)
-                await asyncio.sleep(store_delay)
-                store_delay = min(store_delay * 2, self.retry.max_s)
+                await asyncio.sleep(store_delay.next_delay())
                 continue
             if not batch:
                 if self._sent.get(name):  # deliveries still to record: come back to them
                     with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(store_delay):
+                        async with asyncio.timeout(store_delay.next_delay()):
                             await wake.wait()
-                    store_delay = min(store_delay * 2, self.retry.max_s)
                 else:
                     await wake.wait()
                 continue
-            store_delay = self.retry.initial_s
+            store_delay.reset()
             for seq, notification in batch:
                 if self.before_send is not None:
                     await self.before_send(notification)
@@ -215,10 +216,10 @@ class Dispatcher:
                             self.failing[name] = str(exc)
                             log.warning("channel %s failing: %s", name, exc)
                             self._on_health(name, str(exc))
-                        delay = self.retry.initial_s * 2 ** (failures - 1)
+                        delay = sending.next_delay()
                         if exc.retry_after_s is not None:  # the peer said when (HTTP 429)
                             delay = max(delay, exc.retry_after_s)
-                        await asyncio.sleep(min(delay, self.retry.max_s))  # backoff
+                        await asyncio.sleep(min(delay, self.retry.max_s))
                         continue
                     self._sent.setdefault(name, {})[seq] = self._clock()
                     self._record_sent(name)
@@ -226,6 +227,7 @@ class Dispatcher:
                     if self.on_delivered is not None:
                         self.on_delivered(name, notification)
                     failures = 0
+                    sending.reset()
                     if self.failing.pop(name, None) is not None:
                         log.warning("channel %s delivers again", name)
                         self._on_health(name, None)

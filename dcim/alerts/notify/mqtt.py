@@ -78,7 +78,7 @@ def payload(messages: Messages, notification: Notification) -> bytes:
 
 class MqttNotifier:
     def __init__(self, config: MqttChannel, links: AlertLinks | None = None) -> None:
-        from collectors.mqtt.client import parse_broker_url
+        from dcim.mqttclient import parse_broker_url
 
         parse_broker_url(config.url)  # a bad URL stops the monitor at start, not at first alert
         self.name = config.name
@@ -157,8 +157,8 @@ class MqttNotifier:
     async def _connected(self) -> aiomqtt.Client:
         if self._client is not None:
             return self._client
-        from collectors.mqtt.client import make_client
         from dcim.inventory import MqttBrokerConfig
+        from dcim.mqttclient import make_client
 
         config = self._config
         broker = MqttBrokerConfig(

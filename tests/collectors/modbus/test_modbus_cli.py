@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from modbus_peers import known_source
-
 from collectors.modbus.decode import DataType, Order, raw_codec
 from collectors.modbus.preview import render_preview
 from simulators.modbus_server import serve
+from tests.support.modbus_peers import known_source
 
 
 def test_preview_shows_the_plausible_reading_under_the_right_order() -> None:

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from certs import self_signed
-from modbus_peers import build, by_key, known_source, placed, plain_server, same
 from pymodbus.constants import ExcCodes
 
 from collectors.modbus.client import (
@@ -32,6 +30,8 @@ from dcim.errors import CollectError
 from dcim.poller import DevicePoller
 from dcim.reading import Reading
 from simulators.modbus_server import ModbusSimServer, serve
+from tests.support.certs import self_signed
+from tests.support.modbus_peers import build, by_key, known_source, placed, plain_server, same
 
 PROFILES = [
     (1, "sim-crac", "crac"),

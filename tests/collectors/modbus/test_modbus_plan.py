@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from modbus_peers import build, placed
 
 from collectors.modbus.collector import ModbusCollector
 from collectors.modbus.plan import MAX_BITS, MAX_REGISTERS, plan_profile, unmerged
@@ -11,6 +10,7 @@ from collectors.modbus.profile import available_modbus_profiles, parse_modbus_pr
 from collectors.registry import CollectorFactory
 from dcim.errors import ProfileError
 from simulators.modbus_server import demo_units, serve
+from tests.support.modbus_peers import build, placed
 
 
 def profile(*fields: str, base: int = 0) -> str:

@@ -1,6 +1,6 @@
 """Benchmark: MQTT messages/s the collector sustains (not a test; run by hand).
 
-    .venv/bin/python tests/collectors/mqtt/bench_mqtt.py [--messages 50000] [--qos 1]
+    .venv/bin/python -m tests.collectors.mqtt.bench_mqtt [--messages 50000] [--qos 1]
 
 Starts a private Mosquitto, a publisher in another process (paho, as fast as the
 broker takes it) and the MqttCollector in this process with 100 rack sensors;
@@ -19,16 +19,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-_HERE = Path(__file__).resolve().parent
-for path in (str(_HERE), str(_HERE.parents[1]), str(_HERE.parents[2])):
-    if path not in sys.path:
-        sys.path.insert(0, path)
-
-from mosquitto_server import Mosquitto  # noqa: E402
-
-from collectors.mqtt.collector import MqttCollector  # noqa: E402
-from dcim.inventory import iter_devices, parse_config  # noqa: E402
-from dcim.reading import Reading  # noqa: E402
+from collectors.mqtt.collector import MqttCollector
+from dcim.inventory import iter_devices, parse_config
+from dcim.reading import Reading
+from tests.support.mosquitto_server import Mosquitto
 
 RACKS = 100
 

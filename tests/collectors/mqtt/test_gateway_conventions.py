@@ -19,16 +19,16 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from mosquitto_server import Mosquitto
-from mqtt_helpers import Collected, publish, running
 
 from collectors.mqtt.collector import MqttCollector
 from collectors.mqtt.sparkplug import dcim_sparkplug_b_pb2 as pb
 from collectors.mqtt.sparkplug.session import metric_value
 from collectors.shipped import use_profile_paths
+from dcim.cli.profile import lint_file
 from dcim.inventory import Config, iter_devices, parse_config
-from dcim.profiletool import lint_file
 from dcim.reading import Reading
+from tests.support.mosquitto_server import Mosquitto
+from tests.support.mqtt_helpers import Collected, publish, running
 
 #: The worked example of docs/profiles.md, as a site would write it.
 ACME_GATEWAY = """\

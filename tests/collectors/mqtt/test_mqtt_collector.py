@@ -11,9 +11,15 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
-from certs import Pki, make_pki
-from mosquitto_server import MQTT_PASSWORD, MQTT_USER, Mosquitto
-from mqtt_helpers import (
+
+from collectors.mqtt.collector import MqttCollector
+from dcim.inventory import MqttBrokerConfig, TlsConfig
+from dcim.mqttclient import make_client
+from dcim.reading import Reading
+from simulators.mqtt_publisher import BrokerTarget, MqttSensor, PublisherStats, SensorPublisher
+from tests.support.certs import Pki, make_pki
+from tests.support.mosquitto_server import MQTT_PASSWORD, MQTT_USER, Mosquitto
+from tests.support.mqtt_helpers import (
     Collected,
     client_for,
     devices,
@@ -22,12 +28,6 @@ from mqtt_helpers import (
     running,
     user_props,
 )
-
-from collectors.mqtt.client import make_client
-from collectors.mqtt.collector import MqttCollector
-from dcim.inventory import MqttBrokerConfig, TlsConfig
-from dcim.reading import Reading
-from simulators.mqtt_publisher import BrokerTarget, MqttSensor, PublisherStats, SensorPublisher
 
 ROOT = Path(__file__).resolve().parents[3]
 

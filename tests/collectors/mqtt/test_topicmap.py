@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from mqtt_helpers import devices, inventory
 
 from collectors.mqtt.collector import MqttCollector
 from collectors.mqtt.pattern import PatternError, TopicPattern
@@ -11,6 +10,7 @@ from collectors.mqtt.routing import Miss, Route, Router
 from collectors.mqtt.topicmap import available_topic_maps, load_topic_map, parse_topic_map
 from dcim.errors import ConfigError, ProfileError
 from dcim.inventory import parse_config
+from tests.support.mqtt_helpers import devices, inventory
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,9 @@ tests/profiles/recordings/apc-emu-ap9340-fahrenheit; this checks the plan.
 
 from __future__ import annotations
 
-from collectors.profile import compose_profiles, parse_snmp_profile
-from collectors.snmp.plan import parse_oid, plan_profile
+from collectors.snmp.plan import plan_profile
+from collectors.snmp.profile import compose_profiles, parse_snmp_profile
+from collectors.snmp.types import parse_oid
 
 FIRST = """
 name: first

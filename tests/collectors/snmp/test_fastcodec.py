@@ -1,4 +1,4 @@
-"""The lean SNMP codec against pysnmp/pyasn1 as oracle, and the fast client on real UDP."""
+"""The lean SNMP codec against pysnmp/pyasn1 as oracle, and the client on real UDP."""
 
 from __future__ import annotations
 
@@ -29,21 +29,21 @@ from pysnmp.proto.rfc1905 import endOfMibView, noSuchInstance, noSuchObject
 
 from collectors.registry import CollectorFactory
 from collectors.snmp import fastcodec as fc
-from collectors.snmp.client import Absent, SnmpStatusError, VarBind, to_python
-from collectors.snmp.fastclient import (
-    OUTSTANDING_FACTOR,
-    SLOT_HOLD_S,
-    FastSnmpHost,
-    FastSnmpSession,
-)
+from collectors.snmp.client import SnmpHost
+from collectors.snmp.collector import SnmpCollector
+from collectors.snmp.communitysession import CommunitySession
+from collectors.snmp.transport import OUTSTANDING_FACTOR, SLOT_HOLD_S
+from collectors.snmp.traps import to_python
+from collectors.snmp.types import Absent, SnmpStatusError, VarBind
+from dcim.clock import SimClock
 from dcim.errors import DeviceAuthError, DeviceTimeoutError
 from dcim.inventory import DeviceConfig, PlacedDevice, SnmpConfig
-from simulators.clock import SimClock
 from simulators.fast_agent import FastAgent
 from simulators.mib import OidTable, TableBuilder
 from simulators.snmp_agent import SnmpAgent, serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice
+from tests.support.pysnmp_oracle import PysnmpHost
 
 V1 = api.PROTOCOL_MODULES[api.SNMP_VERSION_1]
 V2 = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
@@ -354,14 +354,14 @@ def config(port: int, **extra: Any) -> SnmpConfig:
     return SnmpConfig.model_validate({"host": "127.0.0.1", "port": port, **extra})
 
 
-async def session(host: FastSnmpHost, port: int, **extra: Any) -> FastSnmpSession:
+async def session(host: SnmpHost, port: int, **extra: Any) -> CommunitySession:
     made = await host.session("dev", config(port, **{"community": "tbl", **extra}))
-    assert isinstance(made, FastSnmpSession)
+    assert isinstance(made, CommunitySession)
     return made
 
 
 async def test_fast_client_get_next_bulk_against_pysnmp_agent(agent: SnmpAgent) -> None:
-    host = FastSnmpHost()
+    host = SnmpHost()
     try:
         s = await session(host, agent.port)
         names = [
@@ -373,7 +373,7 @@ async def test_fast_client_get_next_bulk_against_pysnmp_agent(agent: SnmpAgent) 
             (*UPS, 4, 4, 1, 2, 99),
             (1, 3, 6, 1, 9),
         ]
-        got = await s.get([(n, None) for n in names])
+        got = await s.get(names)
         assert [vb.value for vb in got] == [
             3,
             -4,
@@ -383,42 +383,40 @@ async def test_fast_client_get_next_bulk_against_pysnmp_agent(agent: SnmpAgent) 
             Absent.NO_SUCH_INSTANCE,
             Absent.NO_SUCH_OBJECT,
         ]
-        nxt = await s.get_next([((*UPS, 4, 4, 1, 2), None)])
+        nxt = await s.get_next([(*UPS, 4, 4, 1, 2)])
         assert nxt == [VarBind((*UPS, 4, 4, 1, 2, 1), 201)]
-        bulk = await s.get_bulk([((*UPS, 4, 4, 1, 2), None)], 40)
+        bulk = await s.get_bulk([(*UPS, 4, 4, 1, 2)], 40)
         assert [vb.value for vb in bulk[:30]] == [200 + r for r in range(1, 31)]
         assert bulk[-1].value is Absent.END_OF_MIB_VIEW
         # many requests at once share the socket: every answer finds its request
-        answers = await asyncio.gather(
-            *(s.get([((*UPS, 4, 4, 1, 2, r), None)]) for r in range(1, 31))
-        )
+        answers = await asyncio.gather(*(s.get([(*UPS, 4, 4, 1, 2, r)]) for r in range(1, 31)))
         assert [a[0].value for a in answers] == [200 + r for r in range(1, 31)]
     finally:
         host.close()
 
 
 async def test_fast_client_v1_error_status(agent: SnmpAgent) -> None:
-    host = FastSnmpHost()
+    host = SnmpHost()
     try:
         s = await session(host, agent.port, version="v1")
         with pytest.raises(SnmpStatusError) as info:
-            await s.get([((*UPS, 4, 1, 0), None), ((1, 3, 6, 1, 9, 0), None)])
+            await s.get([(*UPS, 4, 1, 0), (1, 3, 6, 1, 9, 0)])
         assert (info.value.status, info.value.index) == (2, 2)
     finally:
         host.close()
 
 
 async def test_fast_client_timeout_and_wrong_community(agent: SnmpAgent) -> None:
-    host = FastSnmpHost()
+    host = SnmpHost()
     try:
         dead = await session(host, free_udp_port(), timeout_s=0.2, retries=1)
         started = asyncio.get_running_loop().time()
         with pytest.raises(DeviceTimeoutError, match="2 tries"):
-            await dead.get([((1, 3, 6, 1, 2, 1, 1, 5, 0), None)])
+            await dead.get([(1, 3, 6, 1, 2, 1, 1, 5, 0)])
         assert asyncio.get_running_loop().time() - started >= 0.39
         wrong = await session(host, agent.port, community="nope", timeout_s=0.2, retries=0)
         with pytest.raises(DeviceAuthError, match="wrong_community"):
-            await wrong.get([((1, 3, 6, 1, 2, 1, 1, 5, 0), None)])
+            await wrong.get([(1, 3, 6, 1, 2, 1, 1, 5, 0)])
     finally:
         host.close()
 
@@ -435,32 +433,36 @@ def placed(snmp: dict[str, Any], device_id: str = "ups-1") -> PlacedDevice:
 async def test_collector_reads_the_same_through_both_clients(
     agent: SnmpAgent, version: str
 ) -> None:
+    """The monitor's collector through the production client and through pysnmp (the oracle)."""
     snmp = {"host": "127.0.0.1", "port": agent.port, "community": "public-ups", "version": version}
+    device = placed(snmp)
+    assert device.device.snmp is not None
+    plan = CollectorFactory().snmp_plan(device.device.profile)
     readings = {}
-    for fast in (False, True):
-        factory = CollectorFactory(fast_snmp=fast)
+    for name, host in (("pysnmp", PysnmpHost()), ("ours", SnmpHost())):
         try:
-            collector = factory.build(placed(snmp))
+            collector = SnmpCollector(device, plan, host, device.device.snmp)
             async with collector:
                 got = await collector.poll()
         finally:
-            factory.close()
-        readings[fast] = {(r.metric, tuple(sorted(r.tags.items()))): (r.value, r.unit) for r in got}
-    assert readings[True].keys() == readings[False].keys()
-    assert len(readings[True]) >= 19
-    for key, (value, unit) in readings[False].items():
-        fast_value, fast_unit = readings[True][key]
-        assert fast_unit == unit
-        assert type(fast_value) is type(value)
+            host.close()
+        readings[name] = {(r.metric, tuple(sorted(r.tags.items()))): (r.value, r.unit) for r in got}
+    ours, oracle = readings["ours"], readings["pysnmp"]
+    assert ours.keys() == oracle.keys()
+    assert len(ours) >= 19
+    for key, (value, unit) in oracle.items():
+        our_value, our_unit = ours[key]
+        assert our_unit == unit
+        assert type(our_value) is type(value)
         if isinstance(value, float):  # the UPS model moves between the two polls
-            assert fast_value == pytest.approx(value, rel=0.05, abs=1)
+            assert our_value == pytest.approx(value, rel=0.05, abs=1)
         elif key[0] not in {"ups.battery_runtime_s", "ups.on_battery_s"}:
-            assert fast_value == value, key
+            assert our_value == value, key
 
 
 # --- in-flight slots: dead devices must not starve live ones ------------------------------
 
-SYS_NAME = [((1, 3, 6, 1, 2, 1, 1, 5, 0), None)]
+SYS_NAME = [(1, 3, 6, 1, 2, 1, 1, 5, 0)]
 
 
 async def test_dead_devices_do_not_starve_live_ones() -> None:
@@ -471,7 +473,7 @@ async def test_dead_devices_do_not_starve_live_ones() -> None:
     """
     live_agent = FastAgent({"tbl": Table()})
     await live_agent.start("127.0.0.1", 0)
-    host = FastSnmpHost(max_in_flight=100, devices_per_socket=1000)
+    host = SnmpHost(max_in_flight=100, devices_per_socket=1000)
     loop = asyncio.get_running_loop()
     try:
         dead = [
@@ -505,7 +507,7 @@ async def test_outstanding_requests_are_bounded_across_the_whole_host() -> None:
     Without it an agent that fell behind (or many dead devices) received an
     ever-growing pile of requests and retries; with it the pollers wait.
     """
-    host = FastSnmpHost(max_in_flight=5, devices_per_socket=10)
+    host = SnmpHost(max_in_flight=5, devices_per_socket=10)
     bound = OUTSTANDING_FACTOR * 5
     try:
         dead = [
@@ -550,7 +552,7 @@ async def test_an_answer_after_the_slot_was_given_back_still_counts() -> None:
         lambda: _SlowAgent(FastAgent({"tbl": Table()}), 3 * SLOT_HOLD_S),
         local_addr=("127.0.0.1", 0),
     )
-    host = FastSnmpHost(max_in_flight=1)
+    host = SnmpHost(max_in_flight=1)
     try:
         port = transport.get_extra_info("sockname")[1]
         slow = await host.session("slow", config(port, community="tbl", timeout_s=2.0, retries=0))

@@ -1,9 +1,10 @@
-"""The fast SNMPv3 path: USM crypto and messages against pysnmp, the client against real agents.
+"""The SNMPv3 path: USM crypto and messages against pysnmp, the client against real agents.
 
-Oracles: RFC 3414 A.3 key vectors; pysnmp's own USM services (the ones
-`collectors.snmp.security` picks for each config name) verify and decrypt what
-`fastv3` builds and build what it must read; a real net-snmp `snmpd` answers
-the fast client, and net-snmp's `snmpget` polls the fast agent.
+Oracles: RFC 3414 A.3 key vectors; pysnmp's own USM services (the ones the
+trap receiver picks for each config name) verify and decrypt what `fastv3`
+builds and build what it must read; a real net-snmp `snmpd` answers the
+client (and pysnmp, through `tests/pysnmp_oracle.py`, answers alike), and
+net-snmp's `snmpget` polls the fast agent.
 """
 
 from __future__ import annotations
@@ -25,25 +26,19 @@ from pysnmp.proto.api import v2c
 from pysnmp.proto.mpmod.rfc3412 import ScopedPDU, SNMPv3Message
 from pysnmp.proto.rfc1902 import Counter64, Integer32, OctetString
 from pysnmp.proto.secmod.rfc3414.service import SnmpUSMSecurityModel, UsmSecurityParameters
-from snmpd import NO_MIBS_ENV, SYS_DESCR, Snmpd, UsmUser, free_udp_port, require_binary
 
 from collectors.registry import CollectorFactory
 from collectors.snmp import fastcodec as fc
 from collectors.snmp import fastv3 as fv3
-from collectors.snmp import security, usmcrypto
-from collectors.snmp.client import (
-    SnmpEngineHost,
-    SnmpSecurityError,
-    SnmpStatusError,
-    VarBind,
-    build_object_names,
-)
-from collectors.snmp.fastclient import FastSnmpHost
-from collectors.snmp.fastv3session import FastV3Session
+from collectors.snmp import usmcrypto
+from collectors.snmp.client import SnmpHost
+from collectors.snmp.traps import AUTH_PROTOCOLS, PRIV_PROTOCOLS
+from collectors.snmp.types import SnmpSecurityError, SnmpStatusError, VarBind, parse_oid
+from collectors.snmp.usmsession import UsmSession
+from dcim.clock import SimClock
 from dcim.errors import DeviceProtocolError, DeviceTimeoutError
 from dcim.inventory import DeviceConfig, PlacedDevice, SnmpConfig
 from simulators import snmp_agent
-from simulators.clock import SimClock
 from simulators.fast_agent import (
     BENCH_V3_AUTH_KEY,
     BENCH_V3_PRIV_KEY,
@@ -55,6 +50,15 @@ from simulators.fast_agent import (
 from simulators.snmp_agent import V3User
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice
+from tests.support.pysnmp_oracle import PysnmpHost
+from tests.support.snmpd import (
+    NO_MIBS_ENV,
+    SYS_DESCR,
+    Snmpd,
+    UsmUser,
+    free_udp_port,
+    require_binary,
+)
 
 AUTH_KEY = "auth-secret-4711"
 PRIV_KEY = "priv-secret-0815"
@@ -115,11 +119,11 @@ def test_password_to_key_matches_rfc3414_a3(hash_name: str, ku: str, kul: str) -
 
 
 def pysnmp_auth(name: str) -> Any:
-    return SnmpUSMSecurityModel.AUTH_SERVICES[tuple(security.AUTH_PROTOCOLS[name])]
+    return SnmpUSMSecurityModel.AUTH_SERVICES[tuple(AUTH_PROTOCOLS[name])]
 
 
 def pysnmp_priv(name: str) -> Any:
-    return SnmpUSMSecurityModel.PRIV_SERVICES[tuple(security.PRIV_PROTOCOLS[name])]
+    return SnmpUSMSecurityModel.PRIV_SERVICES[tuple(PRIV_PROTOCOLS[name])]
 
 
 def pysnmp_keys(auth: str, priv: str) -> tuple[bytes, bytes]:
@@ -128,7 +132,7 @@ def pysnmp_keys(auth: str, priv: str) -> tuple[bytes, bytes]:
     auth_key = auth_service.localize_key(auth_service.hash_passphrase(AUTH_KEY), PYSNMP_ENGINE_ID)
     if priv == "none":
         return bytes(auth_key), b""
-    auth_id = tuple(security.AUTH_PROTOCOLS[auth])
+    auth_id = tuple(AUTH_PROTOCOLS[auth])
     priv_service = pysnmp_priv(priv)
     ku = priv_service.hash_passphrase(auth_id, PRIV_KEY)
     return bytes(auth_key), bytes(priv_service.localize_key(auth_id, ku, PYSNMP_ENGINE_ID))
@@ -308,9 +312,6 @@ def test_discovery_probe_reads_as_pysnmp_builds_it() -> None:
     assert bytes(params["msgAuthoritativeEngineId"]) == b""
     assert bytes(params["msgUserName"]) == b""
     assert "get-request" in message["msgData"]["plaintext"]["data"]
-    # and security.py's pysnmp-built probe decodes with ours
-    theirs = fv3.decode_message(security._discovery_request(99))
-    assert (theirs.msg_id, theirs.flags, theirs.engine_id, theirs.user) == (99, 4, b"", b"")
 
 
 def test_v1_v2c_messages_are_not_v3() -> None:
@@ -345,8 +346,8 @@ def snmpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Snmpd]:
 
 
 @pytest.fixture
-async def host() -> AsyncIterator[FastSnmpHost]:
-    fast = FastSnmpHost()
+async def host() -> AsyncIterator[SnmpHost]:
+    fast = SnmpHost()
     yield fast
     fast.close()
 
@@ -371,7 +372,7 @@ def v3_config(  # noqa: PLR0917 - the fields of a v3 section, in order
 
 
 async def values(session: Any, oids: list[str]) -> list[object]:
-    return [vb.value for vb in await session.get(build_object_names(oids))]
+    return [vb.value for vb in await session.get([parse_oid(oid) for oid in oids])]
 
 
 @pytest.mark.parametrize(
@@ -379,27 +380,25 @@ async def values(session: Any, oids: list[str]) -> list[object]:
     [(auth, priv) for auth in AUTH for priv in [*PRIV, "none"]],
 )
 async def test_fast_client_polls_snmpd_like_pysnmp(
-    snmpd: Snmpd, host: FastSnmpHost, auth: str, priv: str
+    snmpd: Snmpd, host: SnmpHost, auth: str, priv: str
 ) -> None:
     config = v3_config(snmpd.port, user_name(auth, priv), auth, priv)
     session = await host.session("ups-v3", config)
-    assert isinstance(session, FastV3Session)
+    assert isinstance(session, UsmSession)
     fast = await values(session, SYSTEM)
-    slow_host = SnmpEngineHost()
+    slow_host = PysnmpHost()
     try:
         slow = await values(await slow_host.session("ups-v3", config), SYSTEM)
     finally:
         slow_host.close()
     assert fast == slow
     assert fast[0] == b"dcim test agent"
-    walked = await session.get_bulk(build_object_names(["1.3.6.1.2.1.1"]), 8)
+    walked = await session.get_bulk([(1, 3, 6, 1, 2, 1, 1)], 8)
     assert walked[0] == VarBind((1, 3, 6, 1, 2, 1, 1, 1, 0), b"dcim test agent")
     assert len(walked) == 8
 
 
-async def test_wrong_credentials_are_typed_security_errors(
-    snmpd: Snmpd, host: FastSnmpHost
-) -> None:
+async def test_wrong_credentials_are_typed_security_errors(snmpd: Snmpd, host: SnmpHost) -> None:
     cases = [
         (v3_config(snmpd.port, "nobody", "sha256", "aes128"), "unknown_user", "'nobody'"),
         (
@@ -445,7 +444,7 @@ async def test_wrong_credentials_are_typed_security_errors(
 
 
 async def test_lower_security_level_than_the_user_needs_is_an_auth_status(
-    snmpd: Snmpd, host: FastSnmpHost
+    snmpd: Snmpd, host: SnmpHost
 ) -> None:
     config = v3_config(snmpd.port, user_name("sha512", "aes256"), "sha512", "none")
     with pytest.raises(SnmpStatusError) as info:
@@ -453,7 +452,7 @@ async def test_lower_security_level_than_the_user_needs_is_an_auth_status(
     assert info.value.status == 16
 
 
-async def test_dead_agent_is_a_timeout(host: FastSnmpHost) -> None:
+async def test_dead_agent_is_a_timeout(host: SnmpHost) -> None:
     config = v3_config(free_udp_port(), "noc", "sha256", "aes128", timeout_s=0.2)
     with pytest.raises(DeviceTimeoutError) as info:
         await values(await host.session("dead-ups", config), [SYS_DESCR])
@@ -462,7 +461,7 @@ async def test_dead_agent_is_a_timeout(host: FastSnmpHost) -> None:
 
 
 async def test_replaced_card_new_engine_id_is_adopted_and_logged(
-    tmp_path: Path, host: FastSnmpHost, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, host: SnmpHost, caplog: pytest.LogCaptureFixture
 ) -> None:
     user = UsmUser("noc", "SHA-256", AUTH_KEY, "AES", PRIV_KEY)
     server = Snmpd(require_binary("snmpd", "/usr/sbin/snmpd"), tmp_path, users=[user])
@@ -472,7 +471,7 @@ async def test_replaced_card_new_engine_id_is_adopted_and_logged(
         assert await values(session, [SYS_DESCR]) == [b"dcim test agent"]
         old_engine = server.engine_id
         server.restart(engine_id="80001f88046463696d39393939")
-        with caplog.at_level(logging.WARNING, logger="collectors.snmp.fastv3session"):
+        with caplog.at_level(logging.WARNING, logger="collectors.snmp.usmsession"):
             assert await values(session, [SYS_DESCR]) == [b"dcim test agent"]
             assert await values(session, [SYS_DESCR]) == [b"dcim test agent"]
     finally:
@@ -511,7 +510,7 @@ def bench_config(port: int, context: str, **changes: str) -> SnmpConfig:
 
 
 async def test_fast_agent_v3_answers_like_v2c_to_both_clients(
-    fast_agent: FastAgent, host: FastSnmpHost
+    fast_agent: FastAgent, host: SnmpHost
 ) -> None:
     oids = [*SYSTEM[:2], "1.3.6.1.2.1.1.5.0"]
     member = MEMBERS[3]
@@ -522,7 +521,7 @@ async def test_fast_agent_v3_answers_like_v2c_to_both_clients(
     assert expected[-1] == member.id.encode()
     v3 = bench_config(fast_agent.port, member.community)
     assert await values(await host.session(member.id, v3), oids) == expected
-    pysnmp_host = SnmpEngineHost()
+    pysnmp_host = PysnmpHost()
     try:
         assert await values(await pysnmp_host.session(member.id, v3), oids) == expected
     finally:
@@ -530,7 +529,7 @@ async def test_fast_agent_v3_answers_like_v2c_to_both_clients(
 
 
 async def test_one_discovery_serves_every_session_to_an_agent(
-    fast_agent: FastAgent, host: FastSnmpHost
+    fast_agent: FastAgent, host: SnmpHost
 ) -> None:
     sessions = [
         await host.session(m.id, bench_config(fast_agent.port, m.community)) for m in MEMBERS
@@ -541,7 +540,7 @@ async def test_one_discovery_serves_every_session_to_an_agent(
     assert engine.reports == {fv3.UNKNOWN_ENGINE_IDS: 1}
 
 
-async def test_agent_reboot_is_recovered(fast_agent: FastAgent, host: FastSnmpHost) -> None:
+async def test_agent_reboot_is_recovered(fast_agent: FastAgent, host: SnmpHost) -> None:
     member = MEMBERS[0]
     session = await host.session(member.id, bench_config(fast_agent.port, member.community))
     assert await values(session, ["1.3.6.1.2.1.1.5.0"]) == [member.id.encode()]
@@ -556,7 +555,7 @@ async def test_agent_reboot_is_recovered(fast_agent: FastAgent, host: FastSnmpHo
 
 
 async def test_fast_agent_reports_become_the_right_errors(
-    fast_agent: FastAgent, host: FastSnmpHost
+    fast_agent: FastAgent, host: SnmpHost
 ) -> None:
     port, context = fast_agent.port, MEMBERS[1].community
     cases = [
@@ -590,8 +589,7 @@ async def test_collector_polls_v3_through_the_fast_client(fast_agent: FastAgent)
         collector = factory.build(placed)
         async with collector:
             readings = await collector.poll()
-        assert factory._fast_host is not None
-        assert factory._snmp_host is None  # nothing went through pysnmp
+        assert factory._snmp_host is not None
     finally:
         factory.close()
     assert len(readings) >= 10
@@ -626,7 +624,7 @@ def snmpget(port: int, *options: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def test_net_snmp_snmpget_polls_the_fast_agent_cli() -> None:
+async def test_net_snmp_snmpget_polls_the_fast_agent_cli(host: SnmpHost) -> None:
     """`python -m simulators.fast_agent --v3`, checked by net-snmp's own client."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -651,9 +649,9 @@ async def test_net_snmp_snmpget_polls_the_fast_agent_cli() -> None:
             result = await asyncio.to_thread(snmpget, port, *good, "-n", member.community)
             assert result.returncode == 0, result.stderr
             assert f'STRING: "{member.id}"' in result.stdout
-            probed = await security.discover_engine_id("127.0.0.1", port, timeout_s=1.0)
+            probed = await host.probe("127.0.0.1", port, timeout_s=1.0)
             assert probed is not None
-            assert probed.hex() == engine_id
+            assert probed.message.engine_id.hex() == engine_id
         port = ports[0]
         wrong_auth = ["-u", BENCH_V3_USER, "-A", "wrong-auth-key", "-X", BENCH_V3_PRIV_KEY]
         result = await asyncio.to_thread(snmpget, port, *wrong_auth, "-n", member.community)
@@ -670,7 +668,7 @@ async def test_net_snmp_snmpget_polls_the_fast_agent_cli() -> None:
 
 @pytest.mark.parametrize(("priv", "agent_priv"), [("3des", "3DES"), ("aes192c", "AES-192")])
 async def test_fast_client_polls_the_pysnmp_agent(
-    host: FastSnmpHost, monkeypatch: pytest.MonkeyPatch, priv: str, agent_priv: str
+    host: SnmpHost, monkeypatch: pytest.MonkeyPatch, priv: str, agent_priv: str
 ) -> None:
     """What net-snmp 5.9 lacks (3DES) or names otherwise (pysnmp's AES-192 is our aes192c)."""
     monkeypatch.setitem(snmp_agent.PRIV_PROTOCOLS, "3DES", pysnmp_config.USM_PRIV_CBC168_3DES)
@@ -681,7 +679,7 @@ async def test_fast_client_polls_the_pysnmp_agent(
         config = v3_config(agent.port, "noc", "sha", priv)
         oids = ["1.3.6.1.2.1.33.1.1.1.0", "1.3.6.1.2.1.33.1.1.2.0"]
         fast = await values(await host.session("ups-p", config), oids)
-        slow_host = SnmpEngineHost()
+        slow_host = PysnmpHost()
         try:
             assert fast == await values(await slow_host.session("ups-p", config), oids)
         finally:
@@ -714,7 +712,7 @@ class _Forger(asyncio.DatagramProtocol):
 
 
 async def test_a_forged_answer_is_dropped_and_the_real_one_taken(
-    fast_agent: FastAgent, host: FastSnmpHost
+    fast_agent: FastAgent, host: SnmpHost
 ) -> None:
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(
@@ -725,7 +723,7 @@ async def test_a_forged_answer_is_dropped_and_the_real_one_taken(
         member = MEMBERS[5]
         session = await host.session(member.id, bench_config(port, member.community))
         assert await values(session, ["1.3.6.1.2.1.1.5.0"]) == [member.id.encode()]
-        assert isinstance(session, FastV3Session)
+        assert isinstance(session, UsmSession)
         assert session._channel.stray == 1  # the forgery, counted and ignored
     finally:
         transport.close()

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from collectors.profile import Conversion, load_snmp_profile, parse_snmp_profile
 from collectors.snmp.decode import DecodeError, compile_converter
+from collectors.snmp.profile import Conversion, load_snmp_profile, parse_snmp_profile
 from dcim.errors import ProfileError
 
 

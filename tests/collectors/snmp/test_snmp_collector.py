@@ -10,19 +10,19 @@ from typing import Any
 
 import pytest
 from pysnmp.proto.rfc1902 import Gauge32, Integer, Integer32, OctetString
-from snmpd import free_udp_port
 
 from collectors.registry import CollectorFactory
+from dcim.clock import SimClock
 from dcim.collector import Collector
 from dcim.errors import DeviceAuthError, DeviceTimeoutError
 from dcim.inventory import DeviceConfig, PlacedDevice
 from dcim.poller import DevicePoller, DeviceState
 from dcim.reading import Reading
-from simulators.clock import SimClock
 from simulators.mib import OidTable, TableBuilder
 from simulators.snmp_agent import SnmpAgent, V3User, serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice
+from tests.support.snmpd import free_udp_port
 
 UPS = (1, 3, 6, 1, 2, 1, 33, 1)
 

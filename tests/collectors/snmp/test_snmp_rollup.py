@@ -11,8 +11,8 @@ from types import MappingProxyType
 import pytest
 from pysnmp.proto.rfc1902 import Integer32, OctetString
 
-from collectors.profile import parse_snmp_profile
 from collectors.registry import CollectorFactory
+from collectors.snmp.profile import parse_snmp_profile
 from dcim.errors import ProfileError
 from dcim.inventory import DeviceConfig, PlacedDevice
 from dcim.reading import Reading, Value

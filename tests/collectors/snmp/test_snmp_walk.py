@@ -9,14 +9,13 @@ test_snmp_collector.py and tests/profiles.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import pytest
 
-from collectors.profile import Conversion, parse_snmp_profile
-from collectors.snmp.client import Absent, SnmpStatusError, VarBind
 from collectors.snmp.decode import compile_converter
 from collectors.snmp.plan import plan_profile
+from collectors.snmp.profile import Conversion, parse_snmp_profile
+from collectors.snmp.types import Absent, Oid, SnmpStatusError, VarBind
 from collectors.snmp.walk import ColumnWalker
 from dcim.errors import DeviceTimeoutError
 
@@ -26,6 +25,8 @@ ROWS = 12
 
 class ScriptedCard:
     """Answers GETBULK from a 12-row column, failing requests above `limit` rows."""
+
+    device_id = "card"
 
     def __init__(self, limit: int, failure: str) -> None:
         self.limit = limit
@@ -40,32 +41,33 @@ class ScriptedCard:
             out.append(VarBind((1, 3, 6, 1, 4, 1, 9, 2, 1), 0))  # next column: end
         return out
 
-    async def get_bulk(
-        self, var_binds: Sequence[tuple[Any, Any]], max_repetitions: int
-    ) -> list[VarBind]:
+    async def get(self, oids: Sequence[Oid]) -> list[VarBind]:
+        raise AssertionError("the walker never GETs")
+
+    async def get_bulk(self, oids: Sequence[Oid], max_repetitions: int) -> list[VarBind]:
         self.requests.append(("bulk", max_repetitions))
         if max_repetitions > self.limit:
             if self.failure == "tooBig":
                 raise SnmpStatusError("card", 1, 0)
             raise DeviceTimeoutError("card", "no answer")
-        return self._after(tuple(var_binds[0][0]), max_repetitions)
+        return self._after(oids[0], max_repetitions)
 
-    async def get_next(self, var_binds: Sequence[tuple[Any, Any]]) -> list[VarBind]:
+    async def get_next(self, oids: Sequence[Oid]) -> list[VarBind]:
         self.requests.append(("next", 1))
-        return self._after(tuple(var_binds[0][0]), 1)
+        return self._after(oids[0], 1)
 
 
 @pytest.mark.parametrize("failure", ["tooBig", "timeout"])
 async def test_max_repetitions_shrink_until_the_card_copes(failure: str) -> None:
     card = ScriptedCard(limit=3, failure=failure)
     walker = ColumnWalker("card", max_repetitions=3, use_getnext=False)
-    first = await walker.walk(card, [COLUMN])  # type: ignore[arg-type]
+    first = await walker.walk(card, [COLUMN])
     assert len(first[COLUMN]) == ROWS  # an answer first: later timeouts mean overload
     card.limit = 1
     walker.max_repetitions = 8
     start = len(card.requests)
     # the device answered earlier in this poll (its scalars): a timeout is overload
-    found = await walker.walk(card, [COLUMN], answered=True)  # type: ignore[arg-type]
+    found = await walker.walk(card, [COLUMN], answered=True)
     assert found[COLUMN][(5,)] == 50
     assert len(found[COLUMN]) == ROWS
     assert walker.max_repetitions == 1  # and it sticks for later polls
@@ -75,7 +77,7 @@ async def test_max_repetitions_shrink_until_the_card_copes(failure: str) -> None
 async def test_getnext_when_even_one_row_is_too_big() -> None:
     card = ScriptedCard(limit=0, failure="tooBig")
     walker = ColumnWalker("card", max_repetitions=2, use_getnext=False)
-    found = await walker.walk(card, [COLUMN])  # type: ignore[arg-type]
+    found = await walker.walk(card, [COLUMN])
     assert len(found[COLUMN]) == ROWS
     assert walker.use_getnext
     assert card.requests[:2] == [("bulk", 2), ("bulk", 1)]
@@ -86,7 +88,7 @@ async def test_a_dead_device_is_not_retried_with_smaller_requests() -> None:
     card = ScriptedCard(limit=0, failure="timeout")
     walker = ColumnWalker("card", max_repetitions=10, use_getnext=False)
     with pytest.raises(DeviceTimeoutError):
-        await walker.walk(card, [COLUMN])  # type: ignore[arg-type]
+        await walker.walk(card, [COLUMN])
     assert card.requests == [("bulk", 10)]
 
 

@@ -17,7 +17,6 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
-from snmpd import UsmUser, require_binary, send_trap, snmptrap_args
 
 from collectors.snmp.traps import (
     TrapReceiver,
@@ -29,6 +28,7 @@ from collectors.snmp.traps import (
 from dcim.errors import ProfileError
 from dcim.inventory import DeviceConfig, PlacedDevice
 from dcim.reading import Reading
+from tests.support.snmpd import UsmUser, require_binary, send_trap, snmptrap_args
 
 UPS_IP = "127.0.0.2"
 PDU_IP = "127.0.0.3"

@@ -11,17 +11,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import alert_rig
 import pytest
 from aiohttp import web
-from servers import http
 
-from dcim.alerts.commands import cmd_alerts
 from dcim.alerts.config import AlertsConfig
 from dcim.alerts.kinds.base import DeviceInfo
 from dcim.alerts.rules import parse_rules
 from dcim.alerts.service import AlertEngine
+from dcim.cli.alerts import cmd_alerts
 from dcim.reading import Reading, now_ns
+from tests.support import alert_rig
+from tests.support.servers import http
 
 TOKEN = "api-token-for-tests-0123456789"  # noqa: S105 - a throwaway test token
 RULES = alert_rig.RULES + parse_rules(  # the inlet rule, and a door

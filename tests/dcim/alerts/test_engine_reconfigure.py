@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dcim.alerts.clock import ManualClock
 from dcim.alerts.engine import RuleEngine
 from dcim.alerts.kinds.base import DeviceInfo
 from dcim.alerts.model import Phase
 from dcim.alerts.rules import parse_rules
+from dcim.clock import ManualClock
 from dcim.reading import Reading
 
 RULES = """

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from dcim.alerts.clock import ManualClock
 from dcim.alerts.engine import RuleEngine
 from dcim.alerts.kinds.base import DeviceInfo
 from dcim.alerts.model import Phase
 from dcim.alerts.rules import parse_rules
 from dcim.alerts.store import incident_from_json, incident_to_json
+from dcim.clock import ManualClock
 from dcim.reading import Reading
 
 RULES = """

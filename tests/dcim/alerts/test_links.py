@@ -12,17 +12,17 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from alert_rig import all_delivered, service, temp
-from alertmanager_server import Alertmanager, start_alertmanager
 
-from dcim.alerts.clock import ManualClock
 from dcim.alerts.config import AlertLinks
 from dcim.alerts.model import Notification, Phase, Severity
 from dcim.alerts.notify.alertmanager import to_alert
 from dcim.alerts.notify.links import links_for
 from dcim.alerts.notify.templating import Messages
+from dcim.clock import ManualClock
 from dcim.grafana.build import build_dashboards
 from dcim.inventory import load_config
+from tests.support.alert_rig import all_delivered, service, temp
+from tests.support.alertmanager_server import Alertmanager, start_alertmanager
 
 ROOT = Path(__file__).resolve().parents[3]
 RUNBOOKS = "https://git.example.org/dcim/blob/main/"

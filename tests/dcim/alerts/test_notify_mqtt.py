@@ -13,18 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
-import alert_rig
 import pytest
-from alert_rig import TAGS, all_delivered, temp
-from certs import Pki
-from mosquitto_server import MQTT_PASSWORD, MQTT_USER, Mosquitto
 from pydantic import ValidationError
 
-from dcim.alerts.clock import ManualClock
 from dcim.alerts.config import AlertsConfig, MqttChannel
 from dcim.alerts.notify.base import NotifyError
 from dcim.alerts.notify.mqtt import MqttNotifier
 from dcim.alerts.service import AlertEngine
+from dcim.clock import ManualClock
+from tests.support import alert_rig
+from tests.support.alert_rig import TAGS, all_delivered, temp
+from tests.support.certs import Pki
+from tests.support.mosquitto_server import MQTT_PASSWORD, MQTT_USER, Mosquitto
 
 FILTER = "dcim/alerts/#"
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dcim.alerts.clock import ManualClock
 from dcim.alerts.config import AlertsConfig
 from dcim.alerts.kinds.base import DeviceInfo
 from dcim.alerts.rules import load_pack
 from dcim.alerts.service import AlertEngine
 from dcim.alerts.snapshot import DEFAULT_PERIOD_S, HEARTBEAT_INCIDENT, METRIC
+from dcim.clock import ManualClock
 from dcim.reading import Reading
 
 TAGS = {"site": "s1", "room": "r1", "device": "ups-1", "kind": "ups"}

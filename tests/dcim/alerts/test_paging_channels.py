@@ -2,7 +2,7 @@
 firing and the resolve of one incident, with its runbook, dashboard and board links.
 
 The services themselves cannot be reached from here, so recording servers stand in for
-them (tests/paging_services.py): they check each request against the service's
+them (tests/support/paging_services.py): they check each request against the service's
 documented payload shape and answer as the service does. A payload they would refuse
 fails the test (`paging.problems`)."""
 
@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alert_rig import service, temp
-from paging_services import OPSGENIE_KEY, ROUTING_KEY, SLACK_PATH, PagingServices
 
-from dcim.alerts.clock import ManualClock
 from dcim.alerts.service import AlertEngine
+from dcim.clock import ManualClock
+from tests.support.alert_rig import service, temp
+from tests.support.paging_services import OPSGENIE_KEY, ROUTING_KEY, SLACK_PATH, PagingServices
 
 RUNBOOKS = "https://git.example.org/dcim/blob/main/"
 RUNBOOK = RUNBOOKS + "docs/runbooks.md#ashrae-inlet-temp"

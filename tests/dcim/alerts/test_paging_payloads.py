@@ -8,15 +8,6 @@ import json
 from typing import Any
 
 import pytest
-from paging_services import (
-    OPSGENIE_KEY,
-    ROUTING_KEY,
-    opsgenie_action_problems,
-    opsgenie_create_problems,
-    pagerduty_problems,
-    slack_problems,
-    teams_problems,
-)
 
 from dcim.alerts.config import (
     AlertLinks,
@@ -32,6 +23,15 @@ from dcim.alerts.notify.slack import SlackNotifier
 from dcim.alerts.notify.teams import TeamsNotifier
 from dcim.errors import ConfigError
 from dcim.inventory import parse_config
+from tests.support.paging_services import (
+    OPSGENIE_KEY,
+    ROUTING_KEY,
+    opsgenie_action_problems,
+    opsgenie_create_problems,
+    pagerduty_problems,
+    slack_problems,
+    teams_problems,
+)
 
 LINKS = AlertLinks(
     runbook_base_url="https://git.example.org/dcim/blob/main/",

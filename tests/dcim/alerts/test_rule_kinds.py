@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from dcim.alerts.clock import ManualClock
 from dcim.alerts.engine import EngineSettings, RuleEngine
 from dcim.alerts.kinds.base import DeviceInfo
 from dcim.alerts.rules import load_pack, parse_rules
+from dcim.clock import ManualClock
 from dcim.reading import Reading, Value
 
 RACK = {"site": "par1", "room": "hall-a", "row": "r1", "rack": "a01"}

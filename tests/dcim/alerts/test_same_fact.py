@@ -10,11 +10,11 @@ from collections.abc import Mapping
 
 import pytest
 
-from dcim.alerts.clock import ManualClock
 from dcim.alerts.engine import EngineSettings, RuleEngine
 from dcim.alerts.kinds.base import DeviceInfo
 from dcim.alerts.model import Incident, Notification, Phase
 from dcim.alerts.rules import RuleError, load_pack, merge_rules, parse_rules
+from dcim.clock import ManualClock
 from dcim.reading import Reading, Value
 
 PLACE = {"site": "par1", "room": "hall-a", "row": "r1", "rack": "a01"}

@@ -10,11 +10,11 @@ from collections.abc import Callable
 
 import pytest
 
-from dcim.alerts.clock import ManualClock
 from dcim.alerts.engine import EngineSettings, RuleEngine
 from dcim.alerts.kinds.base import DeviceInfo
 from dcim.alerts.model import Notification, Transition
 from dcim.alerts.rules import load_pack, merge_rules
+from dcim.clock import ManualClock
 from dcim.reading import Reading, Value
 
 POLL_S = 60.0

@@ -8,20 +8,21 @@ import asyncio
 import datetime as dt
 import json
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from alert_rig import all_delivered, service, temp
-from alertmanager_server import Alertmanager, start_alertmanager
-from certs import self_signed
-from servers import free_port
 
-from dcim.alerts.clock import ManualClock
 from dcim.alerts.config import AlertsConfig
 from dcim.alerts.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from dcim.clock import ManualClock
+from tests.support.alert_rig import all_delivered, service, temp
+from tests.support.alertmanager_server import Alertmanager, start_alertmanager
+from tests.support.certs import self_signed
+from tests.support.servers import free_port
+from tests.support.waiting import eventually
 
 HMAC_KEY = "k3y-for-tests-only-0123456789"
 SMTP_PASSWORD = "s3cret-pass"  # noqa: S105 - a throwaway test server's password
@@ -236,16 +237,6 @@ async def test_email_goes_over_starttls_with_auth(
 # --- a real Alertmanager, alone and as a cluster ---------------------------------------------
 
 
-async def until(check: Callable[[], bool], what: str, within_s: float = 10.0) -> None:
-    """Wait for state held by another process (Alertmanager cannot signal us)."""
-    try:
-        async with asyncio.timeout(within_s):
-            while not await asyncio.to_thread(check):  # noqa: ASYNC110 - another process
-                await asyncio.sleep(0.1)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
-
-
 def active(server: Alertmanager) -> list[str]:
     return [a["labels"]["alertname"] for a in server.alerts() if a["status"]["state"] == "active"]
 
@@ -265,7 +256,11 @@ async def test_alertmanager_receives_and_resolves(
     alerts = service(tmp_path, clock, channel)
     try:
         alerts.process([temp(33.0, clock)])
-        await until(lambda: bool(alertmanager.alerts()), "the alert in Alertmanager")
+        await eventually(
+            lambda: asyncio.to_thread(lambda: bool(alertmanager.alerts())),
+            10.0,
+            "the alert in Alertmanager",
+        )
         (alert,) = alertmanager.alerts()
         assert alert["labels"]["alertname"] == "inlet"
         assert alert["labels"]["severity"] == "critical"
@@ -273,7 +268,11 @@ async def test_alertmanager_receives_and_resolves(
         assert alert["status"]["state"] == "active"
         clock.advance(1)
         alerts.process([temp(20.0, clock)])
-        await until(lambda: not active(alertmanager), "the resolve in Alertmanager")
+        await eventually(
+            lambda: asyncio.to_thread(lambda: not active(alertmanager)),
+            10.0,
+            "the resolve in Alertmanager",
+        )
     finally:
         await alerts.aclose()
 
@@ -295,20 +294,32 @@ async def test_every_cluster_member_hears_each_alert_and_one_member_down_loses_n
 ) -> None:
     first, second = cluster
     # the documented HA set-up really forms one cluster
-    await until(lambda: first.cluster_peers() == 2 == second.cluster_peers(), "gossip")
+    await eventually(
+        lambda: asyncio.to_thread(lambda: first.cluster_peers() == 2 == second.cluster_peers()),
+        10.0,
+        "gossip",
+    )
     clock = ManualClock(dt.datetime.now(dt.UTC).timestamp())
     channel = {"type": "alertmanager", "name": "am", "urls": [first.url, second.url]}
     alerts = service(tmp_path, clock, channel)
     try:
         alerts.process([temp(33.0, clock)])
         await all_delivered(alerts, "am")
-        await until(lambda: active(first) == active(second) == ["inlet"], "both members")
+        await eventually(
+            lambda: asyncio.to_thread(lambda: active(first) == active(second) == ["inlet"]),
+            10.0,
+            "both members",
+        )
 
         first.stop()  # one member dies; the resolve must still get through
         clock.advance(1)
         alerts.process([temp(20.0, clock)])
         await all_delivered(alerts, "am")
-        await until(lambda: not active(second), "the resolve on the surviving member")
+        await eventually(
+            lambda: asyncio.to_thread(lambda: not active(second)),
+            10.0,
+            "the resolve on the surviving member",
+        )
         assert first.url in caplog.text  # the dead member is named, as a warning
         assert "dcim.notification_failed" not in [i.rule for i in alerts.incidents()]
     finally:

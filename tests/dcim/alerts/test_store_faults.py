@@ -7,9 +7,7 @@ import logging
 import sqlite3
 from pathlib import Path
 
-import alert_rig
 import pytest
-from smallfs import small_fs
 
 from dcim.alerts.config import AlertsConfig
 from dcim.alerts.kinds.base import DeviceInfo
@@ -19,6 +17,8 @@ from dcim.alerts.service import AlertEngine
 from dcim.alerts.store import AlertStore
 from dcim.errors import StateDirError
 from dcim.reading import Reading, now_ns
+from tests.support import alert_rig
+from tests.support.smallfs import small_fs
 
 TAGS = {"site": "par1", "room": "hall-a", "rack": "r1", "device": "env-1", "kind": "sensor"}
 

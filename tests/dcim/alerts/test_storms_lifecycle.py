@@ -7,13 +7,13 @@ from collections.abc import Mapping
 
 import pytest
 
-from dcim.alerts.clock import ManualClock
 from dcim.alerts.engine import EngineSettings, RuleEngine
 from dcim.alerts.kinds.base import DeviceInfo
 from dcim.alerts.model import Notification, Phase
 from dcim.alerts.rules import parse_rules
 from dcim.alerts.silences import Silence, parse_duration, parse_matchers
 from dcim.alerts.tracker import FlapPolicy
+from dcim.clock import ManualClock
 from dcim.reading import Reading, Value
 
 RULES = """

@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from certs import make_pki
-from etcd_server import Etcd
-from servers import free_port
 
 from dcim.coord.config import EtcdSettings
 from dcim.coord.etcd import EtcdClient, EtcdUnavailable, absent, put_op
 from dcim.tls import TlsConfig
+from tests.support.certs import make_pki
+from tests.support.etcd_server import Etcd
+from tests.support.servers import free_port
 
 
 @pytest.fixture

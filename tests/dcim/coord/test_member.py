@@ -7,18 +7,19 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from etcd_server import Etcd
-from servers import free_port
 
 from dcim.alerts.model import Incident
 from dcim.alerts.silences import Silence
 from dcim.coord.config import CoordinationConfig
 from dcim.coord.member import HandoverEvent, Member
 from dcim.coord.plan import RoomKey
+from tests.support.etcd_server import Etcd
+from tests.support.servers import free_port
+from tests.support.waiting import eventually
 
 ROOMS: dict[RoomKey, int] = {("dc1", f"hall-{i}"): 2 for i in range(4)}
 
@@ -61,14 +62,6 @@ def settings(url: str, lost_after_s: float = 60) -> CoordinationConfig:
     )
 
 
-async def until(check: Callable[[], bool], within_s: float, what: str) -> None:
-    deadline = time.monotonic() + within_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {within_s:.0f} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 @pytest.fixture
 async def running() -> AsyncIterator[list[asyncio.Task[None]]]:
     tasks: list[asyncio.Task[None]] = []
@@ -89,7 +82,7 @@ async def test_two_members_split_the_rooms_and_share_silences(
         for name, host in hosts.items()
     }
     running += [asyncio.create_task(m.run()) for m in members.values()]
-    await until(
+    await eventually(
         lambda: (
             all(h.rooms for h in hosts.values())
             and hosts["a"].rooms | hosts["b"].rooms == set(ROOMS)
@@ -100,10 +93,10 @@ async def test_two_members_split_the_rooms_and_share_silences(
     )
     silence = Silence("s1", {"room": "hall-1"}, time.time(), time.time() + 600, "op", "works")
     members["a"].silence_saved(silence)
-    await until(lambda: "s1" in hosts["b"].silences, 10, "the silence at b")
+    await eventually(lambda: "s1" in hosts["b"].silences, 10, "the silence at b")
     assert hosts["b"].silences["s1"].matchers == {"room": "hall-1"}
     members["a"].silence_removed("s1")
-    await until(lambda: "s1" not in hosts["b"].silences, 10, "the silence gone at b")
+    await eventually(lambda: "s1" not in hosts["b"].silences, 10, "the silence gone at b")
     # the last assignment is kept on disk, for a start without etcd
     saved = json.loads((tmp_path / "a" / "coordination.json").read_text())
     assert {tuple(r) for r in saved["rooms"]} == hosts["a"].rooms
@@ -120,7 +113,7 @@ async def test_started_without_etcd_it_polls_its_last_rooms_and_pages_once(
     nowhere = f"http://127.0.0.1:{free_port()}"
     member = Member(settings(nowhere, lost_after_s=0.5), "a", ROOMS, host, state)
     running.append(asyncio.create_task(member.run()))
-    await until(lambda: bool(host.lost), 10, "coordination lost")
+    await eventually(lambda: bool(host.lost), 10, "coordination lost")
     assert host.rooms == {("dc1", "hall-2"), ("dc1", "hall-3")}
     assert host.lost == [(True, True)]  # no member list seen yet: it pages itself
     await asyncio.sleep(1.0)

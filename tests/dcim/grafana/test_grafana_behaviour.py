@@ -1,24 +1,31 @@
 """What Grafana itself would do with the generated dashboards (it cannot run here).
 
-Each test states one of Grafana's own rules (see grafana_behaviour.py) and checks every
+Each test states one of Grafana's own rules (see tests/support/grafana/behaviour.py) and checks every
 dashboard generated for the example inventory, the test hall, the `dcim demo`
 inventory and the demo hall (simulators/sites/demo-site.yaml) against it.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# helper modules (grafana_*.py) sit beside this file
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from grafana_behaviour import (
+
+from collectors.registry import profile_metrics, profile_tag_values
+from dcim.alerts.config import AlertsConfig
+from dcim.alerts.kinds.aggregate import RatioRule
+from dcim.alerts.kinds.threshold import ThresholdRule
+from dcim.alerts.snapshot import DEFAULT_PERIOD_S
+from dcim.cli.demo.hall import demo_inventory
+from dcim.grafana.build import build_dashboards
+from dcim.grafana.export import datasources_yaml
+from dcim.grafana.layout import load_inventory
+from dcim.grafana.site import Profiles
+from dcim.inventory import Config, iter_devices, parse_config
+from tests.support.grafana.behaviour import (
     SEVERITY_COLOUR,
     TableShapeError,
     annotation_query,
@@ -37,17 +44,7 @@ from grafana_behaviour import (
     steps_of,
     threshold_rule,
 )
-from grafana_site import hall_config
-
-from collectors.registry import profile_metrics, profile_tag_values
-from dcim.alerts.kinds.aggregate import RatioRule
-from dcim.alerts.kinds.threshold import ThresholdRule
-from dcim.alerts.snapshot import DEFAULT_PERIOD_S
-from dcim.grafana.build import build_dashboards
-from dcim.grafana.export import datasources_yaml
-from dcim.grafana.layout import demo_inventory, load_inventory
-from dcim.grafana.site import Profiles
-from dcim.inventory import Config, iter_devices, parse_config
+from tests.support.grafana.site import hall_config
 
 ROOT = Path(__file__).resolve().parents[3]
 #: What `dcim grafana export` passes in: the devices' profiles read.
@@ -78,6 +75,17 @@ IDS = [f"{name}:{site}/{view}" for name, site, view, _ in DOCS]
 
 def _rooms(config: Config, site: str) -> list[str]:
     return sorted({p.room for p in iter_devices(config) if p.site == site})
+
+
+def _room_classes(config: Config, site: str) -> dict[str, str]:
+    """Each room's ASHRAE class, as the thermal rules judge it."""
+    default = (config.alerts or AlertsConfig()).ashrae_class
+    return {
+        room.id: room.ashrae_class or default
+        for s in config.sites
+        if s.id == site
+        for room in s.rooms
+    }
 
 
 def _longest_poll_s(config: Config) -> float:
@@ -130,6 +138,7 @@ def _check_thresholds(inventory: str, site: str, doc: dict[str, Any]) -> dict[st
     config = INVENTORIES[inventory]
     rules = rules_of(config)
     rooms = _rooms(config, site)
+    classes = _room_classes(config, site)
     checked = {"threshold": 0, "state": 0, "ratio": 0, "runtime": 0}
     for panel in panels(doc):
         for target in panel["targets"]:
@@ -141,11 +150,18 @@ def _check_thresholds(inventory: str, site: str, doc: dict[str, Any]) -> dict[st
                     room: threshold_rule(rules, metric, place_tags(site, room, query))
                     for room in rooms_of(query, rooms)
                 }
-                judged = {r.id + repr(r.levels) for r in per_room.values() if r is not None}
+                judged = {
+                    r.id + repr(r.levels_for(classes.get(room)))
+                    for room, r in per_room.items()
+                    if r is not None
+                }
                 assert len(judged) <= 1, f"{panel['title']} mixes rooms of other classes"
-                rule = next((r for r in per_room.values() if r is not None), None)
+                room, rule = next(
+                    ((m, r) for m, r in per_room.items() if r is not None), ("", None)
+                )
                 if rule is not None:
-                    assert steps == steps_of(rule.levels), (panel["title"], ref, rule.id)
+                    levels = rule.levels_for(classes.get(room))
+                    assert steps == steps_of(levels), (panel["title"], ref, rule.id)
                     checked["threshold"] += 1
                 states = state_rule(rules, metric)
                 colours = mapped_colours(panel)
@@ -208,26 +224,45 @@ def test_the_rule_cross_check_covers_every_kind_of_threshold() -> None:
     assert all(count > 0 for count in total.values()), total
 
 
-def test_thermal_class_follows_each_rooms_rule_pack(tmp_path: Path) -> None:
-    """A room on ASHRAE A3 (site rule file scoped to it) gets A3 colours, the others A1."""
-    rules = tmp_path / "hall2-a3.yaml"
-    a3 = yaml.safe_load((ROOT / "dcim/alerts/rules/thermal-ashrae-a3.yaml").read_text())
-    inlet = next(r for r in a3["rules"] if r["id"] == "ashrae.inlet_temp")
-    inlet |= {"id": "ashrae.inlet_temp.hall-2", "scope": {"room": "hall-2", **inlet["scope"]}}
-    rules.write_text(yaml.safe_dump({"rules": [inlet]}))
-    data = yaml.safe_load(DEMO_HALL.read_text())
-    data["alerts"] = {"rule_files": [str(rules)]}
-    config = parse_config(yaml.safe_dump(data), f"{DEMO_HALL} + {rules}")
-    INVENTORIES["a3-hall-2"] = config
+def _thermal_highs(name: str, config: Config) -> set[float | None]:
+    INVENTORIES[name] = config
     thermal = next(g for g in build_dashboards(config, PROFILES) if g.view == "thermal").to_json()
-    _check_thresholds("a3-hall-2", "demo", thermal)
-    highs = {
+    _check_thresholds(name, "demo", thermal)
+    return {
         step[1]
         for panel in panels(thermal)
         for target in panel["targets"]
         for step in panel_steps(panel, target["refId"])
     }
-    assert {32.0, 40.0} <= highs  # A1 allowable maximum in hall 1, A3 in hall 2
+
+
+def test_thermal_class_follows_each_rooms_ashrae_class() -> None:
+    """A room of ASHRAE class A3 in the inventory gets A3 colours, the others the default A1."""
+    data = yaml.safe_load(DEMO_HALL.read_text())
+    rooms = data["sites"][0]["rooms"]
+    assert [room["id"] for room in rooms][:2] == ["hall-1", "hall-2"]
+    rooms[1]["ashrae_class"] = "A3"
+    config = parse_config(yaml.safe_dump(data), f"{DEMO_HALL} with hall-2 on A3")
+    assert {32.0, 40.0} <= _thermal_highs("a3-class-hall-2", config)
+
+
+def test_thermal_class_follows_each_rooms_rule_file(tmp_path: Path) -> None:
+    """A room on ASHRAE A3 (site rule file scoped to it) gets A3 colours, the others A1."""
+    rules = tmp_path / "hall2-a3.yaml"
+    pack = yaml.safe_load((ROOT / "dcim/alerts/rules/thermal-ashrae.yaml").read_text())
+    inlet = next(r for r in pack["rules"] if r["id"] == "ashrae.inlet_temp")
+    inlet |= {
+        "id": "ashrae.inlet_temp.hall-2",
+        "scope": {"room": "hall-2", **inlet["scope"]},
+        "levels": inlet["levels_by_class"]["A3"],
+        "levels_by_class": {},
+    }
+    rules.write_text(yaml.safe_dump({"rules": [inlet]}))
+    data = yaml.safe_load(DEMO_HALL.read_text())
+    data["alerts"] = {"rule_files": [str(rules)]}
+    config = parse_config(yaml.safe_dump(data), f"{DEMO_HALL} + {rules}")
+    # A1 allowable maximum in hall 1, A3 in hall 2
+    assert {32.0, 40.0} <= _thermal_highs("a3-hall-2", config)
 
 
 @pytest.mark.parametrize(("inventory", "site", "view", "doc"), DOCS, ids=IDS)

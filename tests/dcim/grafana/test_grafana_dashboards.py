@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# helper modules (grafana_*.py) sit beside this file
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from grafana_expand import ALIAS_PREFIXES, BUILTINS, strings, used_variables
-from grafana_model_check import problems
-from grafana_site import hall_config
 
 from dcim.cli import main
+from dcim.cli.demo.hall import demo_inventory
 from dcim.grafana.build import Generated, build_dashboards
-from dcim.grafana.layout import demo_inventory, load_inventory
+from dcim.grafana.layout import load_inventory
 from dcim.grafana.model import GENERATED_MARKER, render_json
 from dcim.grafana.site import MAX_UID, Site
 from dcim.inventory import Config, iter_devices
+from tests.support.grafana.expand import ALIAS_PREFIXES, BUILTINS, strings, used_variables
+from tests.support.grafana.model_check import problems
+from tests.support.grafana.site import hall_config
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "dcim" / "examples" / "site.yaml"

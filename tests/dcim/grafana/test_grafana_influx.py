@@ -7,23 +7,16 @@ sink, with its alert engine (`alerts:`) and trap receiver (`traps:`) on:
 - the demo hall `simulators/sites/demo-site.yaml` (the inventory `dcim demo`
   plays) served by `simulators.site.Site` over SNMP, Modbus and MQTT (a real
   Mosquitto) while a utility outage whose generator fails to start plays at high
-  speed and the site sends traps (`grafana_hall_run`), site `demo`.
+  speed and the site sends traps (`tests.support.grafana.hall_run`), site `demo`.
 
 `dcim grafana export` writes each site's dashboards; while the monitor and its
 alert engine run, with the on-battery incidents open, every panel query must
 return data and every table query must merge into one table as Grafana merges
-it (`grafana_live`). The only exceptions are the panels in PENDING, and only
+it (`tests.support.grafana.live`). The only exceptions are the panels in PENDING, and only
 while the profile they wait for is missing.
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# helper modules (grafana_*.py) sit beside this file; the broker helper beside the MQTT tests
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "collectors" / "mqtt"))
 
 import asyncio
 import json
@@ -31,12 +24,25 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
-from grafana_behaviour import TableShapeError, annotation_query, merge_table
-from grafana_expand import expand, selection
-from grafana_hall_run import (
+
+from collectors.registry import CollectorFactory
+from dcim.cli import main
+from dcim.clock import SimClock
+from dcim.grafana.build import Generated, build_dashboards
+from dcim.grafana.influxql import measurements_in
+from dcim.inventory import iter_devices
+from dcim.runner import Monitor
+from dcim.vocabulary import load_vocabulary
+from simulators.snmp_agent import serve
+from simulators.ups import UpsModel
+from simulators.ups_mib import UpsDevice
+from tests.support.grafana.behaviour import TableShapeError, annotation_query, merge_table
+from tests.support.grafana.expand import expand, selection
+from tests.support.grafana.hall_run import (
     NOT_SAMPLED,
     TRAP_DEVICE,
     HallRun,
@@ -46,21 +52,11 @@ from grafana_hall_run import (
     ups_devices,
     write_site,
 )
-from grafana_live import Findings, Influx, check
-from grafana_site import hall_config
-from mosquitto_server import Mosquitto, binary_or_skip
-from servers import InfluxDB1, eventually, http
-
-from dcim.cli import main
-from dcim.grafana.build import Generated, build_dashboards
-from dcim.grafana.influxql import measurements_in
-from dcim.inventory import iter_devices
-from dcim.runner import Monitor
-from dcim.vocabulary import load_vocabulary
-from simulators.clock import SimClock
-from simulators.snmp_agent import serve
-from simulators.ups import UpsModel
-from simulators.ups_mib import UpsDevice
+from tests.support.grafana.live import Findings, Influx, check
+from tests.support.grafana.site import hall_config
+from tests.support.mosquitto_server import Mosquitto, binary_or_skip
+from tests.support.servers import InfluxDB1, http
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -116,7 +112,7 @@ async def _fill(server: InfluxDB1, db: str, state_dir: Path) -> None:
         monitor={"self_metrics_interval_s": 1, "state_dir": str(state_dir)},
         alerts={"startup_grace_s": 1.0, "tick_s": 0.2},
     )
-    monitor = Monitor(config)
+    monitor = Monitor(config, collectors=CollectorFactory.for_config(config))
     stop = asyncio.Event()
     task = asyncio.create_task(monitor.run(stop))
 

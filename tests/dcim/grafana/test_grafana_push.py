@@ -19,8 +19,8 @@ import pytest
 from aiohttp import web
 
 from dcim.cli import main
+from dcim.cli.demo.hall import demo_inventory
 from dcim.grafana.build import Generated, build_dashboards
-from dcim.grafana.layout import demo_inventory
 from dcim.grafana.push import PushError, push
 
 TOKEN = "glsa_test-token-value"  # noqa: S105 - a test token for the stand-in server

@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 import yaml
-from alertmanager_server import Alertmanager, start_alertmanager
-from servers import eventually
 
-from dcim.cli import load_checked
+from collectors.registry import CollectorFactory
+from dcim.cli.common import load_checked
 from dcim.ops.service import Service
+from tests.support.alertmanager_server import Alertmanager, start_alertmanager
+from tests.support.waiting import eventually
 
 REFRESH_S = 0.5
 
@@ -55,7 +56,9 @@ async def test_watchdog_fires_while_running_and_ends_after_the_monitor_stops(
     }
     path = tmp_path / "dcim.yaml"
     path.write_text(yaml.safe_dump(config))
-    service = Service(path, load_checked(path), load=load_checked)
+    service = Service(
+        path, load_checked(path), load=load_checked, collectors=CollectorFactory.for_config
+    )
     run = asyncio.create_task(service.run())
     try:
         found: list[dict[str, Any]] = []

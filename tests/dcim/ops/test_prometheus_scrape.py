@@ -17,14 +17,15 @@ from pathlib import Path
 import aiomqtt
 import pytest
 import yaml
-from mosquitto_server import Mosquitto
-from prometheus_server import Prometheus
-from servers import eventually, free_port, http
 
-from simulators.clock import SimClock
+from dcim.clock import SimClock
 from simulators.snmp_agent import SnmpAgent, serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice
+from tests.support.mosquitto_server import Mosquitto
+from tests.support.prometheus_server import Prometheus
+from tests.support.servers import free_port, http
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 

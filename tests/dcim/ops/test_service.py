@@ -18,16 +18,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from servers import http
 
-from dcim.cli import load_checked
+from collectors.registry import CollectorFactory
+from dcim.cli.common import load_checked
+from dcim.clock import SimClock
 from dcim.ops.http import OpsProbes, start_listener
 from dcim.ops.metrics import ServiceState, build_registry
 from dcim.ops.service import Service
-from simulators.clock import SimClock
 from simulators.snmp_agent import SnmpAgent, serve
 from simulators.ups import UpsModel
 from simulators.ups_mib import UpsDevice
+from tests.support.servers import http
 
 WATCHDOG_USEC = 300_000  # WatchdogSec=0.3: WATCHDOG=1 every 0.15 s
 
@@ -103,7 +104,9 @@ async def test_ready_watchdog_stopping_in_order_and_ready_only_after_pollers_sta
     monkeypatch.setenv("WATCHDOG_USEC", str(WATCHDOG_USEC))
     monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
     path = write_config(tmp_path, agent.port)
-    service = Service(path, load_checked(path), load=load_checked)
+    service = Service(
+        path, load_checked(path), load=load_checked, collectors=CollectorFactory.for_config
+    )
     assert service.config.monitor.state_dir == tmp_path / "state"
     # the test's own listener over the service's probes, up before the service starts
     probes = OpsProbes(

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from servers import require_binary
+
+from tests.support.servers import require_binary
 
 UNITS = Path(__file__).resolve().parents[3] / "packaging" / "systemd"
 INSTALLED = "/opt/dcim/bin/dcim"

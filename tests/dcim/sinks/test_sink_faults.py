@@ -13,13 +13,11 @@ import asyncio
 import errno
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import MappingProxyType
 
 import pytest
-from servers import InfluxDB1
-from smallfs import SmallFs, small_fs
 
 from dcim.errors import SinkUnavailableError
 from dcim.reading import Reading
@@ -27,6 +25,9 @@ from dcim.sinks.file import FileWriter
 from dcim.sinks.influx import InfluxV1Writer
 from dcim.sinks.spool import Spool
 from dcim.sinks.worker import SinkWorker
+from tests.support.servers import InfluxDB1
+from tests.support.smallfs import SmallFs, small_fs
+from tests.support.waiting import eventually
 
 BASE_MS = 1_700_000_000_000
 TAGS = MappingProxyType({"site": "dc1", "device": "ups-1"})
@@ -34,13 +35,6 @@ TAGS = MappingProxyType({"site": "dc1", "device": "ups-1"})
 
 def reading(i: int) -> Reading:
     return Reading("ups-1", "ups.load_pct", float(i), "%", (BASE_MS + i) * 1_000_000, TAGS)
-
-
-async def until(condition: Callable[[], bool], what: str, within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 def stored_times(server: InfluxDB1, db: str) -> list[int]:
@@ -90,11 +84,16 @@ async def test_full_spool_disk_keeps_the_sink_alive_and_loses_nothing(
         task = asyncio.create_task(worker.run())
         for i in range(100):
             queue.put_nowait(reading(i))
-        await until(lambda: spool.points == 100, "two batches on disk")
+        await eventually(lambda: spool.points == 100, 20.0, "two batches on disk", interval_s=0.01)
         full_disk.fill()
         for i in range(100, 300):
             queue.put_nowait(reading(i))
-        await until(lambda: worker.stats.points_in_memory >= 200, "batches held in memory")
+        await eventually(
+            lambda: worker.stats.points_in_memory >= 200,
+            20.0,
+            "batches held in memory",
+            interval_s=0.01,
+        )
         stats = worker.stats
         assert not task.done(), "the sink worker died on a full disk"
         assert stats.spool_errors >= 1
@@ -102,7 +101,12 @@ async def test_full_spool_disk_keeps_the_sink_alive_and_loses_nothing(
         assert "cannot write a batch" in caplog.text
 
         server.start()
-        await until(lambda: worker.stats.points_written == 300, "the replay after the outage")
+        await eventually(
+            lambda: worker.stats.points_written == 300,
+            20.0,
+            "the replay after the outage",
+            interval_s=0.01,
+        )
         assert not task.done()
         task.cancel()
         await worker.aclose()
@@ -124,7 +128,9 @@ async def test_unreadable_and_garbage_spool_files_at_start_are_counted_not_fatal
     async with InfluxV1Writer(influxdb1.url, influx_db) as writer:
         worker = SinkWorker("corrupt", writer, queue, Spool(directory), retry_initial_s=0.05)
         task = asyncio.create_task(worker.run())
-        await until(lambda: worker.stats.spool_batches == 0, "the spool worked off")
+        await eventually(
+            lambda: worker.stats.spool_batches == 0, 20.0, "the spool worked off", interval_s=0.01
+        )
         assert not task.done()
         assert worker.stats.points_written == 4
         # 3 refused by InfluxDB, 7 in the unreadable entry, 0 in the empty one
@@ -173,11 +179,18 @@ async def test_a_sink_back_during_a_long_backoff_is_used_within_seconds(
         task = asyncio.create_task(worker.run())
         for i in range(10):
             queue.put_nowait(reading(i))
-        await until(lambda: caplog.text.count("down, spooling") == 1, "the sink marked down")
+        await eventually(
+            lambda: caplog.text.count("down, spooling") == 1,
+            20.0,
+            "the sink marked down",
+            interval_s=0.01,
+        )
         await asyncio.sleep(3.5)  # the first retry has failed: now in the 6 s backoff
         server.start()
         back = time.monotonic()
-        await until(lambda: worker.stats.points_written == 10, "the replay", within=10)
+        await eventually(
+            lambda: worker.stats.points_written == 10, 10, "the replay", interval_s=0.01
+        )
         recovery = time.monotonic() - back
         task.cancel()
         await worker.aclose()

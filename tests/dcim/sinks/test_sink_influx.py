@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from servers import InfluxDB1, VictoriaMetrics, free_port, wait_until
 
 from dcim.errors import SinkRejectedError, SinkUnavailableError
 from dcim.reading import Reading, Value
 from dcim.sinks.file import FileWriter
 from dcim.sinks.influx import InfluxRejectedError, InfluxV1Writer, InfluxV2Writer, check_status
 from dcim.sinks.lineprotocol import LineEncoder
+from tests.support.servers import InfluxDB1, VictoriaMetrics, free_port
+from tests.support.waiting import wait_until
 
 ENC = LineEncoder()
 TS_MS = 1_700_000_000_123

@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import MappingProxyType
 
 import pytest
-from servers import InfluxDB1
 
 from dcim.reading import Reading, Value
 from dcim.sinks.influx import InfluxV1Writer
 from dcim.sinks.spool import Spool
 from dcim.sinks.worker import SinkWorker
+from tests.support.servers import InfluxDB1
+from tests.support.waiting import eventually
 
 BASE_MS = 1_700_000_000_000
 TAGS = MappingProxyType({"site": "dc1", "device": "ups-1"})
@@ -26,14 +27,6 @@ def reading(i: int, value: Value | None = None, metric: str = "ups.load_pct") ->
     """The i-th reading: value i (unless given) at BASE_MS + i ms."""
     v: Value = float(i) if value is None else value
     return Reading("ups-1", metric, v, "%", (BASE_MS + i) * 1_000_000, TAGS)
-
-
-async def until(condition: Callable[[], bool], what: str, within: float = 15.0) -> None:
-    """Poll `condition` (yielding to the loop) until true or fail after `within` s."""
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 class Recorder:
@@ -75,8 +68,12 @@ async def test_batches_by_size_and_by_time(influxdb1: InfluxDB1, influx_db: str)
         async with running(worker):
             for i in range(25):
                 queue.put_nowait(reading(i))
-            await until(lambda: worker.stats.points_written == 20, "two full batches")
-            await until(lambda: worker.stats.points_written == 25, "the timed flush")
+            await eventually(
+                lambda: worker.stats.points_written == 20, 15.0, "two full batches", interval_s=0.01
+            )
+            await eventually(
+                lambda: worker.stats.points_written == 25, 15.0, "the timed flush", interval_s=0.01
+            )
         assert worker.stats.points_dropped == 0
     assert rec.accepted == [BASE_MS + i for i in range(25)]
     assert stored(influxdb1, influx_db) == [(BASE_MS + i, float(i)) for i in range(25)]
@@ -91,13 +88,17 @@ async def test_rejected_batch_is_logged_counted_and_later_batches_go_on(
         async with running(worker):
             queue.put_nowait(reading(0))
             queue.put_nowait(reading(1))
-            await until(lambda: worker.stats.points_written == 2, "first batch")
+            await eventually(
+                lambda: worker.stats.points_written == 2, 15.0, "first batch", interval_s=0.01
+            )
             # An int into the float field: InfluxDB refuses that line, keeps the other.
             queue.put_nowait(reading(2, 2))
             queue.put_nowait(reading(3))
             queue.put_nowait(reading(4))
             queue.put_nowait(reading(5))
-            await until(lambda: worker.stats.points_written == 5, "later batches")
+            await eventually(
+                lambda: worker.stats.points_written == 5, 15.0, "later batches", interval_s=0.01
+            )
     assert worker.stats.points_dropped == 1
     assert stored(influxdb1, influx_db) == [(BASE_MS + i, float(i)) for i in (0, 1, 3, 4, 5)]
     rejected = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
@@ -132,15 +133,35 @@ async def test_outage_loses_nothing_and_keeps_order(
         )  # fmt: skip
         async with running(worker):
             producer = asyncio.create_task(produce())
-            await until(lambda: worker.stats.points_written >= 200, "writes before the outage")
+            await eventually(
+                lambda: worker.stats.points_written >= 200,
+                15.0,
+                "writes before the outage",
+                interval_s=0.01,
+            )
             server.stop()
-            await until(lambda: worker.stats.spool_batches >= 5, "batches spooled in the outage")
+            await eventually(
+                lambda: worker.stats.spool_batches >= 5,
+                15.0,
+                "batches spooled in the outage",
+                interval_s=0.01,
+            )
             spooled_at_restart = produced
             server.start()
-            await until(lambda: produced >= spooled_at_restart + 300, "readings after restart")
+            await eventually(
+                lambda: produced >= spooled_at_restart + 300,
+                15.0,
+                "readings after restart",
+                interval_s=0.01,
+            )
             stop.set()
             await producer
-            await until(lambda: worker.stats.points_written == produced, "every point written")
+            await eventually(
+                lambda: worker.stats.points_written == produced,
+                15.0,
+                "every point written",
+                interval_s=0.01,
+            )
             assert worker.stats.spool_batches == 0
     assert worker.stats.points_dropped == 0
     assert rec.accepted == [BASE_MS + i for i in range(produced)]  # in order, once each
@@ -163,7 +184,9 @@ async def test_shutdown_while_down_spools_all_and_next_worker_replays(
         task = asyncio.create_task(first.run())
         for i in range(100):
             queue.put_nowait(reading(i))
-        await until(lambda: first.stats.spool_batches == 2, "full batches spooled")
+        await eventually(
+            lambda: first.stats.spool_batches == 2, 15.0, "full batches spooled", interval_s=0.01
+        )
         for i in range(100, 130):  # still queued when shutdown starts
             queue.put_nowait(reading(i))
         task.cancel()
@@ -175,7 +198,9 @@ async def test_shutdown_while_down_spools_all_and_next_worker_replays(
         server.start()
         second = SinkWorker("b", writer, queue, Spool(spool_dir), retry_initial_s=0.05)
         async with running(second):
-            await until(lambda: second.stats.points_written == 130, "the replay")
+            await eventually(
+                lambda: second.stats.points_written == 130, 15.0, "the replay", interval_s=0.01
+            )
             assert second.stats.spool_batches == 0
     assert stored(server, db) == [(BASE_MS + i, float(i)) for i in range(130)]
 
@@ -192,9 +217,16 @@ async def test_without_spool_dir_an_outage_is_bridged_in_memory(influxdb1_own: I
             server.stop()
             for i in range(35):
                 queue.put_nowait(reading(i))
-            await until(lambda: worker.stats.spool_batches == 4, "batches held in memory")
+            await eventually(
+                lambda: worker.stats.spool_batches == 4,
+                15.0,
+                "batches held in memory",
+                interval_s=0.01,
+            )
             server.start()
-            await until(lambda: worker.stats.points_written == 35, "the replay")
+            await eventually(
+                lambda: worker.stats.points_written == 35, 15.0, "the replay", interval_s=0.01
+            )
     assert stored(server, db) == [(BASE_MS + i, float(i)) for i in range(35)]
 
 
@@ -207,7 +239,7 @@ async def test_aclose_writes_held_batch_when_sink_is_up(
         async with running(worker):
             for i in range(7):
                 queue.put_nowait(reading(i))
-            await until(queue.empty, "readings taken")
+            await eventually(queue.empty, 15.0, "readings taken", interval_s=0.01)
         assert worker.stats.points_written == 7
         assert worker.stats.spool_batches == 0
     assert len(stored(influxdb1, influx_db)) == 7

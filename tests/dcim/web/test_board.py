@@ -18,8 +18,6 @@ from typing import Any
 import aiohttp
 import pytest
 from babel.messages.extract import extract_from_dir
-from certs import self_signed
-from servers import InfluxDB1, http
 
 from dcim.audit import read_audit
 from dcim.errors import ConfigError
@@ -33,6 +31,8 @@ from dcim.web.live import DeviceHistory, LiveState
 from dcim.web.overview import OverviewBuilder
 from dcim.web.server import Board
 from dcim.web.thermal import Band, class_bands, engine_bands
+from tests.support.certs import self_signed
+from tests.support.servers import InfluxDB1, http
 
 ROOT = Path(__file__).resolve().parents[3]
 PASSWORD = "correct horse battery"  # noqa: S105 - a test user's password

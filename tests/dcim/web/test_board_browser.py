@@ -1,6 +1,6 @@
 """The NOC board in a real headless Chromium, on the small hall polled by the real monitor.
 
-One rig for the module (see board_rig.py); the tests run in file order and each
+One rig for the module (see tests/support/board_rig.py); the tests run in file order and each
 leaves the hall as it found it. Screenshots of the overview (both UPS on battery)
 and of an acknowledged incident are written to docs/ for the README.
 """
@@ -12,16 +12,15 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # board_rig, under importlib mode
-
-from board_rig import POLL_S, ROOT, Rig
-from browser import chromium
+from tests.support.board_rig import POLL_S, ROOT, Rig
+from tests.support.browser import chromium
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -51,18 +50,6 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield driver
 
 
-def wait_for(condition: Callable[[], Any], within_s: float, what: str) -> Any:
-    """Poll the page (cheap JS reads) until `condition()` is truthy; fail naming `what`."""
-    deadline = time.monotonic() + within_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"not seen within {within_s:g} s: {what}")
-        time.sleep(0.05)
-
-
 def ups_sources(driver: Any) -> dict[str, str]:
     result: dict[str, str] = driver.execute_script(
         "const out = {}; for (const el of document.querySelectorAll('[data-ups]'))"
@@ -89,12 +76,12 @@ def test_each_ups_shows_on_battery_within_a_poll_interval_plus_2s(
     assert rig.site is not None
     browser.get(rig.url + "/")
     expected = set(rig.site.topology.ups)
-    wait_for(
+    wait_until(
         lambda: (s := ups_sources(browser)).keys() == expected and set(s.values()) == {"normal"},
         60,
         f"every UPS ({sorted(expected)}) on utility power on the overview",
     )
-    wait_for(lambda: live_updates(browser) > 0, 10, "a live update over SSE")
+    wait_until(lambda: live_updates(browser) > 0, 10, "a live update over SSE")
     site = rig.site
     went: dict[str, float] = {}  # when each simulated UPS went on battery (model event)
 
@@ -113,7 +100,7 @@ def test_each_ups_shows_on_battery_within_a_poll_interval_plus_2s(
                 shown.setdefault(ups, now)
         return shown.keys() == expected
 
-    wait_for(every_ups_shown, 20, "every UPS on battery on the board")
+    wait_until(every_ups_shown, 20, "every UPS on battery on the board")
     rig.call(lambda: site.model.listeners.remove(on_event))
     assert went.keys() == expected
     late = {u: round(shown[u] - went[u], 2) for u in expected}
@@ -167,7 +154,7 @@ def test_acknowledge_without_login_is_refused(rig: Rig, browser: Any) -> None:
     browser.delete_all_cookies()
     browser.get(rig.url + "/incidents")
     incident_id = click_ack(browser, "ups.output_source")
-    toast = wait_for(
+    toast = wait_until(
         lambda: browser.execute_script(
             "const t = document.getElementById('toast'); return t.dataset.result && t.textContent"
         ),
@@ -189,16 +176,16 @@ def test_acknowledge_on_the_board_reaches_the_alert_engine(
     browser.find_element("name", "user").send_keys("operator")
     browser.find_element("name", "password").send_keys(rig.credentials.operator_password)
     browser.find_element("css selector", "form button[type=submit]").click()
-    wait_for(lambda: browser.current_url.endswith("/incidents"), 10, "the incidents page")
+    wait_until(lambda: browser.current_url.endswith("/incidents"), 10, "the incidents page")
     incident_id = click_ack(browser, "ups.output_source")
-    wait_for(
+    wait_until(
         lambda: (
             browser.execute_script("return document.getElementById('toast').dataset.result") == "ok"
         ),
         10,
         "the acknowledgement accepted",
     )
-    wait_for(
+    wait_until(
         lambda: browser.find_elements(
             "css selector", f'[data-incident="{incident_id}"][data-acknowledged="yes"]'
         ),
@@ -250,7 +237,7 @@ def test_a_crac_failure_turns_the_racks_it_serves_from_normal_to_warning(
     served = {r.id for r in topology.racks.values() if r.row in crac.serves}
     others = set(topology.racks) - served
     browser.get(rig.url + "/")
-    wait_for(
+    wait_until(
         lambda: all(rack_bands(browser).get(r) == "normal" for r in served),
         60,
         f"racks {sorted(served)} normal before the failure",
@@ -259,11 +246,12 @@ def test_a_crac_failure_turns_the_racks_it_serves_from_normal_to_warning(
     rig.call(lambda: site.model.set_crac(crac.id, False))
     rig.warp.set_rate(HEAT_RATE)  # the room heats up as well: its inlets rise while we look
     try:
-        bands = wait_for(
+        bands = wait_until(
             lambda: (
-                (b := rack_bands(browser))
+                b
+                if (b := rack_bands(browser))
                 and all(b.get(r) in ("warning", "critical") for r in served)
-                and b
+                else None
             ),
             20,
             f"racks {sorted(served)} warning or critical after {crac.id} failed",
@@ -271,6 +259,7 @@ def test_a_crac_failure_turns_the_racks_it_serves_from_normal_to_warning(
     finally:
         rig.warp.set_rate(1.0)
         rig.call(lambda: site.model.set_crac(crac.id, True))
+    assert bands is not None  # what the wait returned: it saw the bands
     rack = text_of(browser, f'a.rack[data-rack="{sorted(served)[0]}"]')
     assert "▲" in rack or "◆" in rack  # the shape says it too
     assert "no cooling" in rack  # and the words say why

@@ -1,0 +1,36 @@
+"""`python -m dcim.bench.phases PHASE`: one bench phase, its spec (JSON) on stdin.
+
+Started by `dcim.bench.child.run_child`; the last stdout line is the phase's result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    phase, spec = argv[0], json.loads(sys.stdin.readline())  # the monitor reads on after it
+    if phase == "monitor":
+        from dcim.bench.monitor import monitor_phase
+
+        out = asyncio.run(monitor_phase(spec))
+    elif phase == "poll":
+        from dcim.bench.pollers import poll_phase
+
+        out = asyncio.run(poll_phase(spec))
+    elif phase == "scrape":
+        from dcim.bench.exporter import scrape_phase
+
+        out = asyncio.run(scrape_phase(spec))
+    else:
+        raise SystemExit(f"unknown phase {phase}")
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
