@@ -15,6 +15,7 @@ import math
 import random
 import time
 
+from dcim.admission import PollGate
 from dcim.collector import Collector, Emit
 from dcim.errors import CollectError
 from dcim.reading import Reading, now_ns
@@ -33,7 +34,10 @@ class DevicePoller:
 
     Start times are spread over `spread` x interval so thousands of devices
     do not fire at once; later polls stay on the grid (no drift). A poll that
-    overruns skips the slots it missed rather than bunching up.
+    overruns skips the slots it missed rather than bunching up. With a `gate`
+    (shared by every poller of the monitor) a poll starts only when the gate
+    admits it; one still waiting when its next slot comes is skipped and counted
+    (`skipped`), never piled up behind the others.
     """
 
     def __init__(
@@ -45,18 +49,23 @@ class DevicePoller:
         spread: float = 1.0,
         poll_timeout_s: float | None = None,
         rng: random.Random | None = None,
+        gate: PollGate | None = None,
     ) -> None:
         self.collector = collector
         self.interval_s = interval_s
         # guard against a collector that hangs; protocol timeouts normally fire first
         self.poll_timeout_s = poll_timeout_s or max(interval_s, 30.0)
         self._emit = emit
+        self._gate = gate
         self._offset = (rng or random).uniform(0, interval_s * spread)
         self.state = DeviceState.UNKNOWN
         self.last_error: CollectError | None = None
         self.errors = 0
         self.polls = 0
+        #: Slots without a poll: missed while a poll overran, or not admitted by the gate.
         self.skipped = 0
+        #: Of `skipped`, those the gate did not admit in time (the monitor was overloaded).
+        self.skipped_overload = 0
         self.max_lag_s = 0.0
         self.last_duration_s = 0.0
         #: Readings of the last poll that answered (0 after a failed one).
@@ -71,17 +80,31 @@ class DevicePoller:
                 delay = due - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                self.max_lag_s = max(self.max_lag_s, loop.time() - due)
                 if not opened:
                     opened = await self._open(stack)
                 if opened:
-                    await self.poll_once()
+                    await self._poll_when_admitted(due)
                 due += self.interval_s
                 behind = loop.time() - due
                 if behind > 0:
                     missed = math.ceil(behind / self.interval_s)
                     self.skipped += missed
                     due += missed * self.interval_s
+
+    async def _poll_when_admitted(self, due: float) -> None:
+        loop = asyncio.get_running_loop()
+        gate = self._gate
+        if gate is not None and not await gate.admit(due + self.interval_s):
+            self.max_lag_s = max(self.max_lag_s, loop.time() - due)
+            self.skipped += 1
+            self.skipped_overload += 1
+            return
+        self.max_lag_s = max(self.max_lag_s, loop.time() - due)
+        try:
+            await self.poll_once()
+        finally:
+            if gate is not None:
+                gate.release()
 
     async def _open(self, stack: contextlib.AsyncExitStack) -> bool:
         try:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from dcim.admission import PollGate
 from dcim.backoff import Backoff
 from dcim.bus import Bus, Subscription
 from dcim.collector import Collectors, StreamCollector
@@ -96,6 +97,8 @@ class Monitor:
         self._polled: dict[str, tuple[PlacedDevice, DevicePoller]] = {}
         self._poll_tasks: dict[str, asyncio.Task[None]] = {}
         self._started = False
+        #: Admits polls while the event loop keeps up (overload: polls skipped, counted).
+        self.poll_gate = PollGate()
         monitor = config.monitor
         # one clear line naming the setting, not a traceback from the first user of it
         prepare_state_dir(monitor.state_dir)
@@ -155,6 +158,7 @@ class Monitor:
             interval_s=placed.device.poll_interval_s,
             emit=self.bus.publish,
             spread=self.config.monitor.jitter if spread is None else spread,
+            gate=self.poll_gate,
         )
         self._polled[placed.device.id] = (placed, poller)
         self.pollers.append(poller)
@@ -186,6 +190,7 @@ class Monitor:
             self.config.monitor.self_metrics_interval_s,
             alert_store_errors=self._alert_store_errors,
             extra=self.self_metric_sources,
+            gate=self.poll_gate,
         )
         log.info(
             "monitoring %d devices, writing to %s",
@@ -199,6 +204,7 @@ class Monitor:
         ]
         self._core = {task.get_name(): task for task in sink_tasks}
         self._started = True
+        self.poll_gate.start()
         for device_id, (_, poller) in self._polled.items():
             self._start_poller(device_id, poller)
         self._start_streams()
@@ -225,6 +231,7 @@ class Monitor:
                     *self._aux.values(),
                 ]
             )
+            await self.poll_gate.aclose()
             if self.alerts is not None:
                 await self.alerts.aclose()
             # last health snapshot, then flush every sink (or spool what cannot be written)

@@ -7,6 +7,7 @@ import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 
+from dcim.admission import PollGate
 from dcim.bus import Bus
 from dcim.collector import Emit
 from dcim.poller import DevicePoller
@@ -33,7 +34,9 @@ class SelfMetrics:
         *,
         alert_store_errors: Callable[[], int | None] | None = None,
         extra: Sequence[Callable[[int], list[Reading]]] = (),
+        gate: PollGate | None = None,
     ) -> None:
+        self._gate = gate
         self._extra = extra
         self._bus = bus
         self._pollers = pollers
@@ -46,6 +49,8 @@ class SelfMetrics:
         self._alert_store_errors = alert_store_errors
         #: The worst poll start lag of the last interval (Prometheus reads it between runs).
         self.last_poll_lag_s = 0.0
+        #: The event loop's worst lag of the last interval.
+        self.last_loop_lag_s = 0.0
 
     def collect(self) -> list[Reading]:
         """One snapshot of the monitor's health."""
@@ -66,9 +71,18 @@ class SelfMetrics:
         for poller in self._pollers:
             poller.max_lag_s = 0.0
         self.last_poll_lag_s = lag
-        out.append(
-            Reading(SELF_DEVICE, "dcim.poll_lag_s", round(lag, 6), "s", ts, self._process_tags)
-        )
+        tags = self._process_tags
+        out.append(Reading(SELF_DEVICE, "dcim.poll_lag_s", round(lag, 6), "s", ts, tags))
+        skipped = sum(p.skipped for p in self._pollers)
+        overload = sum(p.skipped_overload for p in self._pollers)
+        out.append(Reading(SELF_DEVICE, "dcim.polls_skipped", skipped, None, ts, tags))
+        out.append(Reading(SELF_DEVICE, "dcim.polls_skipped_overload", overload, None, ts, tags))
+        gate = self._gate
+        if gate is not None:
+            self.last_loop_lag_s = loop_lag = gate.take_max_loop_lag()
+            out.append(Reading(SELF_DEVICE, "dcim.loop_lag_s", round(loop_lag, 6), "s", ts, tags))
+            out.append(Reading(SELF_DEVICE, "dcim.poll_limit", gate.limit, None, ts, tags))
+            out.append(Reading(SELF_DEVICE, "dcim.polls_waiting", gate.waiting, None, ts, tags))
         errors = self._alert_store_errors() if self._alert_store_errors is not None else None
         if errors is not None:
             out.append(

@@ -144,7 +144,9 @@ def _devices(monitor: Monitor) -> Iterable[Metric]:
     polls = CounterMetricFamily("dcim_device_polls", "Polls started", labels=DEVICE_LABELS)
     errors = CounterMetricFamily("dcim_device_poll_errors", "Failed polls", labels=DEVICE_LABELS)
     skipped = CounterMetricFamily(
-        "dcim_device_polls_skipped", "Poll slots skipped (a poll overran)", labels=DEVICE_LABELS
+        "dcim_device_polls_skipped",
+        "Poll slots without a poll (a poll overran, or the overloaded monitor did not admit it)",
+        labels=DEVICE_LABELS,
     )
     for poller in monitor.pollers:
         tags = poller.collector.tags
@@ -180,6 +182,27 @@ def _pipeline(monitor: Monitor) -> Iterable[Metric]:
         "dcim_poll_lag_seconds",
         "Worst poll start delay over the last self-metrics interval",
         value=lag,
+    )
+    gate = monitor.poll_gate
+    loop_lag = monitor.self_metrics.last_loop_lag_s if monitor.self_metrics is not None else 0.0
+    yield GaugeMetricFamily(
+        "dcim_event_loop_lag_seconds",
+        "Worst lateness of the event loop over the last self-metrics interval",
+        value=loop_lag,
+    )
+    yield GaugeMetricFamily(
+        "dcim_poll_limit",
+        "Polls admitted at once (adapts to the event loop's lag)",
+        value=gate.limit,
+    )
+    yield GaugeMetricFamily("dcim_polls_in_progress", "Polls running", value=gate.in_progress)
+    yield GaugeMetricFamily(
+        "dcim_polls_waiting", "Due polls waiting for admission", value=gate.waiting
+    )
+    yield CounterMetricFamily(
+        "dcim_polls_skipped_overload",
+        "Polls not admitted before their next slot (the monitor was overloaded)",
+        value=gate.skipped,
     )
     depth = GaugeMetricFamily("dcim_queue_depth", "Readings waiting", labels=["consumer"])
     capacity = GaugeMetricFamily("dcim_queue_capacity", "Queue size", labels=["consumer"])
