@@ -34,6 +34,9 @@ SLOT_HOLD_S = 0.15
 #: without it, 5,000 devices against a slowed agent queued megabytes of requests
 #: it answered only after our timeout, whose retries slowed it further.
 OUTSTANDING_FACTOR = 4
+#: Datagrams taken from a socket in one go, and the largest one read.
+DRAIN_MAX = 64
+MAX_DATAGRAM = 65_535
 
 #: v1/v2c: (datagram, parsed header); v3: what the session's check accepted.
 Answer = tuple[bytes, fc.Header] | fv3.Incoming | None
@@ -77,19 +80,62 @@ class _Slot:
 
 
 class Channel(asyncio.DatagramProtocol):
-    """One UDP socket shared by many devices: requests in flight by request-id."""
+    """One UDP socket shared by many devices: requests in flight by request-id.
 
-    def __init__(self, slots: asyncio.Semaphore, outstanding: asyncio.Semaphore) -> None:
+    asyncio's datagram transport hands over one datagram per turn of the event loop;
+    each answer that arrives also takes whatever is waiting in the socket then
+    (`drain`), and a try is declared unanswered only after the socket was read: on a
+    busy loop, answers that came in time would otherwise wait behind other work past
+    their timers, and fail polls the devices answered.
+    """
+
+    def __init__(
+        self,
+        slots: asyncio.Semaphore,
+        outstanding: asyncio.Semaphore,
+        sock: socket.socket | None = None,
+    ) -> None:
         self.transport: asyncio.DatagramTransport | None = None
         self.pending: dict[int, _Pending] = {}
         self.slots = slots  # shared by every channel of the host, as is `outstanding`
         self.outstanding = outstanding
         self.stray = 0  # answers nobody waits for (late, spoofed, malformed)
+        self._sock = sock
+        self._draining = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a datagram endpoint's
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self._dispatch(data, addr)
+        self.drain()
+
+    def drain(self) -> None:
+        """Take the datagrams already waiting in the socket (at most DRAIN_MAX)."""
+        sock = self._sock
+        if sock is None or self._draining:
+            return
+        self._draining = True
+        try:
+            for _ in range(DRAIN_MAX):
+                try:
+                    data, addr = sock.recvfrom(MAX_DATAGRAM)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError:
+                    return  # closed, or an ICMP error: the transport reports those
+                self._dispatch(data, addr)
+        finally:
+            self._draining = False
+
+    def expire_try(self, future: asyncio.Future[Answer]) -> None:
+        """A try's timer fired: read what already arrived, then wake its waiter with None."""
+        if not future.done():
+            self.drain()
+        if not future.done():
+            future.set_result(None)
+
+    def _dispatch(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         msg_id = fv3.v3_msg_id(data)
         if msg_id is not None:
             self._v3_received(data, addr, msg_id)
@@ -161,7 +207,7 @@ class Channel(asyncio.DatagramProtocol):
                 try:
                     for _ in range(tries):
                         transport.sendto(request, address)
-                        timer = loop.call_later(timeout_s, expire_try, future)
+                        timer = loop.call_later(timeout_s, self.expire_try, future)
                         try:
                             answer = await future
                         finally:
@@ -179,12 +225,6 @@ class Channel(asyncio.DatagramProtocol):
         return None  # unconnected UDP: ICMP errors are not tied to a request; timeouts decide
 
 
-def expire_try(future: asyncio.Future[Answer]) -> None:
-    """A try went unanswered: its waiter wakes with None."""
-    if not future.done():
-        future.set_result(None)
-
-
 async def open_channel(
     family: int, slots: asyncio.Semaphore, outstanding: asyncio.Semaphore
 ) -> Channel:
@@ -196,7 +236,7 @@ async def open_channel(
         sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
         sock.setblocking(False)
         _, channel = await loop.create_datagram_endpoint(
-            lambda: Channel(slots, outstanding), sock=sock
+            lambda: Channel(slots, outstanding, sock), sock=sock
         )
     except BaseException:
         sock.close()

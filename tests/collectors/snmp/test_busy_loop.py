@@ -1,0 +1,96 @@
+"""Answers that arrived in time count, even when the client's event loop was busy.
+
+The agent runs in a thread of its own (its own event loop), so it answers while the
+test keeps the client's loop busy past every request's timer: as a monitor polling
+more than one core can serve would. asyncio's transport reads one datagram per turn
+of the loop; without reading the socket before a try expires, all but one of the
+answers waiting there would be taken for timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from collectors.snmp.client import SnmpHost
+from collectors.snmp.types import parse_oid
+from dcim.inventory import SnmpConfig
+from simulators.fast_agent import FastAgent, fleet, fleet_devices
+from tests.support.waiting import eventually
+
+MEMBERS = fleet(60)
+SYS_NAME = parse_oid("1.3.6.1.2.1.1.5.0")
+
+
+def _busy(seconds: float) -> None:
+    """Keep the CPU (and so this event loop) busy, as decoding thousands of polls does."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+@pytest.fixture
+def agent_port() -> Iterator[int]:
+    """A fast agent answering from its own thread and loop."""
+    ready = threading.Event()
+    stop: list[asyncio.Event] = []
+    ports: list[int] = []
+
+    async def serve() -> None:
+        agent = FastAgent(fleet_devices(MEMBERS))
+        ports.extend(await agent.start("127.0.0.1", 0))
+        stop.append(asyncio.Event())
+        ready.set()
+        try:
+            await stop[0].wait()
+        finally:
+            agent.close()
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    assert ready.wait(10), "the agent did not start"
+    yield ports[0]
+    loop.call_soon_threadsafe(stop[0].set)
+    thread.join(10)
+    loop.close()
+
+
+async def test_answers_waiting_behind_a_busy_loop_are_taken_not_timed_out(
+    agent_port: int,
+) -> None:
+    host = SnmpHost(max_in_flight=1000)
+    try:
+        sessions = [
+            await host.session(
+                m.id,
+                SnmpConfig.model_validate(
+                    {
+                        "host": "127.0.0.1",
+                        "port": agent_port,
+                        "community": m.community,
+                        "timeout_s": 0.2,
+                        "retries": 0,
+                    }
+                ),
+            )
+            for m in MEMBERS
+        ]
+        gets = [asyncio.create_task(s.get([SYS_NAME])) for s in sessions]
+        await eventually(
+            lambda: host.in_flight == len(MEMBERS), 5, "every request sent", interval_s=0
+        )
+        # the loop busy with other work while the answers arrive and every timer passes
+        _busy(0.6)
+        answers = await asyncio.gather(*gets, return_exceptions=True)
+    finally:
+        host.close()
+    failed = [a for a in answers if isinstance(a, BaseException)]
+    assert failed == []
+    assert [a[0].value for a in answers if not isinstance(a, BaseException)] == [
+        m.id.encode() for m in MEMBERS
+    ]
