@@ -16,6 +16,7 @@ import yaml
 
 from dcim.bench.agent import SimulatedFleet
 from dcim.bench.child import run_child
+from dcim.bench.cpus import pinned_command
 from dcim.bench.fleet import v3_credentials
 from dcim.bench.measure import (
     PollStats,
@@ -214,15 +215,15 @@ def run_exporter(
     modules = write_exporter_config(config, count, spec)
     port = free_tcp_port()
     log = (work / "exporter.log").open("w")
+    command = [
+        binary,
+        f"--config.file={config}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warn",
+    ]
+    # the process under test gets the measured CPU (the Go runtime sizes itself to it)
     exporter = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=log,
-        stderr=log,
+        pinned_command(spec.get("measured_cpus") or [], command), stdout=log, stderr=log
     )
     try:
         _wait_http(port, 120)

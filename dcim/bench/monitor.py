@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -237,6 +238,9 @@ async def monitor_phase(spec: dict[str, Any]) -> dict[str, Any]:
         "rss_before_devices_bytes": rss_start,
         "rss_per_device_bytes": (rss - rss_start) / max(devices, 1),
         "skipped_slots": sum(p.skipped for p in monitor.pollers),
+        "cpus_allowed": sorted(os.sched_getaffinity(0)),
+        "skipped_overload": monitor.poll_gate.skipped,
+        "poll_limit_at_end": monitor.poll_gate.limit,
         "sink": sink_name,
         "points_written_in_window": written,
         "points_written_per_s": written / wall,

@@ -10,10 +10,17 @@ import json
 import sys
 from collections.abc import Sequence
 
+#: Phases whose process is the one measured (the scrape loop only drives the exporter).
+UNDER_TEST = frozenset({"monitor", "poll"})
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     phase, spec = argv[0], json.loads(sys.stdin.readline())  # the monitor reads on after it
+    if phase in UNDER_TEST and spec.get("measured_cpus"):
+        from dcim.bench.cpus import pin
+
+        pin(spec["measured_cpus"])
     if phase == "monitor":
         from dcim.bench.monitor import monitor_phase
 

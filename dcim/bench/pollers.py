@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,7 @@ from dcim.reading import Reading
 
 async def poll_phase(spec: dict[str, Any]) -> dict[str, Any]:
     from collectors.registry import CollectorFactory
+    from dcim.admission import PollGate
     from dcim.inventory import Config, iter_devices
     from dcim.poller import DevicePoller
 
@@ -50,14 +52,16 @@ async def poll_phase(spec: dict[str, Any]) -> dict[str, Any]:
 
     rss_start = rss_of()
     factory = CollectorFactory(max_in_flight=config.monitor.max_in_flight)
+    gate = PollGate()  # as in the monitor: polls admitted while the loop keeps up
     pollers: list[LagPoller] = []
     for placed in iter_devices(config):
         interval = placed.device.poll_interval_s
         timed = TimedCollector(factory.build(placed), interval, 0.0, stats)
-        poller = LagPoller(timed, interval_s=interval, emit=emit, spread=1.0)
+        poller = LagPoller(timed, interval_s=interval, emit=emit, spread=1.0, gate=gate)
         timed.offset = poller._offset
         poller.timed = timed
         pollers.append(poller)
+    gate.start()
     tasks = [asyncio.create_task(p.run()) for p in pollers]
     await asyncio.sleep(spec["interval"])  # warm-up: every device polled once
     stats.measuring = True
@@ -69,6 +73,7 @@ async def poll_phase(spec: dict[str, Any]) -> dict[str, Any]:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await gate.aclose()
     factory.close()
     polls = stats.ok
     return {
@@ -94,4 +99,7 @@ async def poll_phase(spec: dict[str, Any]) -> dict[str, Any]:
         "rss_before_devices_bytes": rss_start,
         "rss_per_device_bytes": (rss - rss_start) / max(len(pollers), 1),
         "skipped_slots": sum(p.skipped for p in pollers),
+        "cpus_allowed": sorted(os.sched_getaffinity(0)),
+        "skipped_overload": gate.skipped,
+        "poll_limit_at_end": gate.limit,
     }

@@ -2,7 +2,9 @@
 
 One column per JSON file (e.g. 1,000 and 5,000 devices), one row per figure, so the
 table in the README is generated from measurements and can be compared between
-commits. Figures a file lacks (a phase not run) show as "-".
+commits. Figures a file lacks (a phase not run) show as "-". A run of several
+rounds (`--repeat`) shows each round's figure, in order, separated by " · ", so the
+spread is in the table.
 """
 
 from __future__ import annotations
@@ -77,6 +79,13 @@ def _polls(m: Result) -> str:
     return f"{m['polls_per_s']:,.1f} ({_num(due, ',.1f')})"
 
 
+def _done(m: Result) -> str:
+    if "polls" not in m or not m.get("expected_polls"):
+        return "-"
+    share = m["polls"] / m["expected_polls"]
+    return f"{m['polls']:,} / {m['expected_polls']:,} ({min(share, 9.99):.1%}), {m['failed_polls']:,} failed"
+
+
 def _pair(m: Result, first: str, second: str) -> str:
     if first not in m:
         return "-"
@@ -101,6 +110,17 @@ ROWS: tuple[Row, ...] = (
     ("devices polled (+ MQTT sensors)", _devices),
     ("polls/s (due)", lambda r: _polls(_phase(r, "monitor"))),
     ("failed polls", lambda r: _num(_phase(r, "monitor").get("failed_polls"), ",d")),
+    ("polls done / due: monitor", lambda r: _done(_phase(r, "monitor"))),
+    ("polls done / due: pollers alone", lambda r: _done(_phase(r, "fast"))),
+    ("polls done / due: snmp_exporter", lambda r: _done(_phase(r, "exporter"))),
+    (
+        "polls skipped by overload (monitor)",
+        lambda r: _num(_phase(r, "monitor").get("skipped_overload"), ",d"),
+    ),
+    (
+        "fleet CPU, share of a core (monitor phase)",
+        lambda r: _pct(_phase(r, "monitor").get("agent_cpu_share")),
+    ),
     (
         "monitor CPU, share of one core",
         lambda r: _pct(_phase(r, "monitor").get("cpu_share_of_one_core")),
@@ -154,9 +174,10 @@ ROWS: tuple[Row, ...] = (
 
 
 def _header(r: Result) -> str:
+    rounds = len(r.get("rounds") or [r])
     return (
         f"{r.get('devices', '?'):,} devices, {r.get('snmp_version', 'v2c')}, "
-        f"every {r.get('interval_s', 0):g} s"
+        f"every {r.get('interval_s', 0):g} s" + (f", {rounds} rounds" if rounds > 1 else "")
     )
 
 
@@ -169,11 +190,30 @@ def _footer(results: Sequence[Result]) -> str:
             f"{r.get('cpus', '?')} CPUs, Python {r.get('python', '?')}, "
             f"{r.get('duration_s', 0):g} s measured"
         )
+        placement = r.get("cpu_placement") or {}
+        if placement.get("pinned"):
+            line += (
+                f"; process under test on CPU {placement['measured']}, fleet and servers "
+                f"on CPU {placement['others']}"
+            )
         if r.get("note"):
             line += f"; {r['note']}"
         if line not in seen:
             seen.append(line)
     return "\n".join(f"_{line}_  " for line in seen)
+
+
+def _rounds(result: Result) -> list[Result]:
+    """Each round of a result as a result of its own (one round for older files)."""
+    rounds = result.get("rounds") or []
+    return [{**result, **r} for r in rounds] or [result]
+
+
+def _cell(cell: Callable[[Result], str], result: Result) -> str:
+    values = [cell(r) for r in _rounds(result)]
+    if len(set(values)) == 1:
+        return values[0]
+    return " · ".join(values)
 
 
 def markdown(results: Sequence[Result]) -> str:
@@ -183,7 +223,7 @@ def markdown(results: Sequence[Result]) -> str:
         "|---|" + "---:|" * len(results),
     ]
     for label, cell in ROWS:
-        lines.append(f"| {label} | " + " | ".join(cell(r) for r in results) + " |")
+        lines.append(f"| {label} | " + " | ".join(_cell(cell, r) for r in results) + " |")
     return "\n".join(lines) + "\n\n" + _footer(results) + "\n"
 
 
@@ -193,7 +233,7 @@ def text(results: Sequence[Result]) -> str:
     out = []
     for r in results:
         out.append(_header(r))
-        out.extend(f"  {label:<{width}}  {cell(r)}" for label, cell in ROWS)
+        out.extend(f"  {label:<{width}}  {_cell(cell, r)}" for label, cell in ROWS)
     return "\n".join(out) + "\n"
 
 

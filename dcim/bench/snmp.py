@@ -36,6 +36,7 @@ from typing import Any
 
 from dcim.bench.agent import SimulatedFleet, default_processes
 from dcim.bench.child import run_child
+from dcim.bench.cpus import Placement, busy_shares, cpu_times, pin, plan
 from dcim.bench.exporter import TOTAL_IN_FLIGHT, run_exporter
 from dcim.bench.fleet import v3_credentials
 from dcim.bench.servers import SINKS
@@ -52,12 +53,25 @@ def run_bench(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="dcim-bench-snmp-"))
     if args.snmp_version == "v3":
         v3_credentials()  # fail before anything starts if the agent cannot speak it
+    placement = plan(args.pin)
+    allowed = os.sched_getaffinity(0)
+    if placement.pinned:
+        pin(placement.others)  # the fleet, servers and load generators start from here
+    try:
+        return _bench(args, work, placement)
+    finally:
+        pin(sorted(allowed))  # a caller in this process (a test) gets its CPUs back
+
+
+def _bench(args: argparse.Namespace, work: Path, placement: Placement) -> int:
     # each poll's requests must find the snapshot its first request built: with the 1 s
     # default, a busy agent whose queue delays requests rebuilds it for every request,
     # gets busier and no answer comes in time any more (every poll fails); below the
     # interval, each poll still sees fresh values
     cache_s = min(10.0, args.interval / 3)
-    processes = args.agent_procs or default_processes(args.devices)
+    processes = args.agent_procs or min(
+        default_processes(args.devices), max(1, len(placement.others))
+    )
     agents = SimulatedFleet(
         args.devices,
         processes=processes,
@@ -84,7 +98,10 @@ def run_bench(args: argparse.Namespace) -> int:
         "sink": args.sink,
         "agent_cache_s": cache_s,
         "agent_processes": processes,
+        "cpu_placement": placement.describe(),
+        "repeat": args.repeat,
         "phases": {},
+        "rounds": [],
     }
     try:
         agents.start()
@@ -98,41 +115,29 @@ def run_bench(args: argparse.Namespace) -> int:
             "max_in_flight": TOTAL_IN_FLIGHT,
             "snmp_version": args.snmp_version,
         }
+        spec["measured_cpus"] = list(placement.measured)
         phases = [p.strip() for p in args.phases.split(",") if p.strip()]
         unknown = [p for p in phases if p not in PHASES]
         if unknown:
             raise SystemExit(f"unknown phase {unknown[0]!r} (choose from {', '.join(PHASES)})")
-        for phase in phases:
-            agent0, udp0, load0 = agents.cpu(), udp_counters(), os.getloadavg()[0]
-            watch = QueueWatch(agents.ports)
-            try:
-                with watch:
-                    out = _run_phase(phase, args, spec, agents, work)
-            except Exception as exc:  # the other phases' results still count
-                print(f"{phase} phase failed: {exc} (logs in {work})")
-                failed = {"error": f"{type(exc).__name__}: {exc}", **watch.figures()}
-                failed["loadavg_1m_before_after"] = [load0, os.getloadavg()[0]]
-                result["phases"][phase] = failed
-                continue
-            if out is None:
-                continue
-            out.setdefault("agent_cpu_s", round(agents.cpu() - agent0, 3))
-            # the host's UDP drops and load: polls failing in bulk are explained here
-            out["udp_errors"] = {k: v - udp0.get(k, 0) for k, v in udp_counters().items()}
-            out["loadavg_1m_before_after"] = [load0, os.getloadavg()[0]]
-            out.update(watch.figures())
-            result["phases"][phase] = out
-            _print_phase(phase, out)
-            if phase == "monitor":
-                _print_monitor_extras(out)
-            if out.get("errors"):
-                print(f"         errors: {out['errors']}")
+        for number in range(1, args.repeat + 1):
+            if args.repeat > 1:
+                print(f"round {number} of {args.repeat}", flush=True)
+            done = _run_round(phases, args, spec, agents, work, placement=placement)
+            result["rounds"].append({"phases": done, "ratios": _ratios(done)})
+            _print_ratios(result["rounds"][-1]["ratios"])
         result["agent_rss_bytes"] = agents.rss()
     finally:
         agents.stop()
     result["agent_stats"] = agents.stats()
-    result["ratios"] = _ratios(result["phases"])
-    _print_ratios(result["ratios"])
+    if result["rounds"]:
+        # the first round stays the phases of record; every round is kept beside it
+        result["phases"] = result["rounds"][0]["phases"]
+        result["ratios"] = result["rounds"][0]["ratios"]
+    if len(result["rounds"]) > 1:
+        result["spread"] = _spread(result["rounds"])
+        for name, (low, high) in result["spread"].items():
+            print(f"spread over {len(result['rounds'])} rounds, {name}: {low:.2f}x .. {high:.2f}x")
     if args.keep_work or any("error" in out for out in result["phases"].values()):
         print(f"logs and server data kept in {work}")
     else:
@@ -141,6 +146,61 @@ def run_bench(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
         print(f"results written to {args.json}")
     return 0
+
+
+def _run_round(
+    phases: list[str],
+    args: argparse.Namespace,
+    spec: dict[str, Any],
+    agents: SimulatedFleet,
+    work: Path,
+    *,
+    placement: Placement,
+) -> dict[str, dict[str, Any]]:
+    """Every phase once, one after the other: phase -> its figures."""
+    done: dict[str, dict[str, Any]] = {}
+    for phase in phases:
+        agent0, udp0, load0 = agents.cpu(), udp_counters(), os.getloadavg()[0]
+        cpus0 = cpu_times()
+        watch = QueueWatch(agents.ports)
+        try:
+            with watch:
+                out = _run_phase(phase, args, spec, agents, work)
+        except Exception as exc:  # the other phases' results still count
+            print(f"{phase} phase failed: {exc} (logs in {work})")
+            failed = {"error": f"{type(exc).__name__}: {exc}", **watch.figures()}
+            failed["loadavg_1m_before_after"] = [load0, os.getloadavg()[0]]
+            done[phase] = failed
+            continue
+        if out is None:
+            continue
+        out.setdefault("agent_cpu_s", round(agents.cpu() - agent0, 3))
+        window = out.get("window_s") or 1.0
+        # what each process and each CPU got: a starved fleet or a shared core shows here
+        out["agent_cpu_share"] = round(out["agent_cpu_s"] / window, 3)
+        out["cpu_busy_by_cpu"] = busy_shares(cpus0, cpu_times())
+        out["cpu_placement"] = placement.describe()
+        # the host's UDP drops and load: polls failing in bulk are explained here
+        out["udp_errors"] = {k: v - udp0.get(k, 0) for k, v in udp_counters().items()}
+        out["loadavg_1m_before_after"] = [load0, os.getloadavg()[0]]
+        out.update(watch.figures())
+        done[phase] = out
+        _print_phase(phase, out)
+        if phase == "monitor":
+            _print_monitor_extras(out)
+        if out.get("errors"):
+            print(f"         errors: {out['errors']}")
+    return done
+
+
+def _spread(rounds: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+    """Lowest and highest of each ratio over the rounds that have it."""
+    out: dict[str, tuple[float, float]] = {}
+    for name in rounds[0]["ratios"]:
+        values = [r["ratios"][name] for r in rounds if r["ratios"].get(name) is not None]
+        if values:
+            out[name] = (min(values), max(values))
+    return out
 
 
 def _run_phase(
@@ -224,12 +284,19 @@ def _print_phase(phase: str, r: dict[str, Any]) -> None:
     lag = f"lag p50 {_fmt(r.get('lag_p50_s'), '.3f')} s p99 {_fmt(r.get('lag_p99_s'), '.3f')} s"
     print(
         f"{phase:8} {r['devices']:>6} devices: {r['polls']:>7} polls ({r['failed_polls']} failed, "
-        f"{r['expected_polls']} due) {r['polls_per_s']:8.1f}/s, "
-        f"{_fmt(r['polls_per_cpu_s'])} per CPU-s ({r['cpu_share_of_one_core']:.0%} of a core), "
+        f"{r['expected_polls']} due, {r.get('skipped_overload', 0)} skipped by overload) "
+        f"{r['polls_per_s']:8.1f}/s, "
+        f"{_fmt(r['polls_per_cpu_s'])} per CPU-s ({r['cpu_share_of_one_core']:.0%} of a core; "
+        f"fleet {r.get('agent_cpu_share', 0):.0%}; CPUs busy {_busy(r)}), "
         f"{lag}, RSS {r['rss_bytes'] / 2**20:.0f} MiB, agent CPU {r['agent_cpu_s']:.1f} s, "
         f"agent queue max {r.get('agent_queue_max_bytes', 0) / 1024:,.0f} KiB",
         flush=True,
     )
+
+
+def _busy(r: dict[str, Any]) -> str:
+    shares = r.get("cpu_busy_by_cpu") or {}
+    return " ".join(f"#{cpu} {share:.0%}" for cpu, share in shares.items()) or "-"
 
 
 def _print_monitor_extras(r: dict[str, Any]) -> None:
@@ -308,5 +375,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--keep-work", action="store_true", help="keep the temp dir (logs, server data)"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=2,
+        metavar="N",
+        help="run every phase N times (rounds), to show the spread (default 2)",
+    )
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="do not give the process under test a CPU of its own",
     )
     parser.add_argument("--note", help="free text kept in the JSON (e.g. 'shared machine')")

@@ -35,13 +35,26 @@ def test_monitor_phase_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[
     _need("mosquitto", "/usr/sbin/mosquitto")
     out = tmp_path / "bench.json"
     argv = ["bench", "snmp", "--devices", "20", "--interval", "2", "--duration", "4"]
-    argv += ["--phases", "monitor", "--event-rate", "3", "--json", str(out)]
+    argv += ["--phases", "monitor", "--event-rate", "3", "--repeat", "2", "--json", str(out)]
 
     assert main(argv) == 0
 
     result = json.loads(out.read_text())
     for key in ("commit", "date", "machine", "cpus", "python", "devices", "ratios"):
         assert key in result
+    assert len(result["rounds"]) == 2
+    assert result["phases"] == result["rounds"][0]["phases"]
+    placement = result["cpu_placement"]
+    for round_ in result["rounds"]:
+        monitor = round_["phases"]["monitor"]
+        assert "error" not in monitor, monitor.get("error")
+        assert monitor["failed_polls"] == 0
+        assert set(monitor["cpu_busy_by_cpu"]) == {str(c) for c in os.sched_getaffinity(0)}
+        # the monitor ran on the CPU of the process under test, the fleet elsewhere
+        assert monitor["cpus_allowed"] == placement["measured"]
+        if len(os.sched_getaffinity(0)) > 1:
+            assert placement["pinned"]
+            assert set(placement["measured"]).isdisjoint(placement["others"])
     monitor = result["phases"]["monitor"]
     assert "error" not in monitor, monitor.get("error")
     assert monitor["devices"] == 20
@@ -74,6 +87,23 @@ def test_report_shows_missing_phases_as_dashes() -> None:
 
     assert table.startswith("| | 5 devices, v2c, every 0 s | 5 devices, v2c, every 0 s |")
     assert "| failed polls | - | - |" in table
+
+
+def test_report_shows_every_round_of_a_repeated_run() -> None:
+    def round_(polls: int, ratio: float) -> dict[str, Any]:
+        monitor = {"polls": polls, "expected_polls": 100, "failed_polls": 0}
+        return {
+            "phases": {"monitor": monitor},
+            "ratios": {"monitor_vs_exporter_polls_per_cpu_s": ratio},
+        }
+
+    result: dict[str, Any] = {"devices": 5, "rounds": [round_(99, 1.25), round_(100, 1.5)]}
+
+    table = markdown([result])
+
+    assert "5 devices, v2c, every 0 s, 2 rounds" in table
+    assert "| 1.25× · 1.50× |" in table
+    assert "| 99 / 100 (99.0%), 0 failed · 100 / 100 (100.0%), 0 failed |" in table
 
 
 def test_exporter_modules_carry_v3_credentials(tmp_path: Path) -> None:
