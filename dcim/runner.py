@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from dcim import heap
 from dcim.admission import PollGate
 from dcim.backoff import Backoff
 from dcim.bus import Bus, Subscription
@@ -217,6 +218,7 @@ class Monitor:
             self._aux["board"] = asyncio.create_task(self.board.run(), name="board")
         try:
             await asyncio.sleep(0)  # every task runs up to its first wait: started
+            heap.settle()
             self.ready.set()
             await stop.wait()
         finally:
@@ -280,6 +282,13 @@ class Monitor:
         """Take a new (validated) config while running; see the module doc. `spread`:
         how far (a fraction of their interval) the first polls of added devices are spread
         (default `monitor.jitter`; a room taken over from a dead monitor is overdue)."""
+        heap.thaw()  # what the new config replaces can then be collected
+        try:
+            return await self._apply(config, spread)
+        finally:
+            heap.settle()
+
+    async def _apply(self, config: Config, spread: float | None) -> ConfigChange:
         change = ConfigChange(needs_restart=_restart_only_changes(self.config, config))
         wanted = {p.device.id: p for p in iter_devices(config) if p.device.mqtt is None}
         for device_id, (placed, _) in list(self._polled.items()):

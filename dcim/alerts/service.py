@@ -272,7 +272,9 @@ class AlertEngine:
             if out.transitions:
                 self._emit(transition_readings(out.transitions))
             now = self.clock()
-            snapshot = self.open_now.readings(out.transitions, self.engine.open_incidents, now)
+            snapshot = self.open_now.readings(
+                out.transitions, lambda: self.engine.open_incidents, now
+            )
             if snapshot:
                 self._emit(snapshot)
 

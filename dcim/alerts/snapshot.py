@@ -17,7 +17,7 @@ the time picker says:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from types import MappingProxyType
 
@@ -81,9 +81,13 @@ class OpenIncidents:
         self._next: float | None = None
 
     def readings(
-        self, transitions: Iterable[Transition], incidents: Iterable[Incident], now: float
+        self,
+        transitions: Iterable[Transition],
+        incidents: Callable[[], Iterable[Incident]],
+        now: float,
     ) -> list[Reading]:
-        """Incidents that just changed (their new state) and, when due, every firing one."""
+        """Incidents that just changed (their new state) and, when due, every firing one
+        (`incidents` is asked only then: sorting them on every flush cost the engine)."""
         out: dict[str, Reading] = {}
         for transition in transitions:
             incident = transition.incident
@@ -91,7 +95,7 @@ class OpenIncidents:
                 out[incident.id] = incident_reading(incident, now)
         if self._next is None or now >= self._next:
             self._next = now + self.period_s
-            for incident in incidents:
+            for incident in incidents():
                 if incident.phase is Phase.FIRING:
                     out[incident.id] = incident_reading(incident, now)
             out |= {f"site={site}": heartbeat(site, now) for site in self.sites}

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import resource
 import socket
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,36 @@ def free_tcp_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+class GcTimer:
+    """Time spent in the garbage collector (by generation) between start and stop."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.collections = [0, 0, 0]
+        self._started = 0.0
+
+    def start(self) -> None:
+        gc.callbacks.append(self._callback)
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        generation = info.get("generation", 0)
+        self.seconds[generation] += time.perf_counter() - self._started
+        self.collections[generation] += 1
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "gc_s": round(sum(self.seconds), 3),
+            "gc_s_by_generation": [round(x, 3) for x in self.seconds],
+            "gc_collections_by_generation": list(self.collections),
+        }
 
 
 class PollStats:

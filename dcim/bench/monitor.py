@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from dcim.bench.fleet import fleet_config
-from dcim.bench.measure import PollStats, TimedCollector, cpu_self, percentile, rss_of
+from dcim.bench.measure import GcTimer, PollStats, TimedCollector, cpu_self, percentile, rss_of
 from dcim.reading import Reading
 
 #: Rules whose decisions the bench times (the UPS trap rule and the bench's MQTT rule).
@@ -185,6 +185,8 @@ async def monitor_phase(spec: dict[str, Any]) -> dict[str, Any]:
     trap_ready_s = await bound  # events start only once traps can be received
     written0, bus0 = sink.stats.points_written, monitor.bus.published
     window.measuring = True
+    gc_timer = GcTimer()
+    gc_timer.start()
     cpu0, wall0 = cpu_self(), time.perf_counter()
     board_port = monitor.board.port if monitor.board is not None else None
     print(
@@ -194,6 +196,7 @@ async def monitor_phase(spec: dict[str, Any]) -> dict[str, Any]:
     if (await _stdin_line()).strip() != "stop":
         raise SystemExit("bench monitor phase: expected 'stop' from the parent")
     cpu, wall = cpu_self() - cpu0, time.perf_counter() - wall0
+    gc_timer.stop()
     window.measuring = False
     written, published = sink.stats.points_written - written0, monitor.bus.published - bus0
     rss = rss_of()
@@ -239,6 +242,7 @@ async def monitor_phase(spec: dict[str, Any]) -> dict[str, Any]:
         "rss_per_device_bytes": (rss - rss_start) / max(devices, 1),
         "skipped_slots": sum(p.skipped for p in monitor.pollers),
         "cpus_allowed": sorted(os.sched_getaffinity(0)),
+        **gc_timer.figures(),
         "skipped_overload": monitor.poll_gate.skipped,
         "poll_limit_at_end": monitor.poll_gate.limit,
         "sink": sink_name,
