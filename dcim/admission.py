@@ -6,14 +6,16 @@ answers wait in socket buffers past their timeouts, retries add load, and polls
 fail that the devices answered in time (a timeout storm). The gate lets polls start
 while the loop keeps up and holds them back while it lags; a poll still waiting
 when its device's next slot comes is skipped, counted and logged, and the device is
-polled at that next slot. Waiting on the network costs the loop nothing, so slow
+polled at that next slot (the self-metrics count and log it). Waiting on the network costs the loop nothing, so slow
 devices and long round trips raise the limit, they do not lower it: only the loop's
 own lag does.
 
 The loop's lag is the lateness of a timer set every `probe_s` (how long a ready
 callback waits behind the others). The limit follows it: cut to a fraction of the
 polls in progress when the lag passes `lag_high_s`, raised by a step while it stays
-under `lag_low_s` and polls are waiting.
+under `lag_low_s` and polls are waiting. Alert decisions come before polling: when
+the alert engine's queue (`backlog`, its fill fraction) is more than half full, the
+limit is cut as for a lagging loop, so pages are not held behind readings.
 """
 
 from __future__ import annotations
@@ -21,10 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import logging
-import time
-
-log = logging.getLogger(__name__)
+from collections.abc import Callable
 
 #: How often the loop's lag is sampled, s.
 PROBE_S = 0.05
@@ -37,8 +36,8 @@ DECREASE = 0.7
 MINIMUM = 4
 MAXIMUM = 100_000
 INITIAL = 512
-#: At most one overload line per this many seconds.
-LOG_EVERY_S = 60.0
+#: Fill fraction of the alert engine's queue above which fewer polls may start.
+BACKLOG_HIGH = 0.5
 
 
 class PollGate:
@@ -53,7 +52,9 @@ class PollGate:
         lag_high_s: float = LAG_HIGH_S,
         lag_low_s: float = LAG_LOW_S,
         probe_s: float = PROBE_S,
+        backlog: Callable[[], float] | None = None,
     ) -> None:
+        self._backlog = backlog
         self.minimum = max(1, minimum)
         self.maximum = max(self.minimum, maximum)
         self.limit = min(self.maximum, max(self.minimum, initial))
@@ -69,8 +70,6 @@ class PollGate:
         self.max_loop_lag_s = 0.0
         self._waiters: collections.deque[asyncio.Future[bool]] = collections.deque()
         self._task: asyncio.Task[None] | None = None
-        self._logged_at = time.monotonic()
-        self._skipped_logged = 0
 
     @property
     def waiting(self) -> int:
@@ -109,7 +108,6 @@ class PollGate:
             timer.cancel()
         if not admitted:
             self.skipped += 1
-            self._maybe_log()
         return admitted
 
     def release(self) -> None:
@@ -136,7 +134,8 @@ class PollGate:
             self._adjust(lag)
 
     def _adjust(self, lag: float) -> None:
-        if lag > self.lag_high_s:
+        behind = self._backlog is not None and self._backlog() > BACKLOG_HIGH
+        if lag > self.lag_high_s or behind:
             self.limit = max(self.minimum, min(self.limit, int(self.in_progress * DECREASE)))
         elif lag < self.lag_low_s and self._waiters:
             self.limit = min(self.maximum, self.limit + max(1, self.limit // 8))
@@ -146,22 +145,6 @@ class PollGate:
         """The largest loop lag since the last call (the self-metrics' period)."""
         lag, self.max_loop_lag_s = self.max_loop_lag_s, self.loop_lag_s
         return lag
-
-    def _maybe_log(self) -> None:
-        now = time.monotonic()
-        if now - self._logged_at < LOG_EVERY_S:
-            return
-        skipped = self.skipped - self._skipped_logged
-        log.warning(
-            "overload: %d polls skipped in the last %.0f s (the monitor cannot poll every "
-            "device on its interval; at most %d polls at once, event loop lag %.2f s); "
-            "their devices are polled at their next slot",
-            skipped,
-            now - self._logged_at,
-            self.limit,
-            self.loop_lag_s,
-        )
-        self._logged_at, self._skipped_logged = now, self.skipped
 
 
 def _expire(waiter: asyncio.Future[bool]) -> None:

@@ -121,6 +121,9 @@ class Monitor:
             self.alerts = AlertEngine.from_config(config)
         if self.alerts is not None:
             self._alert_feed = self.subscribe("alerts")
+            feed = self._alert_feed.queue
+            # pages before readings: an alert engine falling behind slows polling down
+            self.poll_gate = PollGate(backlog=lambda: feed.qsize() / max(1, feed.maxsize))
         self.board: Board | None = None
         if config.web is not None:
             from dcim.web.server import Board
@@ -216,9 +219,14 @@ class Monitor:
             )
         if self.board is not None:  # not core: the board stopping does not stop monitoring
             self._aux["board"] = asyncio.create_task(self.board.run(), name="board")
+        # start-up objects leave the GC's full passes now, and again once every device
+        # was polled (its session, plan and caches are made then)
+        first_round = max((p.interval_s for p in self.pollers), default=0.0) * 1.2
+        heap_task = asyncio.create_task(_settle_after(first_round), name="heap")
         try:
             await asyncio.sleep(0)  # every task runs up to its first wait: started
             heap.settle()
+            heap.building()
             self.ready.set()
             await stop.wait()
         finally:
@@ -231,9 +239,11 @@ class Monitor:
                     *self._stream_tasks,
                     *(t for n, t in self._core.items() if not n.startswith("sink ")),
                     *self._aux.values(),
+                    heap_task,
                 ]
             )
             await self.poll_gate.aclose()
+            heap.thaw()
             if self.alerts is not None:
                 await self.alerts.aclose()
             # last health snapshot, then flush every sink (or spool what cannot be written)
@@ -344,6 +354,11 @@ def _push_inputs(config: Config) -> tuple[Any, Any, list[PlacedDevice]]:
 
 #: Top-level sections a running monitor keeps until it restarts.
 _RESTART_ONLY = ("monitor", "sinks", "web")
+
+
+async def _settle_after(delay_s: float) -> None:
+    await asyncio.sleep(delay_s)
+    heap.settle()
 
 
 def _restart_only_changes(old: Config, new: Config) -> list[str]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 
@@ -15,6 +17,10 @@ from dcim.reading import Reading, now_ns
 from dcim.sinks.worker import SinkStats
 
 SELF_DEVICE = "dcim"
+#: At most one line about skipped polls per this many seconds.
+SKIPPED_LOG_EVERY_S = 60.0
+
+log = logging.getLogger(__name__)
 
 
 def _tags(**extra: str) -> Mapping[str, str]:
@@ -49,6 +55,9 @@ class SelfMetrics:
         self._alert_store_errors = alert_store_errors
         #: The worst poll start lag of the last interval (Prometheus reads it between runs).
         self.last_poll_lag_s = 0.0
+        self._started_at = time.monotonic()
+        self._logged_at: float | None = None
+        self._skipped_logged = (0, 0)
         #: The event loop's worst lag of the last interval.
         self.last_loop_lag_s = 0.0
 
@@ -75,6 +84,7 @@ class SelfMetrics:
         out.append(Reading(SELF_DEVICE, "dcim.poll_lag_s", round(lag, 6), "s", ts, tags))
         skipped = sum(p.skipped for p in self._pollers)
         overload = sum(p.skipped_overload for p in self._pollers)
+        self._log_skipped(skipped, overload, lag)
         out.append(Reading(SELF_DEVICE, "dcim.polls_skipped", skipped, None, ts, tags))
         out.append(Reading(SELF_DEVICE, "dcim.polls_skipped_overload", overload, None, ts, tags))
         gate = self._gate
@@ -93,6 +103,25 @@ class SelfMetrics:
         for source in self._extra:
             out.extend(source(ts))
         return out
+
+    def _log_skipped(self, skipped: int, overload: int, lag: float) -> None:
+        """One line when poll slots went without a poll, at most once a minute."""
+        now = time.monotonic()
+        if skipped <= self._skipped_logged[0]:
+            return
+        if self._logged_at is not None and now - self._logged_at < SKIPPED_LOG_EVERY_S:
+            return
+        since = self._started_at if self._logged_at is None else self._logged_at
+        log.warning(
+            "overload: %d poll slots skipped in the last %.0f s (%d not admitted, the rest "
+            "overran their interval; worst start lag %.2f s): the monitor cannot poll every "
+            "device on its interval, so each is polled at its next free slot",
+            skipped - self._skipped_logged[0],
+            now - since,
+            overload - self._skipped_logged[1],
+            lag,
+        )
+        self._logged_at, self._skipped_logged = now, (skipped, overload)
 
     async def run(self) -> None:
         while True:

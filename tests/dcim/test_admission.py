@@ -86,3 +86,17 @@ async def test_a_lagging_loop_lowers_the_limit_and_a_quiet_one_with_waiters_rais
         assert gate.max_loop_lag_s < 0.2  # taken: restarts from the last sample
     finally:
         await gate.aclose()
+
+
+async def test_an_alert_engine_falling_behind_lowers_the_limit_without_loop_lag() -> None:
+    fill = [0.9]  # the alert engine's queue 90 % full
+    gate = PollGate(initial=100, minimum=2, probe_s=0.01, backlog=lambda: fill[0])
+    loop = asyncio.get_running_loop()
+    for _ in range(20):
+        assert await gate.admit(loop.time() + 60)
+    gate.start()
+    try:
+        await eventually(lambda: gate.limit <= 14, 5, "the limit cut", interval_s=0.01)
+        assert gate.max_loop_lag_s < 0.2  # cut for the backlog, not for lag
+    finally:
+        await gate.aclose()
