@@ -103,7 +103,9 @@ async def _drive(
         "mode": "monitor",
         "devices": args.devices,
         "work": str(work),
-        "warmup": max(spec["interval"], 2.0),
+        # past the monitor's first round of polls and the heap freeze that follows it
+        # (dcim.heap, at 1.2 intervals): the window measures the steady state
+        "warmup": max(spec["interval"] * 1.3, 2.0),
         "sink": store.sink_config(),
         "webhook_url": receiver.url,
         "trap_communities": sorted({t.address for t in targets if t.rule == TRAP_RULE}),
