@@ -14,7 +14,8 @@ other, each in its own process so CPU and memory are its own:
   `snmp.yml` walking the same OIDs, scraped by a load loop in another
   process on the same schedule; its CPU is read from /proc.
 
-Every phase first polls for one interval (warm-up: sessions, caches), then
+Every phase first polls for one interval (the monitor 1.3: past its first round and
+the heap freeze after it) to warm up (sessions, caches), then
 measures for `--duration` seconds. A poll counts when it returns readings
 (or, for the exporter, an HTTP 200 with samples). Results are ratios taken
 in the same run: monitor and fast vs exporter polls per CPU-second.
