@@ -22,13 +22,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         pin(spec["measured_cpus"])
     if phase == "monitor":
+        from dcim import eventloop
         from dcim.bench.monitor import monitor_phase
 
-        out = asyncio.run(monitor_phase(spec))
+        out = eventloop.run(monitor_phase(spec))
     elif phase == "poll":
+        from dcim import eventloop
         from dcim.bench.pollers import poll_phase
 
-        out = asyncio.run(poll_phase(spec))
+        out = eventloop.run(poll_phase(spec))
     elif phase == "scrape":
         from dcim.bench.exporter import scrape_phase
 

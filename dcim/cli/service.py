@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dcim import eventloop
 from dcim.cli.common import (
     CONFIG_HELP,
     load_checked,
@@ -165,7 +165,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             ", ".join(rooms) or "none",
             part.monitor.state_dir,
         )
-    return asyncio.run(service.run(args.duration))
+    return eventloop.run(service.run(args.duration))
 
 
 def _shard(args: argparse.Namespace) -> Shard | None:

@@ -18,6 +18,7 @@ import pytest
 
 from collectors.snmp.client import SnmpHost
 from collectors.snmp.types import parse_oid
+from dcim import eventloop
 from dcim.inventory import SnmpConfig
 from simulators.fast_agent import FastAgent, fleet, fleet_devices
 from tests.support.waiting import eventually
@@ -60,9 +61,9 @@ def agent_port() -> Iterator[int]:
     loop.close()
 
 
-async def test_answers_waiting_behind_a_busy_loop_are_taken_not_timed_out(
-    agent_port: int,
-) -> None:
+async def _busy_polls(port: int) -> list[object]:
+    """Every member's sysName asked at once, the loop kept busy past every timer; the
+    answers (or errors) in member order."""
     host = SnmpHost(max_in_flight=1000)
     try:
         sessions = [
@@ -71,7 +72,7 @@ async def test_answers_waiting_behind_a_busy_loop_are_taken_not_timed_out(
                 SnmpConfig.model_validate(
                     {
                         "host": "127.0.0.1",
-                        "port": agent_port,
+                        "port": port,
                         "community": m.community,
                         "timeout_s": 0.2,
                         "retries": 0,
@@ -86,11 +87,26 @@ async def test_answers_waiting_behind_a_busy_loop_are_taken_not_timed_out(
         )
         # the loop busy with other work while the answers arrive and every timer passes
         _busy(0.6)
-        answers = await asyncio.gather(*gets, return_exceptions=True)
+        return list(await asyncio.gather(*gets, return_exceptions=True))
     finally:
         host.close()
+
+
+def _check(answers: list[object]) -> None:
     failed = [a for a in answers if isinstance(a, BaseException)]
     assert failed == []
-    assert [a[0].value for a in answers if not isinstance(a, BaseException)] == [
-        m.id.encode() for m in MEMBERS
-    ]
+    values = [a[0].value for a in answers if isinstance(a, list)]
+    assert values == [m.id.encode() for m in MEMBERS]
+
+
+async def test_answers_waiting_behind_a_busy_loop_are_taken_not_timed_out(
+    agent_port: int,
+) -> None:
+    _check(await _busy_polls(agent_port))
+
+
+async def test_the_same_on_the_monitors_event_loop(agent_port: int) -> None:
+    # uvloop (libuv) runs expired timers before it polls for I/O: without reading the
+    # socket first, every one of these answers would be a timeout
+    assert eventloop.loop_factory() is not None, "uvloop is a dependency: it must be installed"
+    _check(await asyncio.to_thread(eventloop.run, _busy_polls(agent_port)))
