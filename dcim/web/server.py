@@ -29,7 +29,7 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 from markupsafe import Markup
 
-from dcim.audit import AuditLog
+from dcim.audit import DEFAULT_AUDIT_FILE, AuditLog
 from dcim.clock import Clock
 from dcim.i18n import LANGUAGES, pick_language, translations
 from dcim.inventory import Config, InfluxSinkConfig
@@ -96,7 +96,14 @@ class Board:
         self.web: WebConfig = config.web
         self.queue = queue
         self.alerts = alerts
-        self.audit = audit or AuditLog(config.monitor.state_dir / "audit.jsonl")
+        # one audit trail for the board and the alert API: `monitor.audit_file` when set
+        self.audit = audit or (
+            alerts.audit
+            if alerts is not None
+            else AuditLog(
+                config.monitor.audit_file or config.monitor.state_dir / DEFAULT_AUDIT_FILE
+            )
+        )
         self.clock: Clock = clock or (alerts.clock if alerts else time.time)
         #: One line the banner shows (the demo says what it is playing).
         self.note = note
@@ -106,7 +113,7 @@ class Board:
         self.overview = OverviewBuilder(config, engine_bands(config.alerts))
         self.auth = Authenticator(
             self.web.users,
-            config.alerts.api.token if config.alerts and config.alerts.api else None,
+            config.alerts.api.identities() if config.alerts and config.alerts.api else [],
             self.web.session_ttl_s,
         )
         self.hub = Hub(self.web.update_s)

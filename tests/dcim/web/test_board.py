@@ -24,7 +24,7 @@ from dcim.errors import ConfigError
 from dcim.i18n import pick_language, translations
 from dcim.inventory import Config, iter_devices, parse_config
 from dcim.reading import Reading
-from dcim.web.auth import hash_password
+from dcim.web.auth import Authenticator, hash_password
 from dcim.web.config import HistorySettings
 from dcim.web.influx import read_history
 from dcim.web.live import DeviceHistory, LiveState
@@ -158,6 +158,28 @@ def test_language_follows_the_user_then_the_browser() -> None:
     assert pick_language(["en"], "vi") == "en"
     assert pick_language([None], "de, fr") == "en"
     assert pick_language([None], "vi-VN") == "vi"
+
+
+def test_the_board_audits_where_the_monitor_audits(tmp_path: Path) -> None:
+    queue: asyncio.Queue[Reading] = asyncio.Queue()
+    chosen = tmp_path / "audit" / "operators.jsonl"
+    cfg = config(f"monitor: {{state_dir: {tmp_path}, audit_file: {chosen}}}\n")
+    assert Board(cfg, queue).audit.path == chosen
+    default = config(f"monitor: {{state_dir: {tmp_path}}}\n")
+    assert Board(default, queue).audit.path == tmp_path / "audit.jsonl"
+
+
+async def test_each_named_api_token_logs_in_as_its_own_operator() -> None:
+    alice, shared = "a" * 24, "b" * 24
+    auth = Authenticator([], [("api-token", shared), ("alice", alice)], ttl_s=60)
+    session = await auth.login("token", alice, "192.0.2.1")
+    assert session is not None
+    assert (session.identity.name, session.identity.can_act) == ("alice", True)
+    session = await auth.login("token", shared, "192.0.2.1")
+    assert session is not None
+    assert session.identity.name == "api-token"
+    assert await auth.login("token", "c" * 24, "192.0.2.1") is None
+    assert await auth.login("alice", alice, "192.0.2.1") is None  # a token is not a password
 
 
 # --- the HTTP server ------------------------------------------------------------------
