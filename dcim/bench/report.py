@@ -118,8 +118,8 @@ ROWS: tuple[Row, ...] = (
         lambda r: _num(_phase(r, "monitor").get("skipped_overload"), ",d"),
     ),
     (
-        "fleet CPU, share of a core (monitor phase)",
-        lambda r: _pct(_phase(r, "monitor").get("agent_cpu_share")),
+        "fleet CPU over the monitor phase, share of a core",
+        lambda r: _pct(_phase(r, "monitor").get("agent_cpu_share_of_phase")),
     ),
     (
         "monitor CPU, share of one core",

@@ -32,6 +32,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +163,7 @@ def _run_round(
     done: dict[str, dict[str, Any]] = {}
     for phase in phases:
         agent0, udp0, load0 = agents.cpu(), udp_counters(), os.getloadavg()[0]
-        cpus0 = cpu_times()
+        cpus0, started = cpu_times(), time.monotonic()
         watch = QueueWatch(agents.ports)
         try:
             with watch:
@@ -175,10 +176,13 @@ def _run_round(
             continue
         if out is None:
             continue
-        out.setdefault("agent_cpu_s", round(agents.cpu() - agent0, 3))
-        window = out.get("window_s") or 1.0
-        # what each process and each CPU got: a starved fleet or a shared core shows here
-        out["agent_cpu_share"] = round(out["agent_cpu_s"] / window, 3)
+        phase_s = time.monotonic() - started
+        fleet_cpu = agents.cpu() - agent0
+        out.setdefault("agent_cpu_s", round(fleet_cpu, 3))
+        # what the fleet and each CPU got over the whole phase (start and warm-up too): a
+        # starved fleet or a shared core shows here
+        out["phase_s"] = round(phase_s, 2)
+        out["agent_cpu_share_of_phase"] = round(fleet_cpu / phase_s, 3) if phase_s else None
         out["cpu_busy_by_cpu"] = busy_shares(cpus0, cpu_times())
         out["cpu_placement"] = placement.describe()
         # the host's UDP drops and load: polls failing in bulk are explained here
@@ -288,7 +292,8 @@ def _print_phase(phase: str, r: dict[str, Any]) -> None:
         f"{r['expected_polls']} due, {r.get('skipped_overload', 0)} skipped by overload) "
         f"{r['polls_per_s']:8.1f}/s, "
         f"{_fmt(r['polls_per_cpu_s'])} per CPU-s ({r['cpu_share_of_one_core']:.0%} of a core; "
-        f"fleet {r.get('agent_cpu_share', 0):.0%}; CPUs busy {_busy(r)}), "
+        f"over the phase: fleet {r.get('agent_cpu_share_of_phase') or 0:.0%}, CPUs busy "
+        f"{_busy(r)}), "
         f"{lag}, RSS {r['rss_bytes'] / 2**20:.0f} MiB, agent CPU {r['agent_cpu_s']:.1f} s, "
         f"agent queue max {r.get('agent_queue_max_bytes', 0) / 1024:,.0f} KiB",
         flush=True,
