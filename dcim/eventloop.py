@@ -3,8 +3,9 @@
 The monitor spends a good part of its CPU in the event loop itself (one wake-up,
 select call and timer-heap pass per SNMP answer at thousands of devices). uvloop
 (libuv underneath, a drop-in asyncio loop) does that work in C: with `dcim bench
-snmp` at 5,000 v2c devices the whole monitor did 401-406 polls per CPU-second on
-uvloop against 340-357 on asyncio's own loop (same machine, same hour).
+snmp` at 5,000 v2c devices the whole monitor did 365-417 polls per CPU-second on
+uvloop (365-391 in the first round of a run, 405-417 after) against 347-357 on
+asyncio's own loop (both rounds of one run), on the same machine the same morning.
 `DCIM_EVENT_LOOP=asyncio` keeps the standard loop (for comparing, or where uvloop
 cannot be installed).
 """

@@ -94,12 +94,12 @@ class DevicePoller:
     async def _poll_when_admitted(self, due: float) -> None:
         loop = asyncio.get_running_loop()
         gate = self._gate
-        if gate is not None and not await gate.admit(due + self.interval_s):
-            self.max_lag_s = max(self.max_lag_s, loop.time() - due)
+        admitted = gate is None or await gate.admit(due + self.interval_s)
+        self.max_lag_s = max(self.max_lag_s, loop.time() - due)
+        if not admitted:
             self.skipped += 1
             self.skipped_overload += 1
             return
-        self.max_lag_s = max(self.max_lag_s, loop.time() - due)
         try:
             await self.poll_once()
         finally:

@@ -16,9 +16,9 @@ a second or two.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +36,7 @@ from dcim.inventory import Config
 from dcim.reading import Reading
 from dcim.runner import Monitor
 from simulators.fast_agent import fleet
+from tests.support.busy import LoopThread, keep_cpu_busy
 from tests.support.waiting import eventually, wait_until
 
 DEVICES = 400
@@ -61,32 +62,6 @@ def agent_ports(tmp_path: Path) -> Iterator[list[int]]:
         agents.stop()
 
 
-class ReceiverThread:
-    """The webhook receiver on a loop of its own, in a thread."""
-
-    def __init__(self) -> None:
-        self.receiver = WebhookReceiver()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-
-    def __enter__(self) -> WebhookReceiver:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.receiver.start(), self._loop).result(10)
-        return self.receiver
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.receiver.aclose(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-
-
-def _busy(seconds: float) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        pass
-
-
 def _config(ports: list[int], state: Path, webhook: str, communities: list[str]) -> Config:
     raw: dict[str, Any] = fleet_config(DEVICES, ports, INTERVAL_S, 25)
     raw["monitor"].update(state_dir=str(state), self_metrics_interval_s=1, ops=None)
@@ -104,7 +79,10 @@ async def test_an_overloaded_monitor_skips_polls_counts_them_and_pages_on_time(
     caplog.set_level(logging.WARNING)
     ups = [Target(m.id, TRAP_RULE, m.community) for m in fleet(DEVICES) if m.kind == "ups"][:3]
     assert ups, "the fleet has UPS to send traps for"
-    with ReceiverThread() as receiver:
+    receiver = WebhookReceiver()
+    with LoopThread() as thread, contextlib.ExitStack() as cleanup:
+        thread.run(receiver.start())
+        cleanup.callback(lambda: thread.run(receiver.aclose()))
         config = _config(agent_ports, tmp_path / "state", receiver.url, [t.address for t in ups])
         monitor = Monitor(config, collectors=CollectorFactory.for_config(config))
         stop = asyncio.Event()
@@ -114,7 +92,7 @@ async def test_an_overloaded_monitor_skips_polls_counts_them_and_pages_on_time(
 
         def hog() -> None:
             if hogging:
-                _busy(BUSY_S)
+                keep_cpu_busy(BUSY_S)
                 loop.call_later(FREE_S, hog)
 
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

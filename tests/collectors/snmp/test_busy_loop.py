@@ -10,8 +10,6 @@ answers waiting there would be taken for timeouts.
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -21,44 +19,27 @@ from collectors.snmp.types import parse_oid
 from dcim import eventloop
 from dcim.inventory import SnmpConfig
 from simulators.fast_agent import FastAgent, fleet, fleet_devices
+from tests.support.busy import LoopThread, keep_cpu_busy
 from tests.support.waiting import eventually
 
 MEMBERS = fleet(60)
 SYS_NAME = parse_oid("1.3.6.1.2.1.1.5.0")
 
 
-def _busy(seconds: float) -> None:
-    """Keep the CPU (and so this event loop) busy, as decoding thousands of polls does."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        pass
-
-
 @pytest.fixture
 def agent_port() -> Iterator[int]:
     """A fast agent answering from its own thread and loop."""
-    ready = threading.Event()
-    stop: list[asyncio.Event] = []
-    ports: list[int] = []
+    agent = FastAgent(fleet_devices(MEMBERS))
 
-    async def serve() -> None:
-        agent = FastAgent(fleet_devices(MEMBERS))
-        ports.extend(await agent.start("127.0.0.1", 0))
-        stop.append(asyncio.Event())
-        ready.set()
+    async def close() -> None:
+        agent.close()
+
+    with LoopThread() as thread:
+        (port,) = thread.run(agent.start("127.0.0.1", 0))
         try:
-            await stop[0].wait()
+            yield port
         finally:
-            agent.close()
-
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-    thread.start()
-    assert ready.wait(10), "the agent did not start"
-    yield ports[0]
-    loop.call_soon_threadsafe(stop[0].set)
-    thread.join(10)
-    loop.close()
+            thread.run(close())
 
 
 async def _busy_polls(port: int) -> list[object]:
@@ -86,7 +67,7 @@ async def _busy_polls(port: int) -> list[object]:
             lambda: host.in_flight == len(MEMBERS), 5, "every request sent", interval_s=0
         )
         # the loop busy with other work while the answers arrive and every timer passes
-        _busy(0.6)
+        keep_cpu_busy(0.6)
         return list(await asyncio.gather(*gets, return_exceptions=True))
     finally:
         host.close()
