@@ -90,6 +90,7 @@ class PollGate:
     async def admit(self, deadline: float) -> bool:
         """Wait for a turn until loop time `deadline`: True when admitted (call `release`
         after the poll), False when the deadline passed first (the poll is skipped)."""
+        self._wake()  # waiters that expired leave the queue first: they hold no turn
         if self.in_progress < self.limit and not self._waiters:
             self.in_progress += 1
             self.admitted += 1
