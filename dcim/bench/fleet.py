@@ -60,6 +60,7 @@ def fleet_config(
     halls: list[dict[str, Any]] = []
     racks: list[dict[str, Any]] = []
     room_devices: list[dict[str, Any]] = []
+    pdus_in: list[int] = []  # PDUs of each rack so far
     for n, member in enumerate(fleet(count)):
         device = {
             "id": member.id,
@@ -71,9 +72,19 @@ def fleet_config(
             "snmp": _snmp_section(member, ports[n % len(ports)], max_repetitions, snmp_version),
         }
         if member.kind == "pdu":
-            if not racks or len(racks[-1]["devices"]) == 2:
+            if not racks or pdus_in[-1] == 2:
                 racks.append({"id": f"r{len(racks):05d}", "devices": []})
+                pdus_in.append(0)
             racks[-1]["devices"].append(device)
+            pdus_in[-1] += 1
+        elif member.kind == "sensor" and racks:
+            # a probe at a rack's inlet, as halls have them: the floor map's temperatures
+            # move with its readings (one probe per rack, on the latest racks)
+            device["tags"] = {"position": "inlet"}
+            free = [
+                r for r, n in zip(racks[-8:], pdus_in[-8:], strict=True) if len(r["devices"]) == n
+            ]
+            (free or racks)[-1]["devices"].append(device)
         else:
             room_devices.append(device)
     per_hall = 250

@@ -59,12 +59,14 @@ class GcTimer:
         self.seconds = [0.0, 0.0, 0.0]
         self.collections = [0, 0, 0]
         self._started = 0.0
+        self.tracked = self.frozen = 0
 
     def start(self) -> None:
         gc.callbacks.append(self._callback)
 
     def stop(self) -> None:
         gc.callbacks.remove(self._callback)
+        self.tracked, self.frozen = len(gc.get_objects()), gc.get_freeze_count()
 
     def _callback(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
@@ -76,6 +78,9 @@ class GcTimer:
 
     def figures(self) -> dict[str, Any]:
         return {
+            # what a full pass walks (tracked objects not frozen) and what it skips
+            "gc_tracked_objects": self.tracked,
+            "gc_frozen_objects": self.frozen,
             "gc_s": round(sum(self.seconds), 3),
             "gc_s_by_generation": [round(x, 3) for x in self.seconds],
             "gc_collections_by_generation": list(self.collections),

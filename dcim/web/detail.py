@@ -265,8 +265,8 @@ def rack_view(
     )
 
 
-def _all(device: DeviceLive, metric: str) -> list[Latest]:
-    return [latest for (name, _), latest in device.latest.items() if name == metric]
+def _all(device: DeviceLive, metric: str) -> Sequence[Latest]:
+    return device.series(metric)
 
 
 def spark_path(

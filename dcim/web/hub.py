@@ -4,7 +4,12 @@ browsers.
 Every `update_s` the hub asks each watched topic whether anything it shows may have
 changed (its fingerprint); if so it renders the topic's fragments once, and sends
 each browser only the fragments whose HTML changed, as one `fragments` event
-(JSON: element id -> HTML). A new browser first gets every fragment. A browser that
+(JSON: element id -> HTML). A new browser first gets every fragment.
+
+The board never takes the monitor's time from polling and alerting: refreshes may use
+at most `BUDGET` of the event loop's thread (CPU time measured per round); a round
+that cost more spaces the next one out (a big site's wall screen then updates every
+few seconds instead of every second, and `HubStats.period_s` says so). A browser that
 cannot keep up (its small queue is full) is disconnected: EventSource reconnects
 by itself and starts from the whole page again, so a slow client costs nothing to
 the others and holds no unbounded memory.
@@ -16,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 
@@ -25,6 +31,8 @@ log = logging.getLogger(__name__)
 CLIENT_QUEUE = 8
 #: Seconds of silence after which a comment line keeps proxies from closing the stream.
 KEEPALIVE_S = 15.0
+#: Share of the event loop's thread the refreshes may take, at most.
+BUDGET = 0.1
 
 Render = Callable[[], Awaitable[dict[str, str]]]
 Fingerprint = Callable[[], Hashable]
@@ -68,6 +76,9 @@ class HubStats:
     renders: int = 0
     messages: int = 0
     dropped_clients: int = 0
+    #: CPU seconds of the last refresh round, and seconds from its start to the next.
+    round_cpu_s: float = 0.0
+    period_s: float = 0.0
 
 
 class Hub:
@@ -103,15 +114,30 @@ class Hub:
             self.topics.pop(topic.key, None)
 
     async def run(self) -> None:
-        """Refresh watched topics every `update_s` until cancelled."""
+        """Refresh watched topics every `update_s` (or slower, see `BUDGET`) until cancelled."""
+        wait = self.update_s
         while True:
-            await asyncio.sleep(self.update_s)
+            await asyncio.sleep(wait)
+            started = time.thread_time()
             for topic in list(self.topics.values()):
                 if topic.clients:
                     try:
                         await self._refresh(topic)
                     except Exception:
                         log.exception("board: rendering %s failed", topic.key)
+            wait = self.pause_after(time.thread_time() - started)
+
+    def pause_after(self, cpu_s: float) -> float:
+        """Seconds to wait after a round that took `cpu_s` so rounds stay within BUDGET."""
+        wait = max(self.update_s, cpu_s / BUDGET - cpu_s)
+        if wait > self.update_s and self.stats.period_s <= self.update_s:
+            log.info(
+                "board: a refresh took %.0f ms of CPU; live updates every %.1f s",
+                cpu_s * 1000,
+                wait + cpu_s,
+            )
+        self.stats.round_cpu_s, self.stats.period_s = cpu_s, wait + cpu_s
+        return wait
 
     async def _refresh(self, topic: Topic, *, force: bool = False) -> None:
         mark = topic.fingerprint()

@@ -19,7 +19,7 @@ import asyncio
 import math
 from array import array
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dcim.inventory import Config, PlacedDevice, iter_devices
@@ -166,6 +166,19 @@ class DeviceLive:
     history: DeviceHistory
     latest: dict[SeriesKey, Latest] = field(default_factory=dict)
     version: int = 0
+    _by_metric: dict[str, list[Latest]] = field(default_factory=dict, repr=False)
+    _indexed_at: int = -1
+
+    def series(self, metric: str) -> Sequence[Latest]:
+        """Every series of `metric`, in the order first seen. The index is rebuilt once
+        per change of the device (a poll), not on every question: the overview asks each
+        device a dozen of them every update."""
+        if self._indexed_at != self.version:
+            index: dict[str, list[Latest]] = {}
+            for (name, _), latest in self.latest.items():
+                index.setdefault(name, []).append(latest)
+            self._by_metric, self._indexed_at = index, self.version
+        return self._by_metric.get(metric, [])
 
 
 class LiveState:
@@ -272,9 +285,7 @@ class LiveState:
         device = self.devices.get(device_id)
         if device is None:
             return
-        for (name, _), latest in device.latest.items():
-            if name == metric:
-                yield latest
+        yield from device.series(metric)
 
     def history(self, device_id: str, key: SeriesKey) -> list[tuple[float, float]]:
         device = self.devices.get(device_id)

@@ -193,6 +193,8 @@ class OverviewBuilder:
         self.config = config
         self.engine_bands = engine_bands
         self._bands: dict[str, InletBands] = {}
+        #: (site, room, row, rack) -> its cell of the last build (the inventory's racks)
+        self._cells: dict[tuple[str, str, str, str], RackCell] = {}
 
     def room_bands(self, ashrae_class: str | None) -> InletBands:
         if ashrae_class is None:
@@ -200,6 +202,39 @@ class OverviewBuilder:
         if ashrae_class not in self._bands:
             self._bands[ashrae_class] = class_bands(ashrae_class)
         return self._bands[ashrae_class]
+
+    def _cell(
+        self,
+        where: tuple[str, str, str, str],
+        inlet_c: float | None,
+        band: Band,
+        incident: str | None,
+        cooling_lost: list[str],
+    ) -> RackCell:
+        """The rack's cell, the one of the last build when nothing in it changed: a floor
+        map of thousands of racks built every update would otherwise hand the garbage
+        collector thousands of objects a second, each walked by its full passes."""
+        known = self._cells.get(where)
+        if (
+            known is not None
+            and known.inlet_c == inlet_c
+            and known.band == band
+            and known.incident == incident
+            and known.cooling_lost == cooling_lost
+        ):
+            return known
+        _, room_id, row_id, rack_id = where
+        cell = RackCell(
+            id=rack_id,
+            room=room_id,
+            row=row_id,
+            inlet_c=inlet_c,
+            band=band,
+            incident=incident,
+            cooling_lost=cooling_lost,
+        )
+        self._cells[where] = cell
+        return cell
 
     def sites(self, live: LiveState, incidents: Sequence[Incident]) -> list[SiteView]:
         active = firing(incidents)
@@ -222,12 +257,15 @@ class OverviewBuilder:
             room = incident.labels.get("room")
             if room:
                 room_incidents[room] = room_incidents.get(room, 0) + 1
+        in_room: dict[str, list[DeviceLive]] = {}
+        for device in devices:
+            in_room.setdefault(device.placed.room, []).append(device)
         rooms = [
             self._room(
                 site,
                 room_id=room.id,
                 ashrae_class=room.ashrae_class,
-                devices=devices,
+                devices=in_room.get(room.id, []),
                 marks=marks,
                 room_incidents=room_incidents,
             )
@@ -293,14 +331,12 @@ class OverviewBuilder:
                     band = Band.WARNING  # its cooling is gone: it will heat up
                 counts[band.value] = counts.get(band.value, 0) + 1
                 cells.append(
-                    RackCell(
-                        id=rack.id,
-                        room=room_id,
-                        row=row.id,
-                        inlet_c=inlets.get(rack.id),
-                        band=band,
-                        incident=marks.get(rack.id),
-                        cooling_lost=failed,
+                    self._cell(
+                        (site.id, room_id, row.id, rack.id),
+                        inlets.get(rack.id),
+                        band,
+                        marks.get(rack.id),
+                        failed,
                     )
                 )
             rows.append(RowView(id=row.id, racks=cells))
@@ -356,8 +392,8 @@ def _middle(bands: InletBands) -> float:
     return low if low is not None else (high if high is not None else 0.0)
 
 
-def _series(device: DeviceLive, metric: str) -> list[Latest]:
-    return [latest for (name, _), latest in device.latest.items() if name == metric]
+def _series(device: DeviceLive, metric: str) -> Sequence[Latest]:
+    return device.series(metric)
 
 
 def live_value(device: DeviceLive, metric: str, **want: str) -> Latest | None:

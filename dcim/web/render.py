@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,6 +32,9 @@ SHAPES = {
 
 
 def _number(language: str) -> Callable[..., str]:
+    # Babel's formatting costs tens of microseconds a call and a floor map of thousands
+    # of racks shows few distinct values: remember them
+    @lru_cache(maxsize=65536)
     def number(value: float | None, digits: int = 1, unit: str = "") -> str:
         if value is None:
             return "\u2013"
@@ -105,10 +108,90 @@ def _clock(language: str) -> Callable[[float | None, str], str]:
     return clock
 
 
+def _labels(language: str) -> Callable[[str | None], str]:
+    """The word shown for a state, band or role (a Python table: a macro building it
+    on every call cost more than the rest of a floor map's rendering)."""
+    _ = translations(language).gettext
+    words = {
+        "normal": _("normal"),
+        "warning": _("warning"),
+        "critical": _("critical"),
+        "unknown": _("no data"),
+        "fire": _("FIRE ALARM"),
+        "info": _("info"),
+        "battery": _("ON BATTERY"),
+        "bypass": _("on bypass"),
+        "none": _("NO OUTPUT"),
+        "other": _("other"),
+        "booster": _("boost"),
+        "reducer": _("buck"),
+        "present": _("present"),
+        "lost": _("LOST"),
+        "partial": _("partly lost"),
+        "open": _("open"),
+        "closed": _("closed"),
+        "wet": _("WATER"),
+        "dry": _("dry"),
+        "alert": _("Alert"),
+        "action": _("Action"),
+        "fire1": _("FIRE 1"),
+        "fire2": _("FIRE 2"),
+        "alarm": _("ALARM"),
+        "smoke": _("smoke"),
+        "leak": _("leak"),
+        "door": _("door"),
+        "cooling": _("cooling"),
+        "standby": _("standby"),
+        "off": _("off"),
+        "fault": _("FAULT"),
+        "viewer": _("viewer"),
+        "operator": _("operator"),
+        "heating": _("heating"),
+        "dehumidifying": _("dehumidifying"),
+        "humidifying": _("humidifying"),
+        "idle": _("idle"),
+    }
+
+    def label(value: str | None) -> str:
+        return words.get(value or "", str(value))
+
+    return label
+
+
 def shape(mark: str | None) -> Markup:
     """The shape of a band or severity, hidden from screen readers (the text says it)."""
     glyph = SHAPES.get(mark or "unknown", SHAPES["unknown"])
     return Markup('<span class="shape" aria-hidden="true">{}</span>').format(glyph)
+
+
+#: Rendered rack cells kept per language; past this many the cache starts again
+#: (racks gone from the inventory or a peer never pile up).
+RACK_CELLS = 200_000
+
+
+def _rack_cells(env: Environment) -> Callable[[str, str, str, Any], Markup]:
+    """`rack_cell(base, site, room, rack)`: a floor map cell, rendered only when what it
+    shows changed: a floor map of thousands of racks re-renders in a few milliseconds
+    when a few of them moved."""
+    cells: dict[tuple[str, str, str, str], tuple[Any, Markup]] = {}
+
+    def rack_cell(base: str, site_id: str, room_id: str, rack: Any) -> Markup:
+        key = (base, site_id, room_id, rack.id)
+        inlet = None if rack.inlet_c is None else round(rack.inlet_c, 1)  # as shown
+        shown = (rack.band, inlet, rack.incident, tuple(rack.cooling_lost))
+        known = cells.get(key)
+        if known is not None and known[0] == shown:
+            return known[1]
+        html = env.get_template("rack-cell.html").render(
+            base=base, site_id=site_id, room_id=room_id, rack=rack
+        )
+        if len(cells) >= RACK_CELLS:
+            cells.clear()
+        # autoescaped template output
+        cells[key] = (shown, Markup(html))  # noqa: S704
+        return cells[key][1]
+
+    return rack_cell
 
 
 @cache
@@ -131,6 +214,8 @@ def environment(language: str) -> Environment:
     env.filters["when"] = _when(language)
     env.filters["clock"] = _clock(language)
     env.globals["shape"] = shape
+    env.globals["label"] = _labels(language)
+    env.globals["rack_cell"] = _rack_cells(env)
     env.globals["language"] = language
     return env
 

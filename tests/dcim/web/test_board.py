@@ -26,9 +26,11 @@ from dcim.inventory import Config, iter_devices, parse_config
 from dcim.reading import Reading
 from dcim.web.auth import Authenticator, hash_password
 from dcim.web.config import HistorySettings
+from dcim.web.hub import BUDGET, Hub
 from dcim.web.influx import read_history
 from dcim.web.live import DeviceHistory, LiveState
 from dcim.web.overview import OverviewBuilder
+from dcim.web.render import environment, render
 from dcim.web.server import Board
 from dcim.web.thermal import Band, class_bands, engine_bands
 from tests.support.certs import self_signed
@@ -115,6 +117,40 @@ def test_rooms_are_banded_by_their_own_ashrae_class() -> None:
     # 33 °C is past A1's allowable 32 (critical) but inside A2's 35 (warning only)
     assert bands == {"a01": (Band.CRITICAL, 33.0), "b01": (Band.WARNING, 33.0)}
     assert [room.ashrae_class for room in site.rooms] == ["A1", "A2"]
+
+
+def test_a_floor_map_rendered_again_shows_exactly_what_changed() -> None:
+    """Rack cells are cached by what they show: a rack that moved is rendered anew, in
+    every language, and the page equals one rendered from nothing."""
+    cfg = config()
+    live = LiveState(cfg, HistorySettings())
+    builder = OverviewBuilder(cfg, engine_bands(cfg.alerts))
+
+    def floor(language: str) -> str:
+        context = {"sites": builder.sites(live, []), "peers": [], "now": time.time()}
+        return render(language, "fragment-sites.html", context)
+
+    live.observe(inlet("env-a01", 22.0, cfg))
+    first = floor("en")
+    assert 'data-rack="a01" data-band="normal"' in first
+    assert "22.0\u00a0°C" in first
+    live.observe(inlet("env-a01", 33.0, cfg))
+    again, vietnamese = floor("en"), floor("vi")
+    assert 'data-rack="a01" data-band="critical"' in again
+    assert "33.0\u00a0°C" in again
+    assert "22.0\u00a0°C" not in again
+    assert translations("vi").gettext("critical") in vietnamese
+    render_anew = environment.__wrapped__("en")  # a fresh environment: nothing cached
+    context = {"sites": builder.sites(live, []), "peers": [], "now": time.time()}
+    assert render_anew.get_template("fragment-sites.html").render(**context) == again
+
+
+def test_the_board_spaces_its_updates_out_when_rendering_costs_too_much() -> None:
+    hub = Hub(update_s=1.0)
+    assert hub.pause_after(0.02) == 1.0  # cheap: every update_s
+    slow = hub.pause_after(0.5)  # half a second of CPU a round: at most BUDGET of the loop
+    assert math.isclose(0.5 / (slow + 0.5), BUDGET)
+    assert hub.stats.period_s == slow + 0.5
 
 
 def test_unsafe_board_configs_are_refused() -> None:
