@@ -39,9 +39,12 @@ Extras = tuple[tuple[str, str], ...]
 SeriesKey = tuple[str, Extras]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Latest:
-    """The newest reading of one series."""
+    """The newest reading of one series, updated in place by each new reading of it: a
+    new object per reading would live until the next poll, past the young generations,
+    and every full pass of the garbage collector would walk hundreds of thousands of
+    them (measured at 5,000 devices: 0.36 s stalls every few seconds)."""
 
     value: Value
     unit: str | None
@@ -250,7 +253,11 @@ class LiveState:
                 )
             )
         key = (reading.metric, extras)
-        device.latest[key] = Latest(reading.value, reading.unit, reading.ts_ns, extras)
+        latest = device.latest.get(key)
+        if latest is None:
+            device.latest[key] = Latest(reading.value, reading.unit, reading.ts_ns, extras)
+        else:
+            latest.value, latest.unit, latest.ts_ns = reading.value, reading.unit, reading.ts_ns
         device.version += 1
         value = reading.value
         if not isinstance(value, bool) and isinstance(value, int | float):
