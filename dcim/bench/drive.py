@@ -194,6 +194,12 @@ async def _drive(
             "events_notified": sum(
                 min(len(v), len(receiver.arrivals.get(k, ()))) for k, v in sent.items()
             ),
+            # which ones, to follow up in the monitor's log and alert store (first 20)
+            "events_not_notified": [
+                [*k, len(v) - len(receiver.arrivals.get(k, ()))]
+                for k, v in sorted(sent.items())
+                if len(receiver.arrivals.get(k, ())) < len(v)
+            ][:20],
             "traps_sent": sum(len(v) for v in by_rule(sent, TRAP_RULE).values()),
             "mqtt_sent": sum(len(v) for v in by_rule(sent, MQTT_RULE).values()),
             "event_send_late_max_s": max(sender.late, default=None),
