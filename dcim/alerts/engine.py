@@ -398,12 +398,17 @@ class RuleEngine:
         """Group, notify, and hand over everything that happened since the last call."""
         now = self.clock()
         candidates = list(self._touched.values())
+        # incidents that fired since the last call, as they were then
+        fired = {t.incident.id: t.incident for t in self._out.transitions if t.event == "firing"}
         if self._regroup:
             self._group(now)
             self._regroup = False
             candidates = list(self._touched.values()) + self._firing()
         for incident in candidates:
-            self._notify(incident, now)
+            if incident.id in fired and incident.phase is Phase.RESOLVED:
+                self._fired_and_cleared(fired[incident.id], incident, now)
+            else:
+                self._notify(incident, now)
         out, self._out = self._out, EngineOutput()
         out.changed = [inc for inc in self._touched.values() if inc.phase is not Phase.PENDING]
         self._touched = {}
@@ -610,6 +615,15 @@ class RuleEngine:
             incident.escalated = True
             self._record("escalated", incident)
             self._send("escalated", incident, now)
+
+    def _fired_and_cleared(self, as_fired: Incident, incident: Incident, now: float) -> None:
+        """An incident that fired and cleared between two calls (both events in one batch,
+        or the monitor busy meanwhile) is paged as it happened, firing then resolved: what
+        pages must not depend on how readings were batched."""
+        if as_fired.parent is not None or self.silenced_by(as_fired, now) is not None:
+            return
+        self._out.notifications.append(self.notification("firing", as_fired, now))
+        self._send("resolved", incident, now)
 
     def _send(self, event: str, incident: Incident, now: float) -> None:
         self._touched[incident.id] = incident

@@ -115,6 +115,26 @@ def test_one_device_down_is_its_own_alert_and_explains_its_metrics(hall: Harness
     assert down.children == {temp.id}
 
 
+def test_an_incident_that_fires_and_clears_in_one_batch_still_pages(hall: Harness) -> None:
+    """A UPS on battery for a moment whose two readings reach the engine together (the
+    monitor was busy): paged firing then resolved, as when they come one flush apart."""
+    ups = hall.devices["ups-1"].tags
+    at = int(hall.clock() * 1e9)
+    hall.engine.observe(Reading("ups-1", "ups.output_source", "battery", None, at, ups))
+    hall.engine.observe(Reading("ups-1", "ups.output_source", "normal", None, at, ups))
+    sent = hall.engine.take().notifications
+    assert [(n.event, n.rule, n.phase) for n in sent] == [
+        ("firing", "ups.on-battery", Phase.FIRING),
+        ("resolved", "ups.on-battery", Phase.RESOLVED),
+    ]
+    assert hall.engine.open_incidents == []
+    # a silenced one stays quiet either way
+    hall.engine.add_silence(Silence("s1", {"device": "ups-1"}, 0.0, 3600.0, "op"))
+    hall.engine.observe(Reading("ups-1", "ups.output_source", "battery", None, at, ups))
+    hall.engine.observe(Reading("ups-1", "ups.output_source", "normal", None, at, ups))
+    assert hall.engine.take().notifications == []
+
+
 def test_ups_on_battery_explains_pdu_alerts_in_its_room_only(hall: Harness) -> None:
     hall.feed("ups-1", "ups.output_source", "battery")
     hall.feed("pdu-1", "pdu.branch_current_a", 14.0, branch="1")  # same room: grouped
