@@ -4,15 +4,15 @@ browsers.
 Every `update_s` the hub asks each watched topic whether anything it shows may have
 changed (its fingerprint); if so it renders the topic's fragments once, and sends
 each browser only the fragments whose HTML changed, as one `fragments` event
-(JSON: element id -> HTML). A new browser first gets every fragment.
+(JSON: element id -> HTML). A new browser first gets every fragment. A browser that
+cannot keep up (its small queue is full) is disconnected: EventSource reconnects
+by itself and starts from the whole page again, so a slow client costs nothing to
+the others and holds no unbounded memory.
 
 The board never takes the monitor's time from polling and alerting: refreshes may use
 at most `BUDGET` of the event loop's thread (CPU time measured per round); a round
 that cost more spaces the next one out (a big site's wall screen then updates every
-few seconds instead of every second, and `HubStats.period_s` says so). A browser that
-cannot keep up (its small queue is full) is disconnected: EventSource reconnects
-by itself and starts from the whole page again, so a slow client costs nothing to
-the others and holds no unbounded memory.
+few seconds instead of every second, and `HubStats.period_s` says so).
 """
 
 from __future__ import annotations
