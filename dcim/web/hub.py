@@ -4,7 +4,10 @@ browsers.
 Every `update_s` the hub asks each watched topic whether anything it shows may have
 changed (its fingerprint); if so it renders the topic's fragments once, and sends
 each browser only the fragments whose HTML changed, as one `fragments` event
-(JSON: element id -> HTML). A new browser first gets every fragment. A browser that
+(JSON: element id -> HTML). A fragment may have cells (a rack of the floor map, a
+site's panels): while the rest of it (its frame) is unchanged only the cells that
+changed are sent, keyed "=<element id>" (the browser replaces that element whole).
+A new browser first gets every fragment. A browser that
 cannot keep up (its small queue is full) is disconnected: EventSource reconnects
 by itself and starts from the whole page again, so a slow client costs nothing to
 the others and holds no unbounded memory.
@@ -34,8 +37,22 @@ KEEPALIVE_S = 15.0
 #: Share of the event loop's thread the refreshes may take, at most.
 BUDGET = 0.1
 
-Render = Callable[[], Awaitable[dict[str, str]]]
 Fingerprint = Callable[[], Hashable]
+
+
+@dataclass
+class Rendered:
+    """A topic's fragments as rendered now."""
+
+    #: fragment id -> its whole HTML
+    html: dict[str, str]
+    #: fragment id -> its HTML with a place-holder per cell (fragments that have cells)
+    frames: dict[str, str] = field(default_factory=dict)
+    #: cell element id -> its HTML (the element itself)
+    cells: dict[str, str] = field(default_factory=dict)
+
+
+Render = Callable[[], Awaitable[Rendered]]
 
 
 @dataclass(eq=False)
@@ -62,8 +79,35 @@ class Topic:
     fingerprint: Fingerprint
     clients: set[Client] = field(default_factory=set)
     last: dict[str, str] = field(default_factory=dict)
+    frames: dict[str, str] = field(default_factory=dict)
+    cells: dict[str, str] = field(default_factory=dict)
     seen: Hashable = None
     rendered: bool = False
+
+
+def changes(topic: Topic, rendered: Rendered) -> dict[str, str]:
+    """What a browser that has the topic's last fragments needs: fragments without cells
+    that changed; fragments with cells whole if a frame changed, else the cells that
+    changed ("=" + element id)."""
+    out: dict[str, str] = {}
+    framed: dict[str, str] = {}
+    whole = False
+    for name, html in rendered.html.items():
+        if topic.last.get(name) == html:
+            continue
+        frame = rendered.frames.get(name)
+        if frame is None:
+            out[name] = html
+        else:
+            framed[name] = html
+            whole = whole or topic.frames.get(name) != frame
+    if whole:
+        out.update(framed)
+    else:
+        for element, html in rendered.cells.items():
+            if topic.cells.get(element) != html:
+                out["=" + element] = html
+    return out
 
 
 def encode(fragments: dict[str, str]) -> bytes:
@@ -143,11 +187,11 @@ class Hub:
         mark = topic.fingerprint()
         if not force and topic.rendered and mark == topic.seen:
             return
-        fragments = await topic.render()
+        rendered = await topic.render()
         topic.seen, topic.rendered = mark, True
         self.stats.renders += 1
-        changed = {k: v for k, v in fragments.items() if topic.last.get(k) != v}
-        topic.last = fragments
+        changed = changes(topic, rendered)
+        topic.last, topic.frames, topic.cells = rendered.html, rendered.frames, rendered.cells
         if changed and topic.clients:
             message = encode(changed)
             self.stats.messages += len(topic.clients)

@@ -6,8 +6,10 @@ numbers and times through Babel in the page's language, times in the site's zone
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from typing import Any
@@ -169,6 +171,44 @@ def shape(mark: str | None) -> Markup:
 RACK_CELLS = 200_000
 
 
+#: While `render_cells` runs: the cells rendered so far (element id -> HTML).
+_CELLS: ContextVar[dict[str, str] | None] = ContextVar("board_cells", default=None)
+_PLACE = re.compile("\x00([^\x00]+)\x00")
+
+
+def _cell(element_id: str, html: Markup) -> Markup:
+    """`html` where it stands, or, while `render_cells` collects, a place-holder for it."""
+    cells = _CELLS.get()
+    if cells is None:
+        return html
+    cells[element_id] = str(html)
+    return Markup(f"\x00{element_id}\x00")  # noqa: S704 - an id the board made
+
+
+def render_cells(
+    language: str, template: str, context: Mapping[str, Any]
+) -> tuple[str, str, dict[str, str]]:
+    """(whole HTML, frame, cells): the frame is the HTML with a place-holder for each cell
+    (a local rack, a site's panels), so a browser can be sent only the cells that changed
+    while the frame stays the same: a few racks instead of a 5,000-rack floor map."""
+    cells: dict[str, str] = {}
+    token = _CELLS.set(cells)
+    try:
+        frame = render(language, template, context)
+    finally:
+        _CELLS.reset(token)
+    return _PLACE.sub(lambda m: cells[m.group(1)], frame), frame, cells
+
+
+def _site_panels(env: Environment) -> Callable[[str, Any], Markup]:
+    def site_panels(base: str, site: Any) -> Markup:
+        # autoescaped template output
+        html = Markup(env.get_template("site-panels.html").render(base=base, site=site))  # noqa: S704
+        return _cell(f"panels:{site.id}", html) if not base else html
+
+    return site_panels
+
+
 def _rack_cells(env: Environment) -> Callable[[str, str, str, Any], Markup]:
     """`rack_cell(base, site, room, rack)`: a floor map cell, rendered only when what it
     shows changed: a floor map of thousands of racks re-renders in a few milliseconds
@@ -180,16 +220,15 @@ def _rack_cells(env: Environment) -> Callable[[str, str, str, Any], Markup]:
         inlet = None if rack.inlet_c is None else round(rack.inlet_c, 1)  # as shown
         shown = (rack.band, inlet, rack.incident, tuple(rack.cooling_lost))
         known = cells.get(key)
-        if known is not None and known[0] == shown:
-            return known[1]
-        html = env.get_template("rack-cell.html").render(
-            base=base, site_id=site_id, room_id=room_id, rack=rack
-        )
-        if len(cells) >= RACK_CELLS:
-            cells.clear()
-        # autoescaped template output
-        cells[key] = (shown, Markup(html))  # noqa: S704
-        return cells[key][1]
+        if known is None or known[0] != shown:
+            html = env.get_template("rack-cell.html").render(
+                base=base, site_id=site_id, room_id=room_id, rack=rack
+            )
+            if len(cells) >= RACK_CELLS:
+                cells.clear()
+            # autoescaped template output
+            known = cells[key] = (shown, Markup(html))  # noqa: S704
+        return _cell(f"rack:{site_id}/{room_id}/{rack.id}", known[1]) if not base else known[1]
 
     return rack_cell
 
@@ -216,6 +255,7 @@ def environment(language: str) -> Environment:
     env.globals["shape"] = shape
     env.globals["label"] = _labels(language)
     env.globals["rack_cell"] = _rack_cells(env)
+    env.globals["site_panels"] = _site_panels(env)
     env.globals["language"] = language
     return env
 

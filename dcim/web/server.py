@@ -36,11 +36,11 @@ from dcim.inventory import Config, InfluxSinkConfig
 from dcim.reading import Reading
 from dcim.web.auth import Authenticator, Identity, Session
 from dcim.web.config import WebConfig
-from dcim.web.hub import KEEPALIVE_S, Hub
+from dcim.web.hub import KEEPALIVE_S, Hub, Rendered
 from dcim.web.overview import OverviewBuilder
 from dcim.web.pages import Page, PageData
 from dcim.web.peers import STATE_PATH, BoardState, Peers
-from dcim.web.render import render
+from dcim.web.render import render, render_cells
 from dcim.web.thermal import InletBands, engine_bands
 
 if TYPE_CHECKING:
@@ -293,11 +293,15 @@ class Board:
             raise web.HTTPNotFound()
         language = self._language(request, session)
 
-        async def fragments() -> dict[str, str]:
-            out = {}
+        async def fragments() -> Rendered:
+            out = Rendered({})
             for name in page.fragments:
                 context = await self.pages.context(page, name)
-                out[name] = render(language, f"fragment-{name}.html", context)
+                html, frame, cells = render_cells(language, f"fragment-{name}.html", context)
+                out.html[name] = html
+                if cells:
+                    out.frames[name] = frame
+                    out.cells.update(cells)
             return out
 
         response = web.StreamResponse(

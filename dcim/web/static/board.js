@@ -27,11 +27,19 @@
     }
   }
 
+  function replace(id, html) {
+    const el = document.getElementById(id);
+    if (el) el.outerHTML = html;
+  }
+
   function connect() {
     const source = new EventSource("/events?page=" + encodeURIComponent(page));
     source.addEventListener("fragments", (event) => {
       const fragments = JSON.parse(event.data);
-      for (const [id, html] of Object.entries(fragments)) swap(id, html);
+      for (const [id, html] of Object.entries(fragments)) {
+        if (id.startsWith("=")) replace(id.slice(1), html);  // a cell: the element itself
+        else swap(id, html);
+      }
       updates += 1;
       body.dataset.updates = String(updates);
       live.textContent = `${body.dataset.msgLive} ${new Date().toLocaleTimeString()}`;

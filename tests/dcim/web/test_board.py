@@ -26,11 +26,11 @@ from dcim.inventory import Config, iter_devices, parse_config
 from dcim.reading import Reading
 from dcim.web.auth import Authenticator, hash_password
 from dcim.web.config import HistorySettings
-from dcim.web.hub import BUDGET, Hub
+from dcim.web.hub import BUDGET, Hub, Rendered, Topic, changes
 from dcim.web.influx import read_history
 from dcim.web.live import DeviceHistory, LiveState
 from dcim.web.overview import OverviewBuilder
-from dcim.web.render import environment, render
+from dcim.web.render import environment, render, render_cells
 from dcim.web.server import Board
 from dcim.web.thermal import Band, class_bands, engine_bands
 from tests.support.certs import self_signed
@@ -143,6 +143,48 @@ def test_a_floor_map_rendered_again_shows_exactly_what_changed() -> None:
     render_anew = environment.__wrapped__("en")  # a fresh environment: nothing cached
     context = {"sites": builder.sites(live, []), "peers": [], "now": time.time()}
     assert render_anew.get_template("fragment-sites.html").render(**context) == again
+
+
+def test_browsers_get_only_the_racks_that_changed_while_the_map_stays() -> None:
+    """The floor map's frame (rooms, rows, headings) with a place-holder per rack and per
+    site's panels: when a probe moves, the browsers get that rack alone."""
+    cfg = config()
+    live = LiveState(cfg, HistorySettings())
+    builder = OverviewBuilder(cfg, engine_bands(cfg.alerts))
+
+    def rendered() -> Rendered:
+        context = {"sites": builder.sites(live, []), "peers": [], "now": 0.0}
+        html, frame, cells = render_cells("en", "fragment-sites.html", context)
+        assert html == render("en", "fragment-sites.html", context)  # the same page either way
+        return Rendered({"sites": html}, {"sites": frame}, cells)
+
+    live.observe(inlet("env-a01", 22.0, cfg))
+    live.observe(inlet("env-b01", 22.0, cfg))
+    topic = Topic("overview", rendered_async(rendered), lambda: None)
+    first = rendered()
+    assert set(first.cells) == {"rack:hcm1/hall-a/a01", "rack:hcm1/hall-b/b01", "panels:hcm1"}
+    assert changes(topic, first) == {"sites": first.html["sites"]}  # a new browser: everything
+    topic.last, topic.frames, topic.cells = first.html, first.frames, first.cells
+    live.observe(inlet("env-a01", 33.0, cfg))
+    second = rendered()
+    sent = changes(topic, second)
+    assert list(sent) == ["=rack:hcm1/hall-a/a01"]
+    assert 'data-band="critical"' in sent["=rack:hcm1/hall-a/a01"]
+    assert sent["=rack:hcm1/hall-a/a01"].lstrip().startswith("<a ")  # the element itself
+    # the frame changed (a room's heading, say): the whole fragment, no cells
+    third = Rendered(
+        {"sites": second.html["sites"] + "<p>new</p>"},
+        {"sites": second.frames["sites"] + "<p>new</p>"},
+        second.cells,
+    )
+    assert changes(topic, third) == {"sites": third.html["sites"]}
+
+
+def rendered_async(make: Any) -> Any:
+    async def render_now() -> Rendered:
+        return make()  # type: ignore[no-any-return]
+
+    return render_now
 
 
 def test_the_board_spaces_its_updates_out_when_rendering_costs_too_much() -> None:
