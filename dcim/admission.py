@@ -6,9 +6,9 @@ answers wait in socket buffers past their timeouts, retries add load, and polls
 fail that the devices answered in time (a timeout storm). The gate lets polls start
 while the loop keeps up and holds them back while it lags; a poll still waiting
 when its device's next slot comes is skipped, counted and logged, and the device is
-polled at that next slot (the self-metrics count and log it). Waiting on the network costs the loop nothing, so slow
-devices and long round trips raise the limit, they do not lower it: only the loop's
-own lag does.
+polled at that next slot (the self-metrics count and log it). Waiting on the network
+costs the loop nothing, so slow devices and long round trips raise the limit, they do
+not lower it: only the loop's own lag does.
 
 The loop's lag is the lateness of a timer set every `probe_s` (how long a ready
 callback waits behind the others). The limit follows it: cut to a fraction of the

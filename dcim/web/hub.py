@@ -7,10 +7,10 @@ each browser only the fragments whose HTML changed, as one `fragments` event
 (JSON: element id -> HTML). A fragment may have cells (a rack of the floor map, a
 site's panels): while the rest of it (its frame) is unchanged only the cells that
 changed are sent, keyed "=<element id>" (the browser replaces that element whole).
-A new browser first gets every fragment. A browser that
-cannot keep up (its small queue is full) is disconnected: EventSource reconnects
-by itself and starts from the whole page again, so a slow client costs nothing to
-the others and holds no unbounded memory.
+A new browser first gets every fragment. A browser that cannot keep up (its small
+queue is full) is disconnected: EventSource reconnects by itself and starts from the
+whole page again, so a slow client costs nothing to the others and holds no
+unbounded memory.
 
 The board never takes the monitor's time from polling and alerting: refreshes may use
 at most `BUDGET` of the event loop's thread (CPU time measured per round); a round

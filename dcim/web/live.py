@@ -173,14 +173,14 @@ class DeviceLive:
     _indexed_at: int = -1
 
     def series(self, metric: str) -> Sequence[Latest]:
-        """Every series of `metric`, in the order first seen. The index is rebuilt once
-        per change of the device (a poll), not on every question: the overview asks each
-        device a dozen of them every update."""
-        if self._indexed_at != self.version:
+        """Every series of `metric`, in the order first seen. `Latest` objects are updated
+        in place and series never go away, so the index is rebuilt only when a series was
+        added, not on every question (the overview asks each device a dozen every update)."""
+        if self._indexed_at != len(self.latest):
             index: dict[str, list[Latest]] = {}
             for (name, _), latest in self.latest.items():
                 index.setdefault(name, []).append(latest)
-            self._by_metric, self._indexed_at = index, self.version
+            self._by_metric, self._indexed_at = index, len(self.latest)
         return self._by_metric.get(metric, [])
 
 

@@ -166,11 +166,6 @@ def shape(mark: str | None) -> Markup:
     return Markup('<span class="shape" aria-hidden="true">{}</span>').format(glyph)
 
 
-#: Rendered rack cells kept per language; past this many the cache starts again
-#: (racks gone from the inventory or a peer never pile up).
-RACK_CELLS = 200_000
-
-
 #: While `render_cells` runs: the cells rendered so far (element id -> HTML).
 _CELLS: ContextVar[dict[str, str] | None] = ContextVar("board_cells", default=None)
 _PLACE = re.compile("\x00([^\x00]+)\x00")
@@ -207,6 +202,11 @@ def _site_panels(env: Environment) -> Callable[[str, Any], Markup]:
         return _cell(f"panels:{site.id}", html) if not base else html
 
     return site_panels
+
+
+#: Rendered rack cells kept per language; past this many the cache starts again
+#: (racks gone from the inventory or a peer never pile up).
+RACK_CELLS = 200_000
 
 
 def _rack_cells(env: Environment) -> Callable[[str, str, str, Any], Markup]:
